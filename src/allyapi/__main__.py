@@ -1,0 +1,3 @@
+from allyapi.cli import main
+
+main()

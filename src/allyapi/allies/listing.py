@@ -1,0 +1,55 @@
+"""*Listed* exactly as the SPEC defines it, computed in SQL at read time.
+
+Listed = ``active`` and ``accepting`` and every *required* course of the org has a current
+(verified, unexpired) record. Because it is evaluated on every read against today's date,
+a required course expiring unlists the ally without anyone doing anything.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from allyapi.allies.models import Ally, AllyStatus
+from allyapi.training.models import TrainingCourse, TrainingRecord
+
+
+def current_record_clause(today: date) -> ColumnElement[bool]:
+    """A training record that counts: verified and not yet expired."""
+    return sa.and_(
+        col(TrainingRecord.verified).is_(True),
+        sa.or_(col(TrainingRecord.expires_on).is_(None), col(TrainingRecord.expires_on) > today),
+    )
+
+
+def missing_required_training(today: date) -> ColumnElement[bool]:
+    """True when some required course of the ally's org has no current record."""
+    has_current = (
+        sa.select(sa.literal(1))
+        .where(
+            col(TrainingRecord.ally_id) == col(Ally.id),
+            col(TrainingRecord.course_id) == col(TrainingCourse.id),
+            current_record_clause(today),
+        )
+        .exists()
+    )
+    return (
+        sa.select(sa.literal(1))
+        .where(
+            col(TrainingCourse.org_id) == col(Ally.org_id),
+            col(TrainingCourse.required).is_(True),
+            ~has_current,
+        )
+        .exists()
+    )
+
+
+def listed_clause(today: date) -> ColumnElement[bool]:
+    return sa.and_(
+        col(Ally.status) == AllyStatus.active,
+        col(Ally.accepting).is_(True),
+        ~missing_required_training(today),
+    )

@@ -1,0 +1,58 @@
+"""Ally profiles. The ally's identity is kept as a keyed reference, never the raw ``sub``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field
+
+from allyapi.core.models import TenantRow, Versioned, json_column, utc_column
+
+
+class AllyStatus(StrEnum):
+    applied = "applied"
+    active = "active"
+    paused = "paused"
+    retired = "retired"
+
+
+class Ally(TenantRow, Versioned, table=True):
+    __tablename__ = "allies"
+    __table_args__ = (
+        sa.UniqueConstraint("org_id", "subject_ref", name="uq_allies_org_subject"),
+        sa.Index("ix_allies_directory", "org_id", "status", "display_name", "id"),
+        sa.CheckConstraint("max_open_requests BETWEEN 1 AND 50", name="capacity_range"),
+        sa.CheckConstraint(
+            "status IN ('applied', 'active', 'paused', 'retired')", name="status_known"
+        ),
+    )
+
+    # HMAC("ally|org:sub") under the pseudonym key: links the profile to its owner's token
+    # without storing the sub (P1 hygiene: an ally may also ask for help one day).
+    subject_ref: str = Field(max_length=64)
+    display_name: str = Field(max_length=100)
+    pronouns: str | None = Field(default=None, max_length=40)
+    job_title: str | None = Field(default=None, max_length=100)
+    department: str | None = Field(default=None, max_length=100)
+    location: str | None = Field(default=None, max_length=100)
+    timezone: str | None = Field(default=None, max_length=64)
+    languages: list[str] = json_column()
+    topics: list[str] = json_column()
+    bio: str | None = Field(default=None, max_length=2000)
+    contact_channels: list[dict[str, Any]] = json_column()
+    availability: list[dict[str, Any]] = json_column()
+    accepting: bool = Field(default=True)
+    status: str = Field(default=AllyStatus.applied, max_length=16)
+    max_open_requests: int = Field(default=3)
+    # Lower-cased text the directory's ``q`` searches: name, job title, bio, topics, location.
+    search_text: str = Field(default="", max_length=4000)
+    # Department as sent in tokens, lower-cased, for the "not in my reporting line" rule.
+    department_key: str | None = Field(default=None, max_length=100)
+    approved_at: datetime | None = utc_column(nullable=True)
+    retired_at: datetime | None = utc_column(nullable=True)
+
+    def __repr__(self) -> str:
+        return f"Ally(id={self.id}, status={self.status})"

@@ -1,0 +1,83 @@
+"""The application factory: settings in, a wired FastAPI app out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from allyapi import __version__
+from allyapi.allies.router import me_router as ally_me_router
+from allyapi.allies.router import router as allies_router
+from allyapi.core.auth import TokenVerifier
+from allyapi.core.database import Database
+from allyapi.core.errors import install_error_handlers
+from allyapi.core.logging import configure_logging
+from allyapi.core.metrics import MetricsMiddleware, Registry
+from allyapi.core.middleware import BodyLimit, SecurityHeaders
+from allyapi.core.openapi import install_openapi
+from allyapi.core.settings import Settings, load_settings
+from allyapi.ops.router import router as ops_router
+from allyapi.resources.router import router as resources_router
+from allyapi.training.router import router as training_router
+
+DESCRIPTION = """\
+The headless API behind workplace mental health ally networks: a directory of trained
+volunteer allies, their training, signposting resources, and confidential contact requests.
+Privacy is enforced by construction (see SPEC P1–P8): requesters are pseudonymous, free text
+is encrypted at rest, and leadership sees aggregates only.
+"""
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level)
+    database = database or Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await database.dispose()
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="allyapi",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    app.state.database = database
+    app.state.verifier = TokenVerifier(settings)
+    app.state.metrics = Registry()
+
+    install_error_handlers(app)
+    for router in (
+        allies_router,
+        ally_me_router,
+        training_router,
+        resources_router,
+    ):
+        app.include_router(router, prefix="/v1")
+    app.include_router(ops_router)
+    install_openapi(app)
+
+    # Outermost last: metrics see every response, including the ones refused early.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+            expose_headers=["ETag", "Retry-After", "Location"],
+            max_age=600,
+        )
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(MetricsMiddleware, registry=app.state.metrics, root=app)
+    return app

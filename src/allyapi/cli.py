@@ -1,0 +1,139 @@
+"""``allyapi serve | migrate | token | seed --demo`` (SPEC §5)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from allyapi.core.auth import KNOWN_ROLES, mint_dev_token
+from allyapi.core.settings import Settings, load_settings
+
+DEMO_ORG = "demo"
+
+
+def _migrate(settings: Settings) -> None:
+    from allyapi.core.migrations import upgrade
+
+    if settings.effective_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+
+
+def cmd_migrate(settings: Settings, _: argparse.Namespace) -> int:
+    _migrate(settings)
+    print("schema is at head")
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    roles = [role.strip() for role in args.roles.split(",") if role.strip()]
+    unknown = set(roles) - KNOWN_ROLES
+    if unknown or not roles:
+        print(f"roles must be among {sorted(KNOWN_ROLES)}", file=sys.stderr)
+        return 2
+    token = mint_dev_token(
+        settings,
+        sub=args.sub,
+        org=args.org,
+        roles=roles,
+        ttl_seconds=args.ttl,
+        name=args.name,
+        country=args.country,
+        department=args.department,
+    )
+    print(token)
+    return 0
+
+
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    if not args.demo:
+        print("nothing to seed: pass --demo", file=sys.stderr)
+        return 2
+    from allyapi.demo import seed_demo
+
+    _migrate(settings)
+    created = asyncio.run(seed_demo(settings, DEMO_ORG))
+    print("demo organisation seeded" if created else "demo organisation already present")
+    _print_demo_tokens(settings, base_url=None)
+    return 0
+
+
+def _print_demo_tokens(settings: Settings, base_url: str | None) -> None:
+    from allyapi.demo import demo_tokens
+
+    print("\nDevelopment tokens for the demo organisation (valid 8 hours):")
+    for label, token in demo_tokens(settings, DEMO_ORG):
+        print(f"  {label:<12} {token}")
+    if base_url:
+        print(f"\nDocs: {base_url}/docs")
+        print(f'Try:  curl -H "Authorization: Bearer $TOKEN" {base_url}/v1/allies')
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if not args.no_migrate:
+        _migrate(settings)
+    if args.demo:
+        from allyapi.demo import seed_demo
+
+        asyncio.run(seed_demo(settings, DEMO_ORG))
+        _print_demo_tokens(settings, base_url=f"http://{args.host}:{args.port}")
+    else:
+        print(f"Docs: http://{args.host}:{args.port}/docs")
+    sys.stdout.flush()
+    uvicorn.run(
+        "allyapi.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # uvicorn's access log prints query strings; ours never does
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="allyapi", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the API (migrates first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--demo", action="store_true", help="seed a demo organisation and print tokens"
+    )
+    serve.add_argument("--no-migrate", action="store_true", help="do not run migrations first")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = commands.add_parser("migrate", help="bring the schema to the newest migration")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    token = commands.add_parser("token", help="mint a development token (HS256 issuer)")
+    token.add_argument("--sub", required=True)
+    token.add_argument("--org", required=True)
+    token.add_argument(
+        "--roles", required=True, help="comma-separated: " + ",".join(sorted(KNOWN_ROLES))
+    )
+    token.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
+    token.add_argument("--name")
+    token.add_argument("--country")
+    token.add_argument("--department")
+    token.set_defaults(handler=cmd_token)
+
+    seed = commands.add_parser("seed", help="seed data")
+    seed.add_argument("--demo", action="store_true", help="the demo organisation")
+    seed.set_defaults(handler=cmd_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = load_settings()
+    sys.exit(args.handler(settings, args))

@@ -1,0 +1,104 @@
+"""What every table shares: the naming convention, UTC timestamps, JSON columns, tenancy."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ORG_ID_MAX = 128
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def today() -> date:
+    return utcnow().date()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on PostgreSQL and on SQLite alike."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class json_array_contains(ColumnElement[bool]):
+    """``value`` is an element of the JSON array in ``column`` (GIN-indexable on PostgreSQL)."""
+
+    inherit_cache = True
+    type = sa.Boolean()
+
+    def __init__(self, column: Any, value: str) -> None:
+        self.column = column
+        self.value = value
+
+
+@compiles(json_array_contains, "postgresql")
+def _contains_pg(element: json_array_contains, compiler: Any, **kw: Any) -> str:
+    param = sa.cast(sa.func.jsonb_build_array(sa.literal(element.value)), JSONB)
+    return f"({compiler.process(element.column, **kw)} @> {compiler.process(param, **kw)})"
+
+
+@compiles(json_array_contains)
+def _contains_default(element: json_array_contains, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(sa.literal(element.value), **kw)
+    column = compiler.process(element.column, **kw)
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})"  # noqa: S608
+
+
+def json_column(**kw: Any) -> Any:
+    return Field(default_factory=list, sa_type=JSONType, sa_column_kwargs={"nullable": False, **kw})
+
+
+def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime, nullable=True, index=index)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index)
+
+
+class TenantRow(SQLModel):
+    """Columns every tenant-owned table has (P8: every row belongs to exactly one org)."""
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    org_id: str = Field(max_length=ORG_ID_MAX, index=True)
+    created_at: datetime = utc_column()
+    updated_at: datetime = utc_column()
+
+
+class Versioned(SQLModel):
+    """A mutable singleton: ``version`` feeds its ETag and guards concurrent updates."""
+
+    version: int = Field(default=1, nullable=False)

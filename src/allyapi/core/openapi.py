@@ -1,0 +1,114 @@
+"""The contract's shared parts: problem responses, operation ids, the bearer scheme.
+
+Every operation gets the error responses it can really produce (401/403 when it needs a
+token, 404 when it takes an id, 412 when it honours If-Match, 413 when it takes a body,
+422, 500) with the RFC 9457 schema, so integrators can generate clients that know them.
+Routers add the domain-specific ones (409, 429) with ``problem_responses``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from allyapi.core.errors import PROBLEM_JSON, Problem
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid bearer token",
+    403: "Authenticated, but this role may not do this",
+    404: "Not found, or not visible to the caller (other organisations answer the same)",
+    409: "Conflicts with the current state",
+    412: "If-Match does not match the current ETag",
+    413: "Request body too large",
+    422: "Invalid input (values are never echoed)",
+    429: "Too many requests; see Retry-After",
+    500: "Unexpected error (no details are disclosed)",
+}
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {
+            "description": _DESCRIPTIONS[status],
+            "model": Problem,
+            "content": {PROBLEM_JSON: {}},
+        }
+        for status in statuses
+    }
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+def _problem(status: int) -> dict[str, Any]:
+    return {
+        "description": _DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
+    }
+
+
+def _complete(operation: dict[str, Any], path: str) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    wanted = {422, 500}
+    if operation.get("security"):
+        wanted |= {401, 403}
+    if "{" in path:
+        wanted.add(404)
+    if "requestBody" in operation:
+        wanted.add(413)
+    if any(p.get("name") == "If-Match" for p in operation.get("parameters", [])):
+        wanted.add(412)
+    for status in sorted(wanted):
+        existing = responses.get(str(status))
+        if existing is None or "HTTPValidationError" in str(existing):
+            responses[str(status)] = _problem(status)
+    for code, response in responses.items():
+        content = response.get("content", {})
+        if code.startswith(("4", "5")) and "application/json" in content:
+            content.pop("application/json")
+            content[PROBLEM_JSON] = {"schema": PROBLEM_REF}
+
+
+def install_openapi(app: FastAPI) -> None:
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            route.operation_id = route.operation_id or _operation_id(route)
+
+    def custom_openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            servers=[{"url": "/", "description": "This server"}],
+        )
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas.update(
+            {
+                name: value
+                for name, value in Problem.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                .get("$defs", {})
+                .items()
+            }
+        )
+        problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        problem_schema.pop("$defs", None)
+        schemas["Problem"] = problem_schema
+        for path, item in schema.get("paths", {}).items():
+            for operation in item.values():
+                _complete(operation, path)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = custom_openapi  # type: ignore[method-assign]

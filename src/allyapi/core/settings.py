@@ -1,0 +1,154 @@
+"""All configuration in one pydantic-settings class (SPEC §6).
+
+Development runs with no configuration at all: missing secrets are generated once into
+``<data dir>/secrets.json`` (mode 0600) and reused. ``ALLYAPI_ENV=production`` refuses to start
+unless every secret is given explicitly, so a generated key can never guard real data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_SECRETS_FILE = "secrets.json"
+
+
+class OidcIssuer(BaseModel):
+    """An identity provider: tokens are verified with its keys and its algorithms only."""
+
+    issuer: str
+    algorithms: list[Literal["RS256", "ES256"]] = Field(min_length=1)
+    jwks_url: str | None = None
+    public_key: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ALLYAPI_", env_file=".env", extra="ignore", frozen=False
+    )
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Path(".allyapi")
+    database_url: str | None = None
+
+    jwt_issuer: str = "allyapi-dev"
+    jwt_secret: str | None = None
+    jwt_audience: str = "allyapi"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    oidc_issuers: list[OidcIssuer] = Field(default_factory=list)
+
+    pseudonym_key: str | None = None
+    data_keys: str | None = None
+
+    k_anonymity: int = Field(default=5, ge=3)
+    k_comments: int = Field(default=10, ge=3)
+    retention_days: int = Field(default=30, ge=1)
+    response_window_hours: int = Field(default=72, ge=1)
+    max_open_requests: int = Field(default=3, ge=1)
+    webhook_allow_private: bool | None = None
+
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    docs_enabled: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+    db_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "INFO"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < 32:
+            raise ValueError("ALLYAPI_JWT_SECRET must be at least 32 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_explicit_secrets(self) -> Settings:
+        if self.env != "production":
+            return self
+        missing = [
+            name
+            for name, value in (
+                (
+                    "ALLYAPI_JWT_SECRET or ALLYAPI_OIDC_ISSUERS",
+                    self.jwt_secret or self.oidc_issuers,
+                ),
+                ("ALLYAPI_PSEUDONYM_KEY", self.pseudonym_key),
+                ("ALLYAPI_DATA_KEYS", self.data_keys),
+                ("ALLYAPI_DATABASE_URL", self.database_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError("production refuses to start without " + ", ".join(missing))
+        return self
+
+    def with_dev_secrets(self) -> Settings:
+        """Fill missing secrets from (or into) the data dir. Never used in production."""
+        if self.env == "production":
+            return self
+        stored = _load_or_create_dev_secrets(self.data_dir)
+        updates: dict[str, Any] = {}
+        for name in ("jwt_secret", "pseudonym_key", "data_keys"):
+            if getattr(self, name) is None:
+                updates[name] = stored[name]
+        return self.model_copy(update=updates)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'allyapi.db'}"
+
+    @property
+    def allow_private_webhooks(self) -> bool:
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.env != "production"
+
+    @cached_property
+    def pseudonym_key_bytes(self) -> bytes:
+        if not self.pseudonym_key:
+            raise RuntimeError("pseudonym key is not configured")
+        return self.pseudonym_key.encode()
+
+    @cached_property
+    def data_key_ring(self) -> list[tuple[str, bytes]]:
+        """``id:base64key,...`` parsed; the first key writes, all of them read."""
+        if not self.data_keys:
+            raise RuntimeError("data keys are not configured")
+        ring: list[tuple[str, bytes]] = []
+        for part in self.data_keys.split(","):
+            key_id, _, encoded = part.strip().partition(":")
+            key = base64.b64decode(encoded)
+            if not key_id or len(key) != 32:
+                raise ValueError("each data key must be 'id:base64' of 32 bytes")
+            ring.append((key_id, key))
+        return ring
+
+
+def _load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:
+    path = data_dir / DEV_SECRETS_FILE
+    if path.exists():
+        loaded: dict[str, str] = json.loads(path.read_text())
+        return loaded
+    data_dir.mkdir(parents=True, exist_ok=True)
+    generated = {
+        "jwt_secret": secrets.token_urlsafe(48),
+        "pseudonym_key": secrets.token_urlsafe(48),
+        "data_keys": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(generated, handle)
+    return generated
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides).with_dev_secrets()

@@ -1,0 +1,89 @@
+"""/v1/resources: signposting resources (SPEC §3 Resources)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from allyapi.core.database import Session
+from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.openapi import problem_responses
+from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.schemas import CountryCode, Page
+from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator
+from allyapi.resources.models import ResourceCategory
+from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
+from allyapi.resources.service import ResourceService
+
+router = APIRouter(prefix="/resources", tags=["resources"])
+
+
+@router.get("", summary="List signposting resources")
+async def list_resources(
+    caller: EmployeeOrCoordinator,
+    session: Session,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    country: Annotated[CountryCode | None, Query(description="ISO 3166-1 alpha-2")] = None,
+    include_global: Annotated[
+        bool, Query(description="With `country`: also return resources that apply everywhere")
+    ] = True,
+    category: ResourceCategory | None = None,
+) -> Page[ResourcePublic]:
+    return await ResourceService(session).list(
+        caller.org,
+        limit=limit,
+        cursor=cursor,
+        country=country,
+        include_global=include_global,
+        category=category,
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a resource",
+    responses=problem_responses(409),
+)
+async def create_resource(
+    caller: CoordinatorOnly, session: Session, body: ResourceCreate, response: Response
+) -> ResourcePublic:
+    resource = await ResourceService(session).create(caller.org, body)
+    set_etag(response, resource.id, resource.version)
+    response.headers["Location"] = f"/v1/resources/{resource.id}"
+    return ResourcePublic.model_validate(resource)
+
+
+@router.get("/{resource_id}", summary="Read a resource")
+async def get_resource(
+    caller: EmployeeOrCoordinator, session: Session, resource_id: uuid.UUID, response: Response
+) -> ResourcePublic:
+    resource = await ResourceService(session).get(caller.org, resource_id)
+    set_etag(response, resource.id, resource.version)
+    return ResourcePublic.model_validate(resource)
+
+
+@router.patch("/{resource_id}", summary="Change a resource")
+async def update_resource(
+    caller: CoordinatorOnly,
+    session: Session,
+    resource_id: uuid.UUID,
+    body: ResourceUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ResourcePublic:
+    resource = await ResourceService(session).update(caller.org, resource_id, body, if_match)
+    set_etag(response, resource.id, resource.version)
+    return ResourcePublic.model_validate(resource)
+
+
+@router.delete(
+    "/{resource_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a resource"
+)
+async def delete_resource(
+    caller: CoordinatorOnly, session: Session, resource_id: uuid.UUID, if_match: IfMatch = None
+) -> None:
+    await ResourceService(session).delete(caller.org, resource_id, if_match)

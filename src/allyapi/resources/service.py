@@ -1,0 +1,82 @@
+"""Resource rules: coordinators curate; everyone on staff reads."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.core.errors import NotFound
+from allyapi.core.etag import check_if_match
+from allyapi.core.models import utcnow
+from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.schemas import Page
+from allyapi.resources.models import Resource
+from allyapi.resources.repository import ResourceRepository
+from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
+
+
+class ResourceService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = ResourceRepository(session)
+
+    async def list(
+        self,
+        org_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        country: str | None,
+        include_global: bool,
+        category: str | None,
+    ) -> Page[ResourcePublic]:
+        after = decode_cursor(cursor, 2)
+        rows = await self.repo.page(
+            org_id,
+            limit=limit,
+            after=(after[0], after[1]) if after else None,
+            country=country,
+            include_global=include_global,
+            category=category,
+        )
+        items = [ResourcePublic.model_validate(row) for row in rows[:limit]]
+        next_cursor = (
+            encode_cursor(rows[limit - 1].name, rows[limit - 1].id) if len(rows) > limit else None
+        )
+        return Page[ResourcePublic](items=items, next_cursor=next_cursor)
+
+    async def get(
+        self, org_id: str, resource_id: uuid.UUID, *, for_update: bool = False
+    ) -> Resource:
+        resource = await self.repo.get(org_id, resource_id, for_update=for_update)
+        if resource is None:
+            raise NotFound("resource not found")
+        return resource
+
+    async def create(self, org_id: str, body: ResourceCreate) -> Resource:
+        data = body.model_dump(mode="json")
+        resource = Resource(org_id=org_id, **data)
+        self.repo.add(resource)
+        await self.session.flush()
+        return resource
+
+    async def update(
+        self, org_id: str, resource_id: uuid.UUID, body: ResourceUpdate, if_match: str | None
+    ) -> Resource:
+        resource = await self.get(org_id, resource_id, for_update=True)
+        check_if_match(if_match, resource.id, resource.version)
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        for field, value in changes.items():
+            if value is None and field in {"name", "category"}:
+                continue
+            setattr(resource, field, value)
+        resource.version += 1
+        resource.updated_at = utcnow()
+        await self.session.flush()
+        return resource
+
+    async def delete(self, org_id: str, resource_id: uuid.UUID, if_match: str | None) -> None:
+        resource = await self.get(org_id, resource_id, for_update=True)
+        check_if_match(if_match, resource.id, resource.version)
+        await self.repo.delete(resource)

@@ -1,0 +1,128 @@
+"""Test harness: the real app, through httpx, on SQLite (default) or PostgreSQL.
+
+``ALLYAPI_TEST_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1/postgres`` runs the suite
+on PostgreSQL: a fresh database is created for the session (so parallel runs never meet),
+migrated with Alembic, and dropped at the end. Each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.app import create_app
+from allyapi.core.database import Database
+from allyapi.core.migrations import upgrade
+from allyapi.core.settings import Settings
+from allyapi.tables import metadata
+from tests.helpers import TokenFactory
+
+PG_ENV = "ALLYAPI_TEST_POSTGRES_URL"
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = os.environ.get(PG_ENV)
+    if not server:
+        path = tmp_path_factory.mktemp("db") / "allyapi.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"allyapi_test_{uuid.uuid4().hex[:12]}"
+    admin = _asyncpg_dsn(server)
+
+    async def run(sql: str) -> None:
+        connection = await asyncpg.connect(admin)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def migrated_url(database_url: str) -> str:
+    upgrade(database_url)
+    return database_url
+
+
+@pytest.fixture(scope="session")
+def settings(migrated_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        env="test",
+        data_dir=Path(tmp_path_factory.mktemp("data")),
+        database_url=migrated_url,
+        jwt_secret=secrets.token_urlsafe(48),
+        pseudonym_key=secrets.token_urlsafe(48),
+        data_keys="k2:"
+        + base64.b64encode(secrets.token_bytes(32)).decode()
+        + ",k1:"
+        + base64.b64encode(secrets.token_bytes(32)).decode(),
+        docs_enabled=True,
+    )
+
+
+@pytest.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    db = Database(settings)
+    yield db
+    await db.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, database: Database):  # type: ignore[no-untyped-def]
+    return create_app(settings, database)
+
+
+@pytest.fixture(autouse=True)
+async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "database" not in request.fixturenames:
+        return
+    database: Database = request.getfixturevalue("database")
+    tables = [table.name for table in reversed(metadata.sorted_tables)]
+    async with database.engine.begin() as connection:
+        if database.dialect == "postgresql":
+            await connection.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our table names
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def session(database: Database) -> AsyncIterator[AsyncSession]:
+    """A session for factories and for looking at stored rows; commits are the test's job."""
+    async with database.sessionmaker() as db_session:
+        yield db_session
+
+
+@pytest.fixture(scope="session")
+def tokens(settings: Settings) -> TokenFactory:
+    return TokenFactory(settings)
