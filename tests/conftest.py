@@ -30,6 +30,49 @@ from allyapi.tables import metadata
 from tests.helpers import TokenFactory
 
 PG_ENV = "ALLYAPI_TEST_POSTGRES_URL"
+_skipped: list[str] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The PostgreSQL leg fails loudly, never quietly skips, when its server is unreachable."""
+    server = os.environ.get(PG_ENV)
+    if not server:
+        return
+
+    async def ping() -> None:
+        connection = await asyncpg.connect(_asyncpg_dsn(server), timeout=10)
+        await connection.close()
+
+    try:
+        asyncio.run(ping())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        where = " in CI" if os.environ.get("CI") else ""
+        pytest.exit(
+            f"{PG_ENV} is set{where} but PostgreSQL does not answer ({type(exc).__name__}): "
+            "the PostgreSQL leg must run, not skip",
+            returncode=1,
+        )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if os.environ.get(PG_ENV):
+        return
+    skip = pytest.mark.skip(reason=f"PostgreSQL only: set {PG_ENV}")
+    for item in items:
+        if item.get_closest_marker("postgres_only"):
+            item.add_marker(skip)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI the PostgreSQL leg must run every test: a skip there is a failure."""
+    if _skipped and os.environ.get("CI") and os.environ.get(PG_ENV):
+        print(f"\nCI: {len(_skipped)} test(s) skipped on the PostgreSQL leg: {_skipped[:5]}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _asyncpg_dsn(url: str) -> str:
