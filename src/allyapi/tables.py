@@ -3,9 +3,27 @@
 from sqlmodel import SQLModel
 
 from allyapi.allies.models import Ally
+from allyapi.contact_requests.models import (
+    AccessLogEntry,
+    ContactMessage,
+    ContactRequest,
+    RequesterLoad,
+)
+from allyapi.core.idempotency import IdempotencyKey
 from allyapi.resources.models import Resource
 from allyapi.training.models import TrainingCourse, TrainingRecord
 
 metadata = SQLModel.metadata
 
-__all__ = ["Ally", "Resource", "TrainingCourse", "TrainingRecord", "metadata"]
+__all__ = [
+    "AccessLogEntry",
+    "Ally",
+    "ContactMessage",
+    "ContactRequest",
+    "IdempotencyKey",
+    "RequesterLoad",
+    "Resource",
+    "TrainingCourse",
+    "TrainingRecord",
+    "metadata",
+]

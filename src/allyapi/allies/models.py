@@ -25,6 +25,7 @@ class Ally(TenantRow, Versioned, table=True):
         sa.UniqueConstraint("org_id", "subject_ref", name="uq_allies_org_subject"),
         sa.Index("ix_allies_directory", "org_id", "status", "display_name", "id"),
         sa.CheckConstraint("max_open_requests BETWEEN 1 AND 50", name="capacity_range"),
+        sa.CheckConstraint("open_requests >= 0", name="load_not_negative"),
         sa.CheckConstraint(
             "status IN ('applied', 'active', 'paused', 'retired')", name="status_known"
         ),
@@ -47,6 +48,9 @@ class Ally(TenantRow, Versioned, table=True):
     accepting: bool = Field(default=True)
     status: str = Field(default=AllyStatus.applied, max_length=16)
     max_open_requests: int = Field(default=3)
+    # Open (pending or accepted) contact requests assigned to the ally: the ally's load.
+    # Changed only by conditional UPDATEs in contact_requests, so capacity holds under races.
+    open_requests: int = Field(default=0)
     # Lower-cased text the directory's ``q`` searches: name, job title, bio, topics, location.
     search_text: str = Field(default="", max_length=4000)
     # Department as sent in tokens, lower-cased, for the "not in my reporting line" rule.

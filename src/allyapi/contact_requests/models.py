@@ -1,0 +1,134 @@
+"""Contact requests, their thread and their access log (SPEC §2 P1–P5, P7).
+
+What is stored about a person asking for help:
+- ``requester_ref`` = HMAC(pseudonym key, org:sub) (P1); never the sub, a name or an email;
+- message, contact detail, alias and thread bodies only as AES-GCM ciphertext (P4), bound to
+  their row and field; erased at once on request and purged after retention (P7);
+- non-identifying facts kept for statistics: topic, urgency, language, status, dates.
+
+Capacity and caps are counters changed by conditional UPDATEs in the same transaction as the
+status change, so they hold with many processes: ``Ally.open_requests`` (see
+allies/models.py; the directory and suggestions rank by it — it *is* the ally's load) and
+``RequesterLoad.open_requests``. "Open" = ``pending`` or ``accepted``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from allyapi.core.models import ORG_ID_MAX, TenantRow, Versioned, json_column, utc_column
+
+
+class RequestStatus(StrEnum):
+    pending = "pending"
+    accepted = "accepted"
+    declined = "declined"  # every fitting ally declined; no re-match was possible
+    completed = "completed"
+    cancelled = "cancelled"
+    expired = "expired"
+
+
+OPEN_STATUSES = (RequestStatus.pending, RequestStatus.accepted)
+
+
+class ContactRequest(TenantRow, Versioned, table=True):
+    __tablename__ = "contact_requests"
+    __table_args__ = (
+        sa.Index("ix_contact_requests_requester", "org_id", "requester_ref", "created_at", "id"),
+        sa.Index("ix_contact_requests_ally", "ally_id", "status", "created_at", "id"),
+        sa.Index("ix_contact_requests_expiry", "status", "expires_at"),
+        sa.Index("ix_contact_requests_purge", "content_purge_at"),
+        sa.Index("ix_contact_requests_report", "org_id", "created_at"),
+        sa.CheckConstraint(
+            "status IN ('pending', 'accepted', 'declined', 'completed', 'cancelled', 'expired')",
+            name="status_known",
+        ),
+        sa.CheckConstraint("urgency IN ('low', 'normal', 'high')", name="urgency_known"),
+        sa.CheckConstraint(
+            "wellbeing IS NULL OR wellbeing BETWEEN 1 AND 5", name="wellbeing_range"
+        ),
+    )
+
+    requester_ref: str = Field(max_length=64)
+    ally_id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("allies.id", ondelete="SET NULL"), nullable=True
+        ),
+    )
+    topic: str = Field(max_length=64)
+    urgency: str = Field(max_length=8)
+    language: str | None = Field(default=None, max_length=35)
+    preferred_channel: str | None = Field(default=None, max_length=16)
+    anonymous: bool = Field(default=False)
+    status: str = Field(default=RequestStatus.pending, max_length=16)
+
+    # Protected content (P4): sealed with core.crypto, aad = aad_for("contact_requests", id, field).
+    message_sealed: str | None = Field(default=None, sa_type=sa.Text)
+    contact_detail_sealed: str | None = Field(default=None, sa_type=sa.Text)
+    alias_sealed: str | None = Field(default=None, sa_type=sa.Text)
+
+    # Allies who declined, so a re-match never returns to them.
+    declined_by: list[str] = json_column()
+    decline_reason: str | None = Field(default=None, max_length=32)
+    signposted: bool | None = Field(default=None)
+    signposted_resource_ids: list[str] = json_column()
+    follow_up: bool | None = Field(default=None)
+    wellbeing: int | None = Field(default=None)
+
+    expires_at: datetime | None = utc_column(nullable=True)  # pending deadline
+    accepted_at: datetime | None = utc_column(nullable=True)
+    closed_at: datetime | None = utc_column(nullable=True)
+    content_purge_at: datetime | None = utc_column(nullable=True)  # closed_at + retention
+    content_purged_at: datetime | None = utc_column(nullable=True)
+    erased_at: datetime | None = utc_column(nullable=True)
+
+
+class ContactMessage(SQLModel, table=True):
+    __tablename__ = "contact_messages"
+    __table_args__ = (sa.Index("ix_contact_messages_thread", "request_id", "created_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    org_id: str = Field(max_length=ORG_ID_MAX)
+    request_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("contact_requests.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    author: str = Field(max_length=10)  # "requester" or "ally"
+    body_sealed: str = Field(sa_type=sa.Text)  # aad = aad_for("contact_messages", id, "body")
+    created_at: datetime = utc_column()
+
+
+class AccessLogEntry(SQLModel, table=True):
+    """P5: each read of protected content by the assigned ally, listable by the requester."""
+
+    __tablename__ = "contact_access_log"
+    __table_args__ = (sa.Index("ix_contact_access_log_request", "request_id", "accessed_at", "id"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    org_id: str = Field(max_length=ORG_ID_MAX)
+    request_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("contact_requests.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    accessor_ally_id: uuid.UUID | None = Field(default=None)
+    accessor: str = Field(max_length=100)  # the ally's display name at the time
+    action: str = Field(max_length=32)
+    accessed_at: datetime = utc_column()
+
+
+class RequesterLoad(SQLModel, table=True):
+    """Open requests per requester: the cap is a conditional UPDATE on this row."""
+
+    __tablename__ = "requester_loads"
+
+    org_id: str = Field(max_length=ORG_ID_MAX, primary_key=True)
+    requester_ref: str = Field(max_length=64, primary_key=True)
+    open_requests: int = Field(default=0)
