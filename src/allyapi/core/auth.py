@@ -7,7 +7,9 @@ python-jose is used only as a signature/claim primitive. The rules that matter a
   identity providers), so HS/RS confusion cannot be expressed;
 - ``aud``, ``iss``, ``exp``, ``iat``, ``sub`` and ``org`` are required, checked by us (python-jose
   does not reject a token without ``aud`` even when an audience is passed);
-- ``roles`` must be a list of known roles; token size and claim lengths are bounded.
+- ``roles`` must be a list of known roles; token size and claim lengths are bounded;
+- a header that names a key source (``jku``, ``x5u``, ``jwk``, ``x5c``) or a critical extension
+  (``crit``) is refused outright: keys come from configuration only, never from the token.
 Every failure is the same ``Unauthorized`` with a generic detail: no claim value is echoed.
 """
 
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jose import jwt
-from jose.exceptions import JOSEError
 
 from allyapi.core.errors import Unauthorized
 from allyapi.core.settings import Settings
@@ -28,6 +29,9 @@ REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "exp", "iat")
 MAX_TOKEN_BYTES = 8192
 MAX_CLAIM_CHARS = 256
 DEV_ALGORITHMS = ["HS256"]
+# RFC 7515: keys named by the token itself (attacker-controlled) and extensions we do not
+# implement (``crit`` must then be rejected). ``kid`` and ``x5t`` only pick among our own keys.
+REFUSED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,10 @@ class TokenVerifier:
                 settings.jwt_issuer, DEV_ALGORITHMS, settings.jwt_secret
             )
         for oidc in settings.oidc_issuers:
+            if oidc.issuer in self.issuers:
+                # One name, one key family: a shared name would let one issuer's rules apply
+                # to the other's tokens.
+                raise ValueError(f"issuer configured twice: {oidc.issuer}")
             if oidc.public_key:
                 self.issuers[oidc.issuer] = Issuer(
                     oidc.issuer, list(oidc.algorithms), oidc.public_key
@@ -74,10 +82,15 @@ class TokenVerifier:
     def verify(self, token: str) -> Principal:
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise Unauthorized("invalid token")
+        # Any failure to parse or verify an untrusted token is a 401, whatever the library
+        # raises (JOSEError, ValueError, OverflowError, RecursionError...): never a 500.
         try:
+            header = jwt.get_unverified_header(token)
             unverified = jwt.get_unverified_claims(token)
-        except (JOSEError, ValueError, TypeError):
+        except Exception:
             raise Unauthorized("invalid token") from None
+        if not isinstance(header, dict) or REFUSED_HEADERS.intersection(header):
+            raise Unauthorized("invalid token")
         iss = unverified.get("iss") if isinstance(unverified, dict) else None
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
@@ -98,7 +111,7 @@ class TokenVerifier:
                     "leeway": self.leeway,
                 },
             )
-        except (JOSEError, ValueError, TypeError, KeyError):
+        except Exception:
             raise Unauthorized("invalid token") from None
         return self._principal(claims)
 
