@@ -17,7 +17,7 @@ from allyapi.core.errors import install_error_handlers
 from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware, Registry
 from allyapi.core.middleware import BodyLimit, SecurityHeaders
-from allyapi.core.openapi import install_openapi
+from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.settings import Settings, load_settings
 from allyapi.ops.router import router as ops_router
 from allyapi.resources.router import router as resources_router
@@ -50,6 +50,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url="/docs" if docs else None,
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
+        # Routers are included lazily, so operation ids must come from the app-wide generator.
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.database = database

@@ -1,4 +1,4 @@
-"""``allyapi serve | migrate | token | seed --demo`` (SPEC §5)."""
+"""``allyapi serve | migrate | token | seed --demo | openapi [--check]`` (SPEC §5)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from allyapi.core.auth import KNOWN_ROLES, mint_dev_token
 from allyapi.core.settings import Settings, load_settings
+from allyapi.ops.contract import CONTRACT_PATH
 
 DEMO_ORG = "demo"
 
@@ -98,6 +100,25 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(_: Settings | None, args: argparse.Namespace) -> int:
+    """Write the contract, or with ``--check`` fail when the committed one is out of date."""
+    from allyapi.ops.contract import openapi_document, render
+
+    path: Path = args.output
+    generated = render(openapi_document())
+    if args.check:
+        committed = path.read_text(encoding="utf-8") if path.exists() else ""
+        if committed != generated:
+            print(f"{path} is out of date: run `allyapi openapi`", file=sys.stderr)
+            return 1
+        print(f"{path} is up to date")
+        return 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(generated, encoding="utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allyapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,10 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="seed data")
     seed.add_argument("--demo", action="store_true", help="the demo organisation")
     seed.set_defaults(handler=cmd_seed)
+
+    openapi = commands.add_parser("openapi", help="write the OpenAPI contract (or --check it)")
+    openapi.add_argument("--output", type=Path, default=CONTRACT_PATH)
+    openapi.add_argument(
+        "--check", action="store_true", help="exit 1 when the file differs from the app"
+    )
+    openapi.set_defaults(handler=cmd_openapi)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    settings = load_settings()
+    # `openapi` builds the app from fixed settings: it must neither read .env nor make secrets.
+    settings = None if args.command == "openapi" else load_settings()
     sys.exit(args.handler(settings, args))

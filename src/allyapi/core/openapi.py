@@ -41,7 +41,8 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _operation_id(route: APIRoute) -> str:
+def operation_id(route: APIRoute) -> str:
+    """The route function's name: short, stable ids for generated clients (unique app-wide)."""
     return route.name
 
 
@@ -54,7 +55,9 @@ def _problem(status: int) -> dict[str, Any]:
 
 def _complete(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    wanted = {422, 500}
+    wanted = {500}
+    if operation.get("parameters") or "requestBody" in operation:
+        wanted.add(422)  # nothing to validate, nothing to reject (the operations endpoints)
     if operation.get("security"):
         wanted |= {401, 403}
     if "{" in path:
@@ -69,15 +72,24 @@ def _complete(operation: dict[str, Any], path: str) -> None:
             responses[str(status)] = _problem(status)
     for code, response in responses.items():
         content = response.get("content", {})
-        if code.startswith(("4", "5")) and "application/json" in content:
+        if code.startswith(("4", "5")) and _generic_json(content):
             content.pop("application/json")
             content[PROBLEM_JSON] = {"schema": PROBLEM_REF}
+
+
+def _generic_json(content: dict[str, Any]) -> bool:
+    """An error body FastAPI described as plain JSON; a route's own model (e.g. /readyz's 503
+    Readiness document) is what that route really sends, so it is kept."""
+    if "application/json" not in content:
+        return False
+    ref = str(content["application/json"].get("schema", {}).get("$ref", ""))
+    return ref == "" or ref.endswith(("/Problem", "/HTTPValidationError"))
 
 
 def install_openapi(app: FastAPI) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute):
-            route.operation_id = route.operation_id or _operation_id(route)
+            route.operation_id = route.operation_id or operation_id(route)
 
     def custom_openapi() -> dict[str, Any]:
         if app.openapi_schema:

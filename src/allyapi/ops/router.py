@@ -34,7 +34,12 @@ async def healthz() -> Health:
 @router.get(
     "/readyz",
     summary="Readiness: the database answers and its schema is at the newest migration",
-    responses={503: {"model": Readiness, "description": "Not ready"}},
+    response_model=None,
+    # The same document either way, so a load balancer or a person can see why it is not ready.
+    responses={
+        200: {"model": Readiness, "description": "Ready to serve traffic"},
+        503: {"model": Readiness, "description": "Not ready: database unreachable or behind"},
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     database: Database = request.app.state.database

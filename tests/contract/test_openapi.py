@@ -1,0 +1,120 @@
+"""The committed contract is the app's contract, and every operation is fully described.
+
+``allyapi openapi`` regenerates ``openapi/openapi.json``; these tests fail when someone
+changes a route without regenerating it, or adds an operation an integrator cannot use
+(no id, no summary, no tag, no security, or error bodies that are not problem details).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from allyapi.ops.contract import CONTRACT_PATH, openapi_document, render
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATIONS_PATHS = {"/healthz", "/readyz", "/metrics"}
+METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+PROBLEM_REF = "#/components/schemas/Problem"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return openapi_document()
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, item in sorted(document["paths"].items())
+        for method, operation in sorted(item.items())
+        if method in METHODS
+    ]
+
+
+def test_committed_contract_matches_the_app(document: dict[str, Any]) -> None:
+    committed = (ROOT / CONTRACT_PATH).read_text(encoding="utf-8")
+    assert committed == render(document), (
+        "openapi/openapi.json is out of date: run `.venv/bin/allyapi openapi` and commit it"
+    )
+
+
+def test_contract_has_operations(document: dict[str, Any]) -> None:
+    paths = {path for path, _, _ in operations(document)}
+    assert paths >= OPERATIONS_PATHS
+    assert any(path.startswith("/v1/") for path in paths)
+
+
+def test_every_operation_is_described(document: dict[str, Any]) -> None:
+    missing = [
+        f"{method.upper()} {path}: {field}"
+        for path, method, operation in operations(document)
+        for field in ("operationId", "summary", "tags")
+        if not operation.get(field)
+    ]
+    assert missing == []
+
+
+def test_api_operations_need_the_bearer_scheme(document: dict[str, Any]) -> None:
+    schemes = document["components"]["securitySchemes"]
+    bearer = {
+        name
+        for name, scheme in schemes.items()
+        if scheme.get("type") == "http" and scheme.get("scheme") == "bearer"
+    }
+    assert bearer, "no HTTP bearer security scheme"
+    for path, method, operation in operations(document):
+        requirements = operation.get("security") or []
+        if path in OPERATIONS_PATHS:
+            assert requirements == [], f"{method.upper()} {path} is an open operations endpoint"
+            continue
+        names = {name for requirement in requirements for name in requirement}
+        assert names, f"{method.upper()} {path} has no security"
+        assert names <= bearer, f"{method.upper()} {path} lacks bearer security"
+        assert {"401", "403"} <= set(operation["responses"]), f"{method.upper()} {path}"
+
+
+def test_error_responses_are_problem_details(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        responses: dict[str, Any] = operation["responses"]
+        errors = {code: r for code, r in responses.items() if code[0] in "45"}
+        assert "500" in errors, f"{method.upper()} {path} does not document 500"
+        if path == "/readyz":
+            # Not ready is a readiness document, not an error: probes read its fields.
+            errors.pop("503")
+        for code, response in errors.items():
+            content = response.get("content", {})
+            where = f"{method.upper()} {path} {code}"
+            assert list(content) == ["application/problem+json"], where
+            assert content["application/problem+json"]["schema"] == {"$ref": PROBLEM_REF}, where
+            assert response.get("description"), where
+
+
+def test_operations_that_take_input_document_422(document: dict[str, Any]) -> None:
+    for path, method, operation in operations(document):
+        if operation.get("parameters") or "requestBody" in operation:
+            assert "422" in operation["responses"], f"{method.upper()} {path}"
+
+
+def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
+    ids = Counter(operation.get("operationId") for _, _, operation in operations(document))
+    assert [name for name, count in ids.items() if count > 1] == []
+
+
+def test_readiness_documents_both_outcomes(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/readyz"]["get"]["responses"]
+    for code in ("200", "503"):
+        schema = responses[code]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Readiness"}
+
+
+def test_generation_ignores_the_environment(
+    document: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLYAPI_DOCS_ENABLED", "false")
+    monkeypatch.setenv("ALLYAPI_MAX_BODY_BYTES", "2048")
+    monkeypatch.setenv("ALLYAPI_ENV", "production")
+    assert render(openapi_document()) == render(document)
