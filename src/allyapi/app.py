@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         yield
         await database.dispose()
 
-    docs = settings.docs_enabled
+    docs = settings.expose_docs
     app = FastAPI(
         title="allyapi",
         version=__version__,
@@ -77,7 +77,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-            expose_headers=["ETag", "Retry-After", "Location"],
+            expose_headers=[
+                "ETag",
+                "Location",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+            ],
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)

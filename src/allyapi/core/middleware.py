@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,9 +52,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         is_docs = scope["path"].startswith(DOCS_PATHS)
+        started = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 present = {name for name, _ in message.get("headers", [])}
                 extra = [
                     (name, value)
@@ -63,7 +67,16 @@ class SecurityHeaders:
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette renders unhandled errors in ServerErrorMiddleware, outside every user
+            # middleware, so that 500 would leave without these headers. Answer it here (the
+            # same bare problem), then re-raise: the outer handler logs it and sees that the
+            # response has started, so it sends nothing more.
+            if not started:
+                await _send_problem(send, 500, "internal", "Internal error")
+            raise
 
 
 class BodyLimit:
@@ -83,28 +96,38 @@ class BodyLimit:
             return
         for name, value in scope["headers"]:
             if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_body_bytes
-                except ValueError:
-                    too_big = True
-                if too_big:
+                if not value.isdigit():  # RFC 9110: 1*DIGIT; no sign, no spaces
+                    await _send_problem(send, 400, "bad-request", "Invalid Content-Length")
+                    return
+                if len(value) > 12 or int(value) > self.max_body_bytes:
                     await _send_problem(send, 413, "payload-too-large", "Request body too large")
                     return
 
         received = 0
+        exceeded = started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
+                    exceeded = True
                     raise BodyTooLarge
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except BodyTooLarge:
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            # FastAPI turns any error while reading the body into its own 400: once the cap
+            # is crossed, the app's answer is dropped and the 413 below is sent instead.
+            if exceeded:
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(BodyTooLarge):
+            await self.app(scope, limited_receive, guarded_send)
+        if exceeded and not started:
             await _send_problem(send, 413, "payload-too-large", "Request body too large")
 
 

@@ -13,10 +13,10 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRETS_FILE = "secrets.json"
 
@@ -56,10 +56,36 @@ class Settings(BaseSettings):
     webhook_allow_private: bool | None = None
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    docs_enabled: bool = True
-    cors_origins: list[str] = Field(default_factory=list)
+    # None = the default for the environment: on in development/test, off in production
+    # (the contract is published as openapi/openapi.json; a production API need not serve it).
+    docs_enabled: bool | None = None
+    # Browser origins allowed to call the API (CORS). Empty = closed: no CORS headers at all.
+    # ALLYAPI_CORS_ORIGINS takes a JSON list or a comma-separated list of exact origins.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Writes (POST/PATCH/DELETE under /v1) per caller per minute, shared by all processes.
+    rate_limit_writes_per_minute: int = Field(default=120, ge=1, le=100_000)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and (
+                not origin.startswith(("https://", "http://")) or origin.endswith("/")
+            ):
+                raise ValueError(f"CORS origin must be scheme://host[:port]: {origin!r}")
+        return value
 
     @field_validator("jwt_secret")
     @classmethod
@@ -105,6 +131,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'allyapi.db'}"
+
+    @property
+    def expose_docs(self) -> bool:
+        """``/docs`` and ``/openapi.json``: ALLYAPI_DOCS_ENABLED, else off in production only."""
+        if self.docs_enabled is not None:
+            return self.docs_enabled
+        return self.env != "production"
 
     @property
     def allow_private_webhooks(self) -> bool:
