@@ -1,6 +1,215 @@
-"""Placeholder router; filled in by the domain's implementation."""
+"""/v1/allies and /v1/me/ally-profile (SPEC §3 Allies).
 
-from fastapi import APIRouter
+Employees see public profiles of listed allies only; coordinators see the coordinator view of
+any ally of their org. The route order matters: fixed paths (``/suggestions``,
+``/roster-sync``) are declared before ``/{ally_id}``.
+"""
 
-router = APIRouter()
-me_router = APIRouter()
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import AfterValidator
+
+from allyapi.allies.deps import (
+    CoordinatorOrTheAllyThemselves,
+    Employee,
+    EmployeeOrCoordinatorActor,
+    IntegrationOrg,
+    PseudonymKey,
+)
+from allyapi.allies.models import AllyStatus
+from allyapi.allies.repository import DirectoryFilter, SuggestionQuery
+from allyapi.allies.schemas import (
+    AllyCoordinatorView,
+    AllyCreate,
+    AllyOwnView,
+    AllyPublic,
+    AllyUpdate,
+    Label,
+    RosterSync,
+    RosterSyncResult,
+    TimezoneName,
+    canonical_language,
+    check_timezone,
+)
+from allyapi.allies.service import AllyRow, AllyService, managed_view, public_view
+from allyapi.core.database import Session
+from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.openapi import problem_responses
+from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.schemas import LanguageTag, Page, Tag
+from allyapi.core.security import CoordinatorOnly
+
+router = APIRouter(prefix="/allies", tags=["allies"])
+me_router = APIRouter(prefix="/me", tags=["allies"])
+
+Timezone = Annotated[TimezoneName, AfterValidator(check_timezone)]
+LanguageQuery = Annotated[LanguageTag | None, Query(description="BCP 47 tag, e.g. en-GB")]
+TopicQuery = Annotated[Tag | None, Query(description="A topic tag (case-insensitive)")]
+OWN_PROFILE = "/v1/me/ally-profile"
+
+
+def _managed(response: Response, row: AllyRow) -> AllyCoordinatorView:
+    ally, listed = row
+    set_etag(response, ally.id, ally.version)
+    return managed_view(ally, listed, AllyCoordinatorView)
+
+
+def _own(response: Response, row: AllyRow) -> AllyOwnView:
+    ally, listed = row
+    set_etag(response, ally.id, ally.version)
+    return managed_view(ally, listed, AllyOwnView)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Volunteer as an ally (creates your profile, status applied)",
+    responses=problem_responses(409),
+)
+async def volunteer_as_ally(
+    actor: Employee, session: Session, body: AllyCreate, response: Response
+) -> AllyOwnView:
+    row = await AllyService(session).volunteer(actor.org, actor.subject_ref, body)
+    response.headers["Location"] = OWN_PROFILE
+    return _own(response, row)
+
+
+@router.get("", summary="The ally directory (coordinators: any status)")
+async def list_allies(
+    actor: EmployeeOrCoordinatorActor,
+    session: Session,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    language: LanguageQuery = None,
+    topic: TopicQuery = None,
+    location: Annotated[Label | None, Query(description="Exact, case-insensitive")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, description="Text search")] = None,
+    accepting: bool | None = None,
+    status: Annotated[
+        AllyStatus | None, Query(description="Coordinators only: allies in this status")
+    ] = None,
+) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
+    """Employees get the public profiles of *listed* allies. Coordinators get the coordinator
+    view; without ``status`` they see the directory as employees do, with it the allies in
+    that status (the review queue is ``status=applied``), listed or not."""
+    where = DirectoryFilter(
+        status=status,
+        language=canonical_language(language) if language else None,
+        topic=topic.lower() if topic else None,
+        location=location.lower() if location else None,
+        q=q.lower() if q else None,
+        accepting=accepting,
+    )
+    return await AllyService(session).directory(
+        actor.org, where, coordinator=actor.is_coordinator, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")
+async def suggest_allies(
+    actor: Employee,
+    session: Session,
+    topic: TopicQuery = None,
+    language: LanguageQuery = None,
+    timezone: Annotated[Timezone | None, Query(description="IANA name")] = None,
+    same_department: Annotated[
+        bool, Query(description="Also rank allies of your own department normally")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=20)] = 5,
+) -> list[AllyPublic]:
+    wanted = SuggestionQuery(
+        topic=topic.lower() if topic else None,
+        language=canonical_language(language) if language else None,
+        timezone=timezone,
+        avoid_department=None if same_department else actor.department_key,
+        limit=limit,
+    )
+    return await AllyService(session).suggest(actor.org, wanted)
+
+
+@router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
+async def sync_ally_roster(
+    org: IntegrationOrg, session: Session, key: PseudonymKey, body: RosterSync
+) -> RosterSyncResult:
+    """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
+    than retiring every ally). Allies not on it and not yet retired are retired."""
+    return await AllyService(session).sync_roster(org, body.subs, key)
+
+
+@router.get("/{ally_id}", summary="An ally's profile")
+async def get_ally(
+    actor: EmployeeOrCoordinatorActor, session: Session, ally_id: uuid.UUID, response: Response
+) -> AllyCoordinatorView | AllyPublic:
+    """Employees: a listed ally's public profile (404 otherwise). Coordinators: any ally."""
+    row = await AllyService(session).read(actor.org, ally_id, coordinator=actor.is_coordinator)
+    if actor.is_coordinator:
+        return _managed(response, row)
+    set_etag(response, row[0].id, row[0].version)
+    return public_view(row[0])
+
+
+async def _transition(
+    session: Session, org: str, ally_id: uuid.UUID, name: str, response: Response
+) -> AllyCoordinatorView:
+    return _managed(response, await AllyService(session).transition(org, ally_id, name))
+
+
+@router.post(
+    "/{ally_id}/approve", summary="Approve an applied ally", responses=problem_responses(409)
+)
+async def approve_ally(
+    caller: CoordinatorOnly, session: Session, ally_id: uuid.UUID, response: Response
+) -> AllyCoordinatorView:
+    return await _transition(session, caller.org, ally_id, "approve", response)
+
+
+@router.post(
+    "/{ally_id}/pause",
+    summary="Pause an active ally (hands pending requests back)",
+    responses=problem_responses(409),
+)
+async def pause_ally(
+    actor: CoordinatorOrTheAllyThemselves, session: Session, ally_id: uuid.UUID, response: Response
+) -> AllyCoordinatorView:
+    return await _transition(session, actor.org, ally_id, "pause", response)
+
+
+@router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=problem_responses(409))
+async def resume_ally(
+    actor: CoordinatorOrTheAllyThemselves, session: Session, ally_id: uuid.UUID, response: Response
+) -> AllyCoordinatorView:
+    return await _transition(session, actor.org, ally_id, "resume", response)
+
+
+@router.post(
+    "/{ally_id}/retire",
+    summary="Retire an ally (hands pending requests back)",
+    responses=problem_responses(409),
+)
+async def retire_ally(
+    caller: CoordinatorOnly, session: Session, ally_id: uuid.UUID, response: Response
+) -> AllyCoordinatorView:
+    return await _transition(session, caller.org, ally_id, "retire", response)
+
+
+@me_router.get("/ally-profile", summary="Your own ally profile")
+async def get_own_ally_profile(
+    actor: Employee, session: Session, response: Response
+) -> AllyOwnView:
+    return _own(response, await AllyService(session).own(actor.org, actor.subject_ref))
+
+
+@me_router.patch("/ally-profile", summary="Change your own ally profile")
+async def update_own_ally_profile(
+    actor: Employee,
+    session: Session,
+    body: AllyUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> AllyOwnView:
+    row = await AllyService(session).update_own(actor.org, actor.subject_ref, body, if_match)
+    return _own(response, row)

@@ -1,0 +1,88 @@
+"""Who is acting on an ally profile, as route dependencies.
+
+Being an ally is not a token role (SPEC §1): it is a profile linked to the caller by
+``subject_ref`` = HMAC(pseudonym key, "ally|org:sub"). These dependencies compute that
+reference once per request, so the raw ``sub`` goes no further than here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from allyapi.allies.service import AllyService
+from allyapi.core.auth import Principal
+from allyapi.core.database import Session
+from allyapi.core.errors import Forbidden
+from allyapi.core.pseudonym import subject_ref
+from allyapi.core.security import EmployeeOnly, EmployeeOrCoordinator, IntegrationOnly
+
+
+@dataclass(frozen=True)
+class AllyActor:
+    """The caller as the ally domain sees them; no ``sub``, only its keyed reference."""
+
+    org: str
+    subject_ref: str
+    # Lower-cased ``department`` claim, for the "not in my reporting line" rule.
+    department_key: str | None
+    is_coordinator: bool
+
+    def __repr__(self) -> str:
+        return f"AllyActor(org={self.org!r}, coordinator={self.is_coordinator})"
+
+
+def pseudonym_key(request: Request) -> bytes:
+    key: bytes = request.app.state.settings.pseudonym_key_bytes
+    return key
+
+
+PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
+
+
+def _actor(principal: Principal, key: bytes) -> AllyActor:
+    department = (principal.department or "").strip().lower() or None
+    return AllyActor(
+        org=principal.org,
+        subject_ref=subject_ref(key, "ally", principal.org, principal.sub),
+        department_key=department,
+        is_coordinator=principal.has("coordinator"),
+    )
+
+
+async def an_employee(caller: EmployeeOnly, key: PseudonymKey) -> AllyActor:
+    return _actor(caller, key)
+
+
+async def an_employee_or_coordinator(caller: EmployeeOrCoordinator, key: PseudonymKey) -> AllyActor:
+    return _actor(caller, key)
+
+
+async def coordinator_or_the_ally_themselves(
+    ally_id: uuid.UUID, caller: EmployeeOrCoordinator, key: PseudonymKey, session: Session
+) -> AllyActor:
+    """A coordinator, or the employee whose own profile ``ally_id`` is.
+
+    Another org's or an unknown id answers 404 (P8); someone else's profile answers 403.
+    """
+    actor = _actor(caller, key)
+    if actor.is_coordinator:
+        return actor
+    ally = await AllyService(session).get_row(actor.org, ally_id)
+    if ally.subject_ref != actor.subject_ref:
+        raise Forbidden("only a coordinator or the ally themselves may do this")
+    return actor
+
+
+async def an_integration(caller: IntegrationOnly) -> str:
+    """The org an HRIS/LMS integration acts for."""
+    return caller.org
+
+
+Employee = Annotated[AllyActor, Depends(an_employee)]
+EmployeeOrCoordinatorActor = Annotated[AllyActor, Depends(an_employee_or_coordinator)]
+CoordinatorOrTheAllyThemselves = Annotated[AllyActor, Depends(coordinator_or_the_ally_themselves)]
+IntegrationOrg = Annotated[str, Depends(an_integration)]

@@ -1,0 +1,221 @@
+"""Ally rules: volunteering, the directory, suggestions, the lifecycle and roster sync.
+
+Lifecycle (SPEC): ``applied → active ⇄ paused → retired``; any non-retired ally can be
+retired. Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move
+it; a transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
+requests back for re-matching through ``on_ally_unavailable``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TypeVar
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.allies.hooks import on_ally_unavailable
+from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.repository import AllyRepository, DirectoryFilter, SuggestionQuery
+from allyapi.allies.schemas import (
+    AllyCoordinatorView,
+    AllyCreate,
+    AllyPublic,
+    AllyUpdate,
+    RosterSyncResult,
+)
+from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.etag import check_if_match
+from allyapi.core.models import today, utcnow
+from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pseudonym import subject_ref
+from allyapi.core.schemas import Page
+
+# Transition name → (states it may start from, state it ends in).
+TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
+    "approve": (frozenset({AllyStatus.applied}), AllyStatus.active),
+    "pause": (frozenset({AllyStatus.active}), AllyStatus.paused),
+    "resume": (frozenset({AllyStatus.paused}), AllyStatus.active),
+    "retire": (
+        frozenset({AllyStatus.applied, AllyStatus.active, AllyStatus.paused}),
+        AllyStatus.retired,
+    ),
+}
+SEARCH_TEXT_MAX = 4000
+
+AllyRow = tuple[Ally, bool]  # the ally and whether it is listed today
+V = TypeVar("V", bound=AllyCoordinatorView)
+
+
+def managed_view(ally: Ally, listed: bool, schema: type[V]) -> V:
+    """The coordinator's or the ally's own view; ``listed`` comes from SQL, not the row."""
+    fields = {name: getattr(ally, name) for name in schema.model_fields if name != "listed"}
+    return schema.model_validate({**fields, "listed": listed})
+
+
+def public_view(ally: Ally) -> AllyPublic:
+    return AllyPublic.model_validate(ally)
+
+
+def _refresh_derived(ally: Ally) -> None:
+    """``search_text`` and ``department_key`` follow the profile on every write."""
+    parts = [
+        ally.display_name,
+        ally.job_title,
+        ally.bio,
+        " ".join(ally.topics),
+        ally.location,
+        ally.department,
+    ]
+    ally.search_text = "\n".join(part for part in parts if part).lower()[:SEARCH_TEXT_MAX]
+    ally.department_key = (ally.department or "").strip().lower() or None
+
+
+class AllyService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = AllyRepository(session)
+
+    async def get_row(self, org_id: str, ally_id: uuid.UUID, *, for_update: bool = False) -> Ally:
+        row = await self.repo.get(org_id, ally_id, today(), for_update=for_update)
+        if row is None:
+            raise NotFound("ally not found")
+        return row[0]
+
+    async def read(self, org_id: str, ally_id: uuid.UUID, *, coordinator: bool) -> AllyRow:
+        """Coordinators read any ally of their org; everyone else only a listed one."""
+        row = await self.repo.get(org_id, ally_id, today())
+        if row is None or not (coordinator or row[1]):
+            raise NotFound("ally not found")
+        return row
+
+    async def own(self, org_id: str, subject: str, *, for_update: bool = False) -> AllyRow:
+        row = await self.repo.by_subject(org_id, subject, today(), for_update=for_update)
+        if row is None:
+            raise NotFound("you have no ally profile; POST /v1/allies to volunteer")
+        return row
+
+    async def volunteer(self, org_id: str, subject: str, body: AllyCreate) -> AllyRow:
+        """A new profile in ``applied``. The unique (org, subject_ref) constraint is the rule;
+        the pre-check only spares the common case a failed INSERT."""
+        if await self.repo.by_subject(org_id, subject, today()) is not None:
+            raise Conflict("you already have an ally profile")
+        ally = Ally(org_id=org_id, subject_ref=subject, **body.model_dump(mode="json"))
+        _refresh_derived(ally)
+        self.repo.add(ally)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise Conflict("you already have an ally profile") from None
+        return ally, False
+
+    async def update_own(
+        self, org_id: str, subject: str, body: AllyUpdate, if_match: str | None
+    ) -> AllyRow:
+        ally, listed = await self.own(org_id, subject, for_update=True)
+        check_if_match(if_match, ally.id, ally.version)
+        changes = body.model_dump(mode="json", exclude_unset=True)
+        if not changes:
+            return ally, listed
+        for field, value in changes.items():
+            setattr(ally, field, value)
+        _refresh_derived(ally)
+        ally.version += 1
+        ally.updated_at = utcnow()
+        await self.session.flush()
+        return ally, await self.repo.is_listed(org_id, ally.id, today())
+
+    async def directory(
+        self,
+        org_id: str,
+        where: DirectoryFilter,
+        *,
+        coordinator: bool,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
+        """Listed allies for everyone; coordinators may ask for any ``status`` instead."""
+        if where.status is not None and not coordinator:
+            raise Forbidden("only coordinators may filter the directory by status")
+        rows = await self.repo.page(org_id, today(), where, limit=limit, after=_after(cursor))
+        next_cursor = None
+        if len(rows) > limit:
+            last = rows[limit - 1][0]
+            next_cursor = encode_cursor(last.display_name, last.id)
+        if coordinator:
+            return Page[AllyCoordinatorView](
+                items=[
+                    managed_view(ally, listed, AllyCoordinatorView) for ally, listed in rows[:limit]
+                ],
+                next_cursor=next_cursor,
+            )
+        return Page[AllyPublic](
+            items=[public_view(ally) for ally, _ in rows[:limit]],
+            next_cursor=next_cursor,
+        )
+
+    async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
+        """Ranked matches, best first. Only listed allies with free capacity
+        (``open_requests < max_open_requests``) are candidates; among them the order is:
+
+        1. the department rule: unless ``same_department=true``, allies whose department equals
+           the caller's ``department`` claim (case-insensitively) come after every other ally,
+           whatever their match, so nobody is steered into their own reporting line
+           (SPEC §3). With ``same_department=true`` department plays no part in the order;
+        2. ``topic`` matches (exact tag, case-insensitive) before non-matches;
+        3. ``language`` matches (exact BCP 47 tag, case-insensitive: ``en`` ≠ ``en-GB``);
+        4. ``timezone`` matches (same IANA zone);
+        5. least loaded (fewest open requests) first;
+        6. display name, then id, so equal candidates keep a stable order.
+
+        Topic, language and timezone rank rather than filter: a good ally for another topic
+        beats an empty answer.
+        """
+        rows = await self.repo.suggestions(org_id, today(), wanted)
+        return [public_view(ally) for ally in rows]
+
+    async def transition(self, org_id: str, ally_id: uuid.UUID, name: str) -> AllyRow:
+        allowed_from, target = TRANSITIONS[name]
+        ally = await self.get_row(org_id, ally_id, for_update=True)
+        if ally.status not in allowed_from:
+            raise Conflict(f"an ally in status {ally.status} cannot {name}")
+        now = utcnow()
+        ally.status = target
+        if name == "approve":
+            ally.approved_at = now
+        if target == AllyStatus.retired:
+            ally.retired_at = now
+        ally.version += 1
+        ally.updated_at = now
+        await self.session.flush()
+        if target in (AllyStatus.paused, AllyStatus.retired):
+            await on_ally_unavailable(self.session, org_id, ally.id)
+        return ally, await self.repo.is_listed(org_id, ally.id, today())
+
+    async def sync_roster(self, org_id: str, subs: Sequence[str], key: bytes) -> RosterSyncResult:
+        """Retire every not-yet-retired ally whose ``sub`` is not on the HRIS roster.
+
+        The roster is hashed here (the database never sees a sub) and compared with the org's
+        non-retired allies, read once ``FOR UPDATE``: that set is the size of the ally network,
+        far smaller than the roster, so one read beats sending 50,000 references to the
+        database. The leavers are retired with chunked UPDATEs and their pending requests are
+        handed back. ``kept`` counts the non-retired allies who are on the roster.
+        """
+        employed = {subject_ref(key, "ally", org_id, sub) for sub in subs}
+        candidates = await self.repo.roster_candidates(org_id)
+        leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
+        await self.repo.retire_many(org_id, leavers, utcnow())
+        for ally_id in leavers:
+            await on_ally_unavailable(self.session, org_id, ally_id)
+        return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
+
+
+def _after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return values[0], uuid.UUID(values[1])
+    except ValueError:
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
