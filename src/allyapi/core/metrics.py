@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from starlette.routing import Match
+from starlette.routing import Match, replace_params
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -75,6 +75,28 @@ def route_template(app: ASGIApp, scope: Scope) -> str:
     return "unmatched"
 
 
+def matched_template(scope: Scope) -> str | None:
+    """The full template of the route that handled the request.
+
+    FastAPI includes routers lazily, so ``scope["route"].path`` lacks the include prefix
+    (``/resources/{resource_id}`` for ``/v1/resources/…``). The prefix is what precedes the
+    route's own path once its parameters are filled in; it holds no parameter, so no id.
+    """
+    route = scope.get("route")
+    path_format = getattr(route, "path_format", None)
+    if route is None or not isinstance(path_format, str):
+        return None
+    params = dict(scope.get("path_params") or {})
+    try:
+        rendered, _ = replace_params(path_format, getattr(route, "param_convertors", {}), params)
+    except (KeyError, TypeError, ValueError):
+        return None
+    path: str = scope["path"]
+    if not path.endswith(rendered):
+        return None
+    return path[: len(path) - len(rendered)] + path_format
+
+
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp, registry: Registry, root: ASGIApp) -> None:
         self.app = app
@@ -97,6 +119,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or route_template(self.root, scope)
+            template = matched_template(scope) or route_template(self.root, scope)
             self.registry.observe(scope["method"], template, status, time.perf_counter() - started)
