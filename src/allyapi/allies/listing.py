@@ -34,6 +34,9 @@ def missing_required_training(today: date) -> ColumnElement[bool]:
             col(TrainingRecord.course_id) == col(TrainingCourse.id),
             current_record_clause(today),
         )
+        # Two levels down, auto-correlation would not reach ``allies``: without this the
+        # subquery gets its own FROM allies and any ally's record would count for every ally.
+        .correlate_except(TrainingRecord)
         .exists()
     )
     return (
@@ -43,6 +46,7 @@ def missing_required_training(today: date) -> ColumnElement[bool]:
             col(TrainingCourse.required).is_(True),
             ~has_current,
         )
+        .correlate_except(TrainingCourse)
         .exists()
     )
 
