@@ -1,6 +1,203 @@
-"""Placeholder router; filled in by the domain's implementation."""
+"""/v1/training-courses, /v1/training-records, /v1/training/compliance (SPEC §3 Training)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
-me_router = APIRouter()
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from allyapi.core.auth import Principal
+from allyapi.core.database import Session
+from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.models import today
+from allyapi.core.openapi import problem_responses
+from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.schemas import Page
+from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator, IntegrationOrCoordinator
+from allyapi.training.batch import BatchService
+from allyapi.training.compliance import ComplianceService
+from allyapi.training.dates import RecordStatus
+from allyapi.training.deps import CoordinatorOrAlly, PseudonymKey
+from allyapi.training.models import TrainingRecord
+from allyapi.training.schemas import (
+    ComplianceEntry,
+    TrainingCourseCreate,
+    TrainingCoursePublic,
+    TrainingCourseUpdate,
+    TrainingRecordBatch,
+    TrainingRecordBatchResult,
+    TrainingRecordCreate,
+    TrainingRecordPublic,
+)
+from allyapi.training.service import CourseService, RecordService, TrainingActor
+
+router = APIRouter(tags=["training"])
+
+
+def _as_coordinator(caller: Principal) -> TrainingActor:
+    return TrainingActor(org=caller.org, coordinator=True, ally_id=None)
+
+
+def _record_response(record: TrainingRecord, response: Response) -> TrainingRecordPublic:
+    set_etag(response, record.id, record.version)
+    return TrainingRecordPublic.of(record, today())
+
+
+@router.get("/training-courses", summary="List the training catalogue")
+async def list_training_courses(
+    caller: EmployeeOrCoordinator,
+    session: Session,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    required: Annotated[bool | None, Query(description="Only required (or optional) ones")] = None,
+) -> Page[TrainingCoursePublic]:
+    return await CourseService(session).list(
+        caller.org, limit=limit, cursor=cursor, required=required
+    )
+
+
+@router.post(
+    "/training-courses",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a training course",
+    responses=problem_responses(409),
+)
+async def create_training_course(
+    caller: CoordinatorOnly, session: Session, body: TrainingCourseCreate, response: Response
+) -> TrainingCoursePublic:
+    course = await CourseService(session).create(caller.org, body)
+    set_etag(response, course.id, course.version)
+    response.headers["Location"] = f"/v1/training-courses/{course.id}"
+    return TrainingCoursePublic.model_validate(course)
+
+
+@router.get("/training-courses/{course_id}", summary="Read a training course")
+async def get_training_course(
+    caller: EmployeeOrCoordinator, session: Session, course_id: uuid.UUID, response: Response
+) -> TrainingCoursePublic:
+    course = await CourseService(session).get(caller.org, course_id)
+    set_etag(response, course.id, course.version)
+    return TrainingCoursePublic.model_validate(course)
+
+
+@router.patch(
+    "/training-courses/{course_id}",
+    summary="Change a training course (a new validity re-derives its records' expiry)",
+    responses=problem_responses(409),
+)
+async def update_training_course(
+    caller: CoordinatorOnly,
+    session: Session,
+    course_id: uuid.UUID,
+    body: TrainingCourseUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TrainingCoursePublic:
+    course = await CourseService(session).update(caller.org, course_id, body, if_match)
+    set_etag(response, course.id, course.version)
+    return TrainingCoursePublic.model_validate(course)
+
+
+@router.get(
+    "/training-records",
+    summary="List training records (coordinators: the organisation; allies: their own)",
+)
+async def list_training_records(
+    actor: CoordinatorOrAlly,
+    session: Session,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    ally_id: uuid.UUID | None = None,
+    course_id: uuid.UUID | None = None,
+    record_status: Annotated[
+        RecordStatus | None,
+        Query(alias="status", description="`expiring`: expires within 60 days"),
+    ] = None,
+) -> Page[TrainingRecordPublic]:
+    return await RecordService(session).list(
+        actor,
+        limit=limit,
+        cursor=cursor,
+        ally_id=ally_id,
+        course_id=course_id,
+        status=record_status,
+    )
+
+
+@router.post(
+    "/training-records",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record completed training (allies: self-reported; coordinators: verified)",
+    responses=problem_responses(409),
+)
+async def create_training_record(
+    actor: CoordinatorOrAlly, session: Session, body: TrainingRecordCreate, response: Response
+) -> TrainingRecordPublic:
+    record = await RecordService(session).create(actor, body)
+    response.headers["Location"] = f"/v1/training-records/{record.id}"
+    return _record_response(record, response)
+
+
+@router.post(
+    "/training-records/batch",
+    summary="Upsert up to 1000 records from an LMS/HRIS by external_id (a result per row)",
+)
+async def batch_upsert_training_records(
+    caller: IntegrationOrCoordinator,
+    session: Session,
+    key: PseudonymKey,
+    body: TrainingRecordBatch,
+) -> TrainingRecordBatchResult:
+    return await BatchService(session, key).upsert(caller.org, body.rows)
+
+
+@router.get("/training-records/{record_id}", summary="Read a training record")
+async def get_training_record(
+    actor: CoordinatorOrAlly, session: Session, record_id: uuid.UUID, response: Response
+) -> TrainingRecordPublic:
+    record = await RecordService(session).get(actor, record_id)
+    return _record_response(record, response)
+
+
+@router.post(
+    "/training-records/{record_id}/verify", summary="Verify a training record (idempotent)"
+)
+async def verify_training_record(
+    caller: CoordinatorOnly,
+    session: Session,
+    record_id: uuid.UUID,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TrainingRecordPublic:
+    record = await RecordService(session).verify(_as_coordinator(caller), record_id, if_match)
+    return _record_response(record, response)
+
+
+@router.delete(
+    "/training-records/{record_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a training record",
+)
+async def delete_training_record(
+    caller: CoordinatorOnly, session: Session, record_id: uuid.UUID, if_match: IfMatch = None
+) -> None:
+    await RecordService(session).delete(_as_coordinator(caller), record_id, if_match)
+
+
+@router.get(
+    "/training/compliance",
+    summary="Per ally: listed or not, and missing / expiring / expired required courses",
+)
+async def get_training_compliance(
+    caller: CoordinatorOnly,
+    session: Session,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    only_non_compliant: Annotated[
+        bool, Query(description="Only allies with a missing or expired required course")
+    ] = False,
+) -> Page[ComplianceEntry]:
+    return await ComplianceService(session).page(
+        caller.org, limit=limit, cursor=cursor, only_non_compliant=only_non_compliant
+    )

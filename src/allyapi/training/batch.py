@@ -1,0 +1,223 @@
+"""Batch upsert of training records from an LMS/HRIS, keyed by (org, external_id).
+
+Choices where the SPEC is silent:
+- Every row is validated and resolved on its own: a bad row answers ``error`` with a code and
+  the other rows are still written. The response is 200 with one result per row, in order.
+- A row is the source's whole truth for its record: an existing record's ally, course,
+  completion date, evidence and verified flag are replaced; equal values answer ``unchanged``.
+- An external_id repeated within one batch: the first occurrence wins, later ones are errors.
+- Races: new rows are inserted with ``ON CONFLICT DO NOTHING`` on the org/external_id unique
+  constraint; a row a concurrent batch inserted first is re-read and compared like any existing
+  one. The transaction never aborts and no duplicate can exist. (Per-row savepoints were not
+  used: on pysqlite a SAVEPOINT opened before the first write commits on release.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.core.models import utcnow
+from allyapi.core.pseudonym import subject_ref
+from allyapi.training.dates import expires_on
+from allyapi.training.models import TrainingRecord
+from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository
+from allyapi.training.schemas import (
+    BatchRow,
+    BatchRowError,
+    BatchRowResult,
+    RejectedRow,
+    TrainingRecordBatchResult,
+)
+
+
+@dataclass
+class Desired:
+    """What a valid row says its record must look like."""
+
+    index: int
+    external_id: str
+    ally_id: uuid.UUID
+    course_id: uuid.UUID
+    completed_on: date
+    expires_on: date | None
+    evidence_ref: str | None
+    verified: bool
+
+    def matches(self, record: TrainingRecord) -> bool:
+        return (
+            record.ally_id == self.ally_id
+            and record.course_id == self.course_id
+            and record.completed_on == self.completed_on
+            and record.expires_on == self.expires_on
+            and record.evidence_ref == self.evidence_ref
+            and record.verified == self.verified
+        )
+
+
+def _error(index: int, external_id: str | None, code: Any, detail: str) -> BatchRowResult:
+    return BatchRowResult(
+        index=index,
+        external_id=external_id,
+        status="error",
+        error=BatchRowError(code=code, detail=detail),
+    )
+
+
+class BatchService:
+    def __init__(self, session: AsyncSession, pseudonym_key: bytes) -> None:
+        self.session = session
+        self.key = pseudonym_key
+        self.records = RecordRepository(session)
+        self.courses = CourseRepository(session)
+        self.allies = AllyLookup(session)
+
+    async def upsert(
+        self, org_id: str, rows: Sequence[BatchRow | RejectedRow]
+    ) -> TrainingRecordBatchResult:
+        results: dict[int, BatchRowResult] = {}
+        valid: list[tuple[int, BatchRow]] = []
+        seen: set[str] = set()
+        for index, row in enumerate(rows):
+            if isinstance(row, RejectedRow):
+                results[index] = _error(index, row.external_id, "invalid", row.detail)
+            elif row.external_id in seen:
+                results[index] = _error(
+                    index, row.external_id, "duplicate_external_id", "repeated in this batch"
+                )
+            else:
+                seen.add(row.external_id)
+                valid.append((index, row))
+        desired = await self._resolve(org_id, valid, results)
+        await self._write(org_id, desired, results)
+        ordered = [results[index] for index in range(len(rows))]
+        count = Counter(result.status for result in ordered)
+        return TrainingRecordBatchResult(
+            created=count["created"],
+            updated=count["updated"],
+            unchanged=count["unchanged"],
+            errors=count["error"],
+            results=ordered,
+        )
+
+    async def _resolve(
+        self,
+        org_id: str,
+        valid: list[tuple[int, BatchRow]],
+        results: dict[int, BatchRowResult],
+    ) -> list[Desired]:
+        """Allies and courses for every row, with one query per kind (chunked), not per row."""
+        refs = {
+            row.sub: subject_ref(self.key, "ally", org_id, row.sub) for _, row in valid if row.sub
+        }
+        ally_ids = await self.allies.existing_ids(
+            org_id, [row.ally_id for _, row in valid if row.ally_id]
+        )
+        by_ref = await self.allies.ids_by_subject(org_id, refs.values())
+        by_id = await self.courses.by_ids(
+            org_id, [row.course_id for _, row in valid if row.course_id]
+        )
+        by_name = await self.courses.by_names(
+            org_id, [row.course_name for _, row in valid if row.course_name]
+        )
+        desired: list[Desired] = []
+        for index, row in valid:
+            if row.ally_id is not None:
+                ally_id = row.ally_id if row.ally_id in ally_ids else None
+            else:
+                ally_id = by_ref.get(refs[row.sub or ""])
+            course = (
+                by_id.get(row.course_id) if row.course_id else by_name.get(row.course_name or "")
+            )
+            if ally_id is None:
+                detail = "no ally with this ally_id" if row.ally_id else "no ally with this sub"
+                results[index] = _error(index, row.external_id, "ally_not_found", detail)
+                continue
+            if course is None:
+                results[index] = _error(
+                    index, row.external_id, "course_not_found", "no such course"
+                )
+                continue
+            desired.append(
+                Desired(
+                    index=index,
+                    external_id=row.external_id,
+                    ally_id=ally_id,
+                    course_id=course.id,
+                    completed_on=row.completed_on,
+                    expires_on=expires_on(row.completed_on, course.validity_months),
+                    evidence_ref=row.evidence_ref,
+                    verified=row.verified,
+                )
+            )
+        return desired
+
+    async def _write(
+        self, org_id: str, desired: list[Desired], results: dict[int, BatchRowResult]
+    ) -> None:
+        existing = await self.records.by_external_ids(org_id, [d.external_id for d in desired])
+        fresh = sorted(
+            (d for d in desired if d.external_id not in existing), key=lambda d: d.external_id
+        )
+        inserted = await self.records.insert_new([self._new_row(org_id, d) for d in fresh])
+        lost = [d.external_id for d in fresh if d.external_id not in inserted]
+        if lost:  # a concurrent batch inserted these first: compare with what it stored
+            existing.update(await self.records.by_external_ids(org_id, lost))
+        for item in desired:
+            if item.external_id in inserted:
+                results[item.index] = BatchRowResult(
+                    index=item.index,
+                    external_id=item.external_id,
+                    status="created",
+                    id=inserted[item.external_id],
+                )
+                continue
+            record = existing[item.external_id]
+            status = "unchanged" if item.matches(record) else "updated"
+            if status == "updated":
+                self._apply(record, item)
+            results[item.index] = BatchRowResult(
+                index=item.index, external_id=item.external_id, status=status, id=record.id
+            )
+        await self.session.flush()
+
+    @staticmethod
+    def _new_row(org_id: str, item: Desired) -> dict[str, Any]:
+        now = utcnow()
+        return {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+            "ally_id": item.ally_id,
+            "course_id": item.course_id,
+            "completed_on": item.completed_on,
+            "expires_on": item.expires_on,
+            "verified": item.verified,
+            "verified_at": now if item.verified else None,
+            "evidence_ref": item.evidence_ref,
+            "external_id": item.external_id,
+        }
+
+    @staticmethod
+    def _apply(record: TrainingRecord, item: Desired) -> None:
+        now = utcnow()
+        if item.verified and not record.verified:
+            record.verified_at = now
+        elif not item.verified:
+            record.verified_at = None
+        record.ally_id = item.ally_id
+        record.course_id = item.course_id
+        record.completed_on = item.completed_on
+        record.expires_on = item.expires_on
+        record.evidence_ref = item.evidence_ref
+        record.verified = item.verified
+        record.version += 1
+        record.updated_at = now

@@ -1,0 +1,41 @@
+"""Who may act on training records: coordinators for the org, allies for themselves.
+
+Being an ally is not a token role (SPEC §1): it is an ally profile whose ``subject_ref`` is
+the caller's keyed reference. Any profile status counts, so an ``applied`` ally can report the
+training their approval needs. Everyone else is refused with 403.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from allyapi.core.database import Session
+from allyapi.core.errors import Forbidden
+from allyapi.core.pseudonym import subject_ref
+from allyapi.core.security import Caller
+from allyapi.core.settings import Settings
+from allyapi.training.service import RecordService, TrainingActor
+
+
+def pseudonym_key(request: Request) -> bytes:
+    settings: Settings = request.app.state.settings
+    return settings.pseudonym_key_bytes
+
+
+PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
+
+
+async def coordinator_or_ally(caller: Caller, session: Session, key: PseudonymKey) -> TrainingActor:
+    if caller.has("coordinator"):
+        return TrainingActor(org=caller.org, coordinator=True, ally_id=None)
+    if caller.has("employee"):
+        ref = subject_ref(key, "ally", caller.org, caller.sub)
+        ally_id = await RecordService(session).ally_of(caller.org, ref)
+        if ally_id is not None:
+            return TrainingActor(org=caller.org, coordinator=False, ally_id=ally_id)
+    raise Forbidden("training records are for coordinators and the ally concerned")
+
+
+CoordinatorOrAlly = Annotated[TrainingActor, Depends(coordinator_or_ally)]

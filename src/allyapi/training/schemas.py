@@ -1,0 +1,217 @@
+"""Training schemas: bodies forbid unknown fields; responses list their fields explicitly."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, PlainValidator, StringConstraints, ValidationError, model_validator
+
+from allyapi.allies.models import AllyStatus
+from allyapi.core.models import today
+from allyapi.core.schemas import PublicSchema, RequestBody
+from allyapi.training.dates import EARLIEST_COMPLETION, RecordStatus, record_status
+from allyapi.training.models import TrainingRecord
+
+CourseName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Provider = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ValidityMonths = Annotated[int, Field(ge=1, le=240, description="null: never expires")]
+EvidenceRef = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=500),
+    Field(description="Where the certificate lives (a URL or a document id), not the document"),
+]
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200),
+    Field(description="The record's id in the LMS/HRIS; unique within the organisation"),
+]
+HrSubject = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256),
+    Field(description="The ally's `sub` at the identity provider; matched, never stored"),
+]
+BATCH_MAX_ROWS = 1000
+
+
+def check_completed_on(value: date) -> date:
+    """Not before 1970; not in the future, with one day of grace for time zones east of UTC."""
+    if value < EARLIEST_COMPLETION:
+        raise ValueError("completed_on is before 1970-01-01")
+    if value > today() + timedelta(days=1):
+        raise ValueError("completed_on is in the future")
+    return value
+
+
+class TrainingCourseCreate(RequestBody):
+    name: CourseName
+    provider: Provider | None = None
+    validity_months: ValidityMonths | None = None
+    required: bool = False
+
+
+class TrainingCourseUpdate(RequestBody):
+    name: CourseName | None = None
+    provider: Provider | None = None
+    validity_months: ValidityMonths | None = None
+    required: bool | None = None
+
+    @model_validator(mode="after")
+    def _no_null_for_mandatory(self) -> Self:
+        for field in ("name", "required"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"{field} cannot be null")
+        return self
+
+
+class TrainingCoursePublic(PublicSchema):
+    id: uuid.UUID
+    name: str = Field(max_length=200)
+    provider: str | None = Field(default=None, max_length=200)
+    validity_months: int | None = Field(default=None, ge=1, le=240)
+    required: bool
+
+
+class TrainingRecordCreate(RequestBody):
+    course_id: uuid.UUID
+    completed_on: date
+    evidence_ref: EvidenceRef | None = None
+    external_id: ExternalId | None = None
+    ally_id: uuid.UUID | None = Field(
+        default=None,
+        description="Required for coordinators; an ally may omit it (or give their own id)",
+    )
+
+    @model_validator(mode="after")
+    def _completion_date(self) -> Self:
+        check_completed_on(self.completed_on)
+        return self
+
+
+class TrainingRecordPublic(PublicSchema):
+    id: uuid.UUID
+    ally_id: uuid.UUID
+    course_id: uuid.UUID
+    completed_on: date
+    expires_on: date | None = Field(description="completed_on + the course's validity_months")
+    verified: bool
+    evidence_ref: str | None = Field(default=None, max_length=500)
+    external_id: str | None = Field(default=None, max_length=200)
+    status: RecordStatus = Field(
+        description="From expires_on and today: `expiring` = expires within 60 days"
+    )
+
+    @classmethod
+    def of(cls, record: TrainingRecord, on: date) -> TrainingRecordPublic:
+        return cls(
+            id=record.id,
+            ally_id=record.ally_id,
+            course_id=record.course_id,
+            completed_on=record.completed_on,
+            expires_on=record.expires_on,
+            verified=record.verified,
+            evidence_ref=record.evidence_ref,
+            external_id=record.external_id,
+            status=record_status(record.expires_on, on),
+        )
+
+
+class BatchRow(RequestBody):
+    """One LMS/HRIS completion: the ally by id or by `sub`, the course by id or by name."""
+
+    external_id: ExternalId
+    ally_id: uuid.UUID | None = None
+    sub: HrSubject | None = None
+    course_id: uuid.UUID | None = None
+    course_name: CourseName | None = None
+    completed_on: date
+    evidence_ref: EvidenceRef | None = None
+    verified: bool = Field(default=True, description="Trusted sources record verified training")
+
+    @model_validator(mode="after")
+    def _exactly_one_reference(self) -> Self:
+        if (self.ally_id is None) == (self.sub is None):
+            raise ValueError("give exactly one of ally_id and sub")
+        if (self.course_id is None) == (self.course_name is None):
+            raise ValueError("give exactly one of course_id and course_name")
+        check_completed_on(self.completed_on)
+        return self
+
+
+class RejectedRow:
+    """A row that did not validate; it becomes an error result, the others still run."""
+
+    def __init__(self, external_id: str | None, detail: str) -> None:
+        self.external_id = external_id
+        self.detail = detail
+
+
+def _describe(exc: ValidationError) -> str:
+    """Where and why, never the submitted value."""
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(parts)[:500]
+
+
+def _row_or_rejection(value: Any) -> BatchRow | RejectedRow:
+    try:
+        return BatchRow.model_validate(value)
+    except ValidationError as exc:
+        external_id = value.get("external_id") if isinstance(value, dict) else None
+        if not isinstance(external_id, str) or not 0 < len(external_id) <= 200:
+            external_id = None
+        return RejectedRow(external_id, _describe(exc))
+
+
+# Each row is validated on its own so that one bad row answers as an error result instead of
+# failing the batch; the OpenAPI document still shows the BatchRow schema.
+BatchRowInput = Annotated[
+    BatchRow | RejectedRow,
+    PlainValidator(_row_or_rejection, json_schema_input_type=BatchRow),
+]
+
+
+class TrainingRecordBatch(RequestBody):
+    rows: list[BatchRowInput] = Field(min_length=1, max_length=BATCH_MAX_ROWS)
+
+
+class BatchRowError(PublicSchema):
+    code: Literal["invalid", "duplicate_external_id", "ally_not_found", "course_not_found"]
+    detail: str = Field(max_length=500)
+
+
+class BatchRowResult(PublicSchema):
+    index: int = Field(ge=0, lt=BATCH_MAX_ROWS)
+    external_id: str | None = Field(default=None, max_length=200)
+    status: Literal["created", "updated", "unchanged", "error"]
+    id: uuid.UUID | None = None
+    error: BatchRowError | None = None
+
+
+class TrainingRecordBatchResult(PublicSchema):
+    created: int = Field(ge=0)
+    updated: int = Field(ge=0)
+    unchanged: int = Field(ge=0)
+    errors: int = Field(ge=0)
+    results: list[BatchRowResult] = Field(max_length=BATCH_MAX_ROWS)
+
+
+class ComplianceCourse(PublicSchema):
+    course_id: uuid.UUID
+    name: str = Field(max_length=200)
+    expires_on: date | None = Field(
+        default=None, description="Of the ally's latest verified record; null when missing"
+    )
+
+
+class ComplianceEntry(PublicSchema):
+    ally_id: uuid.UUID
+    display_name: str = Field(max_length=100)
+    status: AllyStatus
+    listed: bool = Field(description="Exactly the directory's rule (SPEC *Listed*)")
+    missing: list[ComplianceCourse] = Field(max_length=1000)
+    expiring: list[ComplianceCourse] = Field(max_length=1000)
+    expired: list[ComplianceCourse] = Field(max_length=1000)

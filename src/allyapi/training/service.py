@@ -1,0 +1,239 @@
+"""Training rules: the course catalogue and individual training records.
+
+Choices where the SPEC is silent:
+- A record's ``expires_on`` is derived (completed_on + the course's validity in calendar
+  months, clamped to the month's end); changing a course's validity re-derives it for every
+  record of the course, so listing follows at once.
+- References in a body (``course_id``, ``ally_id``) that do not exist in the caller's org are a
+  422 pointing at the field; ids in the path are a 404.
+- An ally self-reports (``verified=false``); a coordinator's record is verified at once.
+- Records page by (created_at, id) ascending: new records land at the end, so a client paging
+  through never skips or repeats one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.etag import check_if_match
+from allyapi.core.models import today, utcnow
+from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.schemas import Page
+from allyapi.training.dates import RecordStatus, expires_on
+from allyapi.training.models import TrainingCourse, TrainingRecord
+from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository
+from allyapi.training.schemas import (
+    TrainingCourseCreate,
+    TrainingCoursePublic,
+    TrainingCourseUpdate,
+    TrainingRecordCreate,
+    TrainingRecordPublic,
+)
+
+
+@dataclass(frozen=True)
+class TrainingActor:
+    """Who acts on training records: a coordinator (the whole org) or an ally (their own)."""
+
+    org: str
+    coordinator: bool
+    ally_id: uuid.UUID | None
+
+
+def keyset_after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
+    after = decode_cursor(cursor, 2)
+    if after is None:
+        return None
+    try:
+        return after[0], uuid.UUID(after[1])
+    except ValueError:
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
+
+
+def _time_keyset_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    after = keyset_after(cursor)
+    if after is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(after[0])
+    except ValueError:
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
+    if moment.tzinfo is None:
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor"))
+    return moment.astimezone(UTC), after[1]
+
+
+class CourseService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = CourseRepository(session)
+
+    async def list(
+        self, org_id: str, *, limit: int, cursor: str | None, required: bool | None
+    ) -> Page[TrainingCoursePublic]:
+        rows = await self.repo.page(
+            org_id, limit=limit, after=keyset_after(cursor), required=required
+        )
+        items = [TrainingCoursePublic.model_validate(row) for row in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        next_cursor = encode_cursor(last.name, last.id) if last else None
+        return Page[TrainingCoursePublic](items=items, next_cursor=next_cursor)
+
+    async def get(
+        self, org_id: str, course_id: uuid.UUID, *, for_update: bool = False
+    ) -> TrainingCourse:
+        course = await self.repo.get(org_id, course_id, for_update=for_update)
+        if course is None:
+            raise NotFound("training course not found")
+        return course
+
+    async def create(self, org_id: str, body: TrainingCourseCreate) -> TrainingCourse:
+        course = TrainingCourse(org_id=org_id, **body.model_dump())
+        self.repo.add(course)
+        await self._flush_unique_name()
+        return course
+
+    async def update(
+        self,
+        org_id: str,
+        course_id: uuid.UUID,
+        body: TrainingCourseUpdate,
+        if_match: str | None,
+    ) -> TrainingCourse:
+        course = await self.get(org_id, course_id, for_update=True)
+        check_if_match(if_match, course.id, course.version)
+        changes = body.model_dump(exclude_unset=True)
+        validity_changed = (
+            "validity_months" in changes and changes["validity_months"] != course.validity_months
+        )
+        for field, value in changes.items():
+            setattr(course, field, value)
+        course.version += 1
+        course.updated_at = utcnow()
+        await self._flush_unique_name()
+        if validity_changed:
+            months = course.validity_months
+            await self.repo.rederive_expiry(
+                org_id, course.id, lambda completed: expires_on(completed, months)
+            )
+        return course
+
+    async def _flush_unique_name(self) -> None:
+        # The unique constraint decides, so two coordinators racing cannot both win.
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise Conflict("a training course with this name already exists") from None
+
+
+class RecordService:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.repo = RecordRepository(session)
+        self.courses = CourseRepository(session)
+        self.allies = AllyLookup(session)
+
+    async def ally_of(self, org_id: str, ally_subject_ref: str) -> uuid.UUID | None:
+        return await self.allies.id_by_subject(org_id, ally_subject_ref)
+
+    async def list(
+        self,
+        actor: TrainingActor,
+        *,
+        limit: int,
+        cursor: str | None,
+        ally_id: uuid.UUID | None,
+        course_id: uuid.UUID | None,
+        status: RecordStatus | None,
+    ) -> Page[TrainingRecordPublic]:
+        if not actor.coordinator:
+            if ally_id is not None and ally_id != actor.ally_id:
+                raise Forbidden("allies see only their own training records")
+            ally_id = actor.ally_id
+        on = today()
+        rows = await self.repo.page(
+            actor.org,
+            limit=limit,
+            after=_time_keyset_after(cursor),
+            ally_id=ally_id,
+            course_id=course_id,
+            status=status,
+            today=on,
+        )
+        items = [TrainingRecordPublic.of(row, on) for row in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        next_cursor = encode_cursor(last.created_at.isoformat(), last.id) if last else None
+        return Page[TrainingRecordPublic](items=items, next_cursor=next_cursor)
+
+    async def get(
+        self, actor: TrainingActor, record_id: uuid.UUID, *, for_update: bool = False
+    ) -> TrainingRecord:
+        record = await self.repo.get(actor.org, record_id, for_update=for_update)
+        # Another ally's record answers like a missing one: "not found or not yours".
+        if record is None or not (actor.coordinator or record.ally_id == actor.ally_id):
+            raise NotFound("training record not found")
+        return record
+
+    async def create(self, actor: TrainingActor, body: TrainingRecordCreate) -> TrainingRecord:
+        ally_id = await self._ally_for_new_record(actor, body.ally_id)
+        course = await self.courses.get(actor.org, body.course_id)
+        if course is None:
+            raise InvalidInput("no such training course", loc=("body", "course_id"))
+        record = TrainingRecord(
+            org_id=actor.org,
+            ally_id=ally_id,
+            course_id=course.id,
+            completed_on=body.completed_on,
+            expires_on=expires_on(body.completed_on, course.validity_months),
+            verified=actor.coordinator,
+            verified_at=utcnow() if actor.coordinator else None,
+            evidence_ref=body.evidence_ref,
+            external_id=body.external_id,
+        )
+        self.repo.add(record)
+        try:
+            await self.session.flush()
+        except IntegrityError:
+            raise Conflict("a training record with this external_id already exists") from None
+        return record
+
+    async def _ally_for_new_record(
+        self, actor: TrainingActor, requested: uuid.UUID | None
+    ) -> uuid.UUID:
+        if actor.coordinator:
+            if requested is None:
+                raise InvalidInput("ally_id is required", loc=("body", "ally_id"))
+            if not await self.allies.existing_ids(actor.org, [requested]):
+                raise InvalidInput("no such ally", loc=("body", "ally_id"))
+            return requested
+        assert actor.ally_id is not None  # the dependency admits only coordinators and allies
+        if requested is not None and requested != actor.ally_id:
+            raise Forbidden("allies report only their own training")
+        return actor.ally_id
+
+    async def verify(
+        self, actor: TrainingActor, record_id: uuid.UUID, if_match: str | None
+    ) -> TrainingRecord:
+        record = await self.get(actor, record_id, for_update=True)
+        check_if_match(if_match, record.id, record.version)
+        if not record.verified:  # idempotent: verifying twice keeps the first verification
+            now = utcnow()
+            record.verified = True
+            record.verified_at = now
+            record.version += 1
+            record.updated_at = now
+            await self.session.flush()
+        return record
+
+    async def delete(
+        self, actor: TrainingActor, record_id: uuid.UUID, if_match: str | None
+    ) -> None:
+        record = await self.get(actor, record_id, for_update=True)
+        check_if_match(if_match, record.id, record.version)
+        await self.repo.delete(record)
