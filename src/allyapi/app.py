@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from allyapi import __version__
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
+from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.core.auth import TokenVerifier
 from allyapi.core.database import Database
 from allyapi.core.errors import install_error_handlers
@@ -38,7 +39,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        jobs = start_background_jobs(settings, database)
         yield
+        if jobs is not None:
+            await jobs.stop()  # before the engine goes: a run in progress finishes first
         await database.dispose()
 
     docs = settings.expose_docs

@@ -119,6 +119,31 @@ def cmd_openapi(_: Settings | None, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
+    """Every time-driven job once: expiry, retention purge (P7), old idempotency keys."""
+    from allyapi.maintenance import purge
+
+    counts = asyncio.run(purge(settings))
+    print(f"expired pending requests: {counts.expired}")
+    print(f"purged closed requests: {counts.purged}")
+    print(f"deleted idempotency keys: {counts.idempotency_keys_deleted}")
+    return 0
+
+
+def cmd_rotate_keys(settings: Settings, _: argparse.Namespace) -> int:
+    """Re-seal values under the newest data key; exit 1 if some could not be (run again)."""
+    from allyapi.maintenance import rotate_keys
+
+    incomplete = False
+    for label, count in asyncio.run(rotate_keys(settings)):
+        print(
+            f"{label}: resealed {count.resealed}, remaining {count.remaining}, "
+            f"unreadable {count.unreadable}"
+        )
+        incomplete = incomplete or bool(count.remaining or count.unreadable)
+    return 1 if incomplete else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allyapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -151,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="seed data")
     seed.add_argument("--demo", action="store_true", help="the demo organisation")
     seed.set_defaults(handler=cmd_seed)
+
+    purge = commands.add_parser("purge", help="expire, purge after retention, drop old keys")
+    purge.set_defaults(handler=cmd_purge)
+
+    rotate = commands.add_parser("rotate-keys", help="re-seal stored text under the newest key")
+    rotate.set_defaults(handler=cmd_rotate_keys)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract (or --check it)")
     openapi.add_argument("--output", type=Path, default=CONTRACT_PATH)

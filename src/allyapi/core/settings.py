@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     response_window_hours: int = Field(default=72, ge=1)
     max_open_requests: int = Field(default=3, ge=1)
+    # Expiry, retention purge and idempotency-key cleanup inside every server process, every N
+    # seconds (jittered); 0 disables them (then run `allyapi purge` from a scheduler).
+    jobs_interval_seconds: float = Field(default=60, ge=0, le=86_400)
     webhook_allow_private: bool | None = None
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

@@ -1,0 +1,17 @@
+"""Every sealed (encrypted at rest, P4) column, in one place: ``allyapi rotate-keys`` re-seals
+exactly these. A domain that adds a sealed column appends one line here (and its test in
+tests/jobs/test_rotate_keys.py checks every entry round-trips)."""
+
+from __future__ import annotations
+
+from allyapi.contact_requests.models import ContactMessage, ContactRequest
+from allyapi.core.sealed import SealedColumn, table_of
+
+SEALED_COLUMNS: tuple[SealedColumn, ...] = (
+    SealedColumn(table_of(ContactRequest), "message_sealed", "contact_requests", "message"),
+    SealedColumn(
+        table_of(ContactRequest), "contact_detail_sealed", "contact_requests", "contact_detail"
+    ),
+    SealedColumn(table_of(ContactRequest), "alias_sealed", "contact_requests", "alias"),
+    SealedColumn(table_of(ContactMessage), "body_sealed", "contact_messages", "body"),
+)

@@ -1,0 +1,121 @@
+"""Rows for time-driven tests, written straight to the database (the API has no clock knob)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.allies.models import Ally, AllyStatus
+from allyapi.contact_requests.models import (
+    AccessLogEntry,
+    ContactMessage,
+    ContactRequest,
+    RequesterLoad,
+    RequestStatus,
+)
+from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.models import utcnow
+from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.settings import Settings
+from tests.helpers import ORG
+
+
+async def make_ally(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    sub: str | None = None,
+    org: str = ORG,
+    capacity: int = 3,
+    open_requests: int = 0,
+    name: str = "Robin Ally",
+) -> Ally:
+    """An approved, accepting ally (listed when the org has no required course)."""
+    ally = Ally(
+        org_id=org,
+        subject_ref=subject_ref(
+            settings.pseudonym_key_bytes, "ally", org, sub or f"ally-{uuid.uuid4().hex[:8]}"
+        ),
+        display_name=name,
+        languages=["en"],
+        topics=["stress"],
+        status=AllyStatus.active,
+        accepting=True,
+        max_open_requests=capacity,
+        open_requests=open_requests,
+        approved_at=utcnow(),
+    )
+    session.add(ally)
+    await session.commit()
+    return ally
+
+
+async def set_requester_load(
+    session: AsyncSession, settings: Settings, sub: str, n: int, org: str = ORG
+) -> str:
+    ref = requester_ref(settings.pseudonym_key_bytes, org, sub)
+    session.add(RequesterLoad(org_id=org, requester_ref=ref, open_requests=n))
+    await session.commit()
+    return ref
+
+
+async def make_request(
+    session: AsyncSession,
+    settings: Settings,
+    cipher: Cipher,
+    *,
+    ally: Ally | None,
+    sub: str = "emp-1",
+    status: RequestStatus = RequestStatus.pending,
+    expires_at: datetime | None = None,
+    closed_at: datetime | None = None,
+    content_purge_at: datetime | None = None,
+    message: str = "I am not coping",
+    thread: tuple[str, ...] = (),
+) -> ContactRequest:
+    """A request with sealed content, optional thread messages and one access-log entry."""
+    now = utcnow()
+    request = ContactRequest(
+        org_id=ally.org_id if ally else ORG,
+        requester_ref=requester_ref(settings.pseudonym_key_bytes, ORG, sub),
+        ally_id=ally.id if ally else None,
+        topic="stress",
+        urgency="normal",
+        language="en",
+        status=status,
+        expires_at=expires_at or now + timedelta(hours=settings.response_window_hours),
+        closed_at=closed_at,
+        content_purge_at=content_purge_at,
+    )
+    fields = {"message": message, "contact_detail": "+44 7700 900123", "alias": "Sam"}
+    for name, value in fields.items():
+        setattr(
+            request,
+            f"{name}_sealed",
+            cipher.seal(value, aad_for("contact_requests", request.id, name)),
+        )
+    session.add(request)
+    await session.flush()
+    for index, body in enumerate(thread):
+        item = ContactMessage(
+            org_id=request.org_id,
+            request_id=request.id,
+            author="requester" if index % 2 == 0 else "ally",
+            body_sealed="",
+        )
+        item.body_sealed = cipher.seal(body, aad_for("contact_messages", item.id, "body"))
+        session.add(item)
+    if ally is not None:
+        session.add(
+            AccessLogEntry(
+                org_id=request.org_id,
+                request_id=request.id,
+                accessor_ally_id=ally.id,
+                accessor=ally.display_name,
+                action="read",
+            )
+        )
+    await session.commit()
+    return request

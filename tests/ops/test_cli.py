@@ -1,0 +1,118 @@
+"""``allyapi`` CLI: token, migrate, seed --demo, serve's banner, openapi --check.
+
+Each test runs the real ``main`` in an empty folder with its own data dir, so it neither
+reads a developer's ``.env`` nor touches their embedded database.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from allyapi.cli import main
+from allyapi.core.auth import TokenVerifier
+from allyapi.core.migrations import head_revision
+from allyapi.core.settings import load_settings
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    for name in ("ALLYAPI_DATABASE_URL", "ALLYAPI_JWT_SECRET", "ALLYAPI_PSEUDONYM_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALLYAPI_ENV", "development")
+    monkeypatch.setenv("ALLYAPI_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def run(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    code = exited.value.code
+    assert isinstance(code, int)
+    return code
+
+
+def test_token_is_accepted_by_the_verifier(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("token", "--sub", "alice", "--org", "acme", "--roles", "employee,coordinator") == 0
+    token = capsys.readouterr().out.strip()
+    principal = TokenVerifier(load_settings()).verify(token)
+    assert principal.sub == "alice"
+    assert principal.org == "acme"
+    assert principal.roles == {"employee", "coordinator"}
+
+
+def test_token_refuses_unknown_roles(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("token", "--sub", "alice", "--org", "acme", "--roles", "admin") == 2
+    assert capsys.readouterr().out == ""
+
+
+def test_migrate_brings_an_empty_embedded_database_to_head(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("migrate") == 0
+    assert "schema is at head" in capsys.readouterr().out
+    with sqlite3.connect(workdir / "data" / "allyapi.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (head_revision(),)
+        ]
+    assert run("migrate") == 0  # again: nothing to do, no error
+
+
+def _demo_allies(workdir: Path) -> int:
+    with sqlite3.connect(workdir / "data" / "allyapi.db") as db:
+        count: int = db.execute("SELECT count(*) FROM allies WHERE org_id = 'demo'").fetchone()[0]
+    return count
+
+
+def test_seed_demo_is_idempotent(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("seed", "--demo") == 0
+    first = capsys.readouterr().out
+    assert "demo organisation seeded" in first
+    allies = _demo_allies(workdir)
+    assert allies > 0
+
+    assert run("seed", "--demo") == 0
+    second = capsys.readouterr().out
+    assert "already present" in second
+    assert _demo_allies(workdir) == allies
+    for role in ("employee", "coordinator", "analyst", "integration"):
+        assert role in second
+
+
+def test_serve_prints_tokens_and_docs_before_the_server_starts(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    printed_before_start: list[str] = []
+
+    def fake_run(app: str, **options: Any) -> None:
+        printed_before_start.append(capsys.readouterr().out)
+        assert options["port"] == 8123
+        assert options["access_log"] is False
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    assert run("serve", "--demo", "--port", "8123") == 0
+    banner = printed_before_start[0]
+    assert "Docs: http://127.0.0.1:8123/docs" in banner
+    tokens = [line.split()[1] for line in banner.splitlines() if line.startswith("  employee ")]
+    principal = TokenVerifier(load_settings()).verify(tokens[0])
+    assert principal.org == "demo"
+    assert principal.roles == {"employee"}
+
+
+def test_openapi_check_detects_a_stale_file(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = workdir / "contract.json"
+    assert run("openapi", "--output", str(target)) == 0
+    assert run("openapi", "--check", "--output", str(target)) == 0
+    target.write_text(target.read_text().replace('"allyapi"', '"renamed"', 1))
+    assert run("openapi", "--check", "--output", str(target)) == 1
+    assert "out of date" in capsys.readouterr().err
+    assert not (workdir / ".allyapi").exists()  # no dev secrets made for a contract
