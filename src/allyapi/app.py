@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from allyapi import __version__
@@ -19,6 +19,7 @@ from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware, Registry
 from allyapi.core.middleware import BodyLimit, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
+from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
 from allyapi.core.settings import Settings, load_settings
 from allyapi.ops.router import router as ops_router
 from allyapi.resources.router import router as resources_router
@@ -69,11 +70,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         training_router,
         resources_router,
     ):
-        app.include_router(router, prefix="/v1")
+        app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])
     app.include_router(ops_router)
     install_openapi(app)
 
     # Outermost last: metrics see every response, including the ones refused early.
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

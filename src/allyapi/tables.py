@@ -10,6 +10,7 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
 )
 from allyapi.core.idempotency import IdempotencyKey
+from allyapi.core.ratelimit import RateLimitBucket
 from allyapi.resources.models import Resource
 from allyapi.training.models import TrainingCourse, TrainingRecord
 
@@ -21,6 +22,7 @@ __all__ = [
     "ContactMessage",
     "ContactRequest",
     "IdempotencyKey",
+    "RateLimitBucket",
     "RequesterLoad",
     "Resource",
     "TrainingCourse",

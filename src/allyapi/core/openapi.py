@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from allyapi.core.errors import PROBLEM_JSON, Problem
+from allyapi.core.ratelimit import WRITE_METHODS
 
 _DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
@@ -86,6 +87,36 @@ def _generic_json(content: dict[str, Any]) -> bool:
     return ref == "" or ref.endswith(("/Problem", "/HTTPValidationError"))
 
 
+RATE_LIMIT_HEADERS: dict[str, Any] = {
+    "RateLimit": {
+        "description": "Writes left in the current window and seconds until it resets "
+        '(draft-ietf-httpapi-ratelimit-headers), e.g. `"writes";r=57;t=12`',
+        "schema": {"type": "string", "maxLength": 100},
+    },
+    "RateLimit-Policy": {
+        "description": 'The caller\'s write quota per window, e.g. `"writes";q=120;w=60`',
+        "schema": {"type": "string", "maxLength": 100},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before the next write is accepted",
+        "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 3600},
+    },
+}
+
+
+def _rate_limited(operation: dict[str, Any]) -> None:
+    """Writes are rate-limited per caller (core/ratelimit.py): every answer to an accepted
+    write carries RateLimit headers, and the 429 says when to retry."""
+    responses: dict[str, Any] = operation["responses"]
+    refs = {name: {"$ref": f"#/components/headers/{name}"} for name in RATE_LIMIT_HEADERS}
+    responses["429"] = {**_problem(429), "headers": refs}
+    for code, response in responses.items():
+        if code.startswith("2") or code in {"403", "404", "409", "412", "422"}:
+            response.setdefault("headers", {}).update(
+                {name: refs[name] for name in ("RateLimit", "RateLimit-Policy")}
+            )
+
+
 def install_openapi(app: FastAPI) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute):
@@ -117,9 +148,12 @@ def install_openapi(app: FastAPI) -> None:
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         problem_schema.pop("$defs", None)
         schemas["Problem"] = problem_schema
+        schema["components"]["headers"] = RATE_LIMIT_HEADERS
         for path, item in schema.get("paths", {}).items():
-            for operation in item.values():
+            for method, operation in item.items():
                 _complete(operation, path)
+                if method.upper() in WRITE_METHODS and path.startswith("/v1/"):
+                    _rate_limited(operation)
         app.openapi_schema = schema
         return schema
 
