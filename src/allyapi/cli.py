@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from allyapi.core.auth import KNOWN_ROLES, mint_dev_token
 from allyapi.core.settings import Settings, load_settings
 from allyapi.ops.contract import CONTRACT_PATH
@@ -69,7 +71,8 @@ def _print_demo_tokens(settings: Settings, base_url: str | None) -> None:
     for label, token in demo_tokens(settings, DEMO_ORG):
         print(f"  {label:<12} {token}")
     if base_url:
-        print(f"\nDocs: {base_url}/docs")
+        if settings.expose_docs:
+            print(f"\nDocs: {base_url}/docs")
         print(f'Try:  curl -H "Authorization: Bearer $TOKEN" {base_url}/v1/allies')
 
 
@@ -83,7 +86,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
         asyncio.run(seed_demo(settings, DEMO_ORG))
         _print_demo_tokens(settings, base_url=f"http://{args.host}:{args.port}")
-    else:
+    elif settings.expose_docs:
         print(f"Docs: http://{args.host}:{args.port}/docs")
     sys.stdout.flush()
     uvicorn.run(
@@ -195,5 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     # `openapi` builds the app from fixed settings: it must neither read .env nor make secrets.
-    settings = None if args.command == "openapi" else load_settings()
+    try:
+        settings = None if args.command == "openapi" else load_settings()
+    except ValidationError as exc:  # a configuration mistake: say which, without a traceback
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"allyapi: invalid configuration: {problems}", file=sys.stderr)
+        sys.exit(2)
     sys.exit(args.handler(settings, args))

@@ -6,6 +6,7 @@ reads a developer's ``.env`` nor touches their embedded database.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from allyapi.core.settings import load_settings
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
-    for name in ("ALLYAPI_DATABASE_URL", "ALLYAPI_JWT_SECRET", "ALLYAPI_PSEUDONYM_KEY"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith("ALLYAPI_") and not name.startswith("ALLYAPI_TEST_"):
+            monkeypatch.delenv(name)
     monkeypatch.setenv("ALLYAPI_ENV", "development")
     monkeypatch.setenv("ALLYAPI_DATA_DIR", str(tmp_path / "data"))
     return tmp_path
@@ -116,3 +118,15 @@ def test_openapi_check_detects_a_stale_file(
     assert run("openapi", "--check", "--output", str(target)) == 1
     assert "out of date" in capsys.readouterr().err
     assert not (workdir / ".allyapi").exists()  # no dev secrets made for a contract
+
+
+def test_production_refuses_generated_secrets_without_a_traceback(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ALLYAPI_ENV", "production")
+    assert run("serve") == 2
+    err = capsys.readouterr().err
+    assert "production refuses to start" in err
+    assert "ALLYAPI_PSEUDONYM_KEY" in err
+    assert "Traceback" not in err
+    assert not (workdir / "data").exists()  # nothing generated
