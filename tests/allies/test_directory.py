@@ -6,8 +6,10 @@ import uuid
 from datetime import timedelta
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.core.database import Database
 from allyapi.core.models import today
 from tests.allies.factories import (
     active_ally,
@@ -261,3 +263,26 @@ async def test_directory_auth(client: httpx.AsyncClient, tokens: TokenFactory) -
     assert_problem(await client.get(path, headers=tokens.other_org_coordinator), 404)
     assert_problem(await client.get(f"/v1/allies/{uuid.uuid4()}", headers=tokens.coordinator), 404)
     assert_problem(await client.get("/v1/allies/not-a-uuid", headers=tokens.employee), 422)
+
+
+async def test_one_query_per_page(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, database: Database
+) -> None:
+    course = await required_course(session)
+    for index in range(4):
+        ally = await active_ally(client, tokens, f"s{index}", display_name=f"Ally {index}")
+        await training_record(session, ally["id"], course)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        for headers in (tokens.employee, tokens.coordinator):
+            statements.clear()
+            response = await client.get("/v1/allies?limit=3", headers=headers)
+            assert len(response.json()["items"]) == 3
+            assert len([s for s in statements if "allies" in s]) == 1, statements
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)

@@ -196,14 +196,16 @@ async def retire_ally(
     return await _transition(session, caller.org, ally_id, "retire", response)
 
 
-@me_router.get("/ally-profile", summary="Your own ally profile")
+@me_router.get("/ally-profile", summary="Your own ally profile", responses=problem_responses(404))
 async def get_own_ally_profile(
     actor: Employee, session: Session, response: Response
 ) -> AllyOwnView:
     return _own(response, await AllyService(session).own(actor.org, actor.subject_ref))
 
 
-@me_router.patch("/ally-profile", summary="Change your own ally profile")
+@me_router.patch(
+    "/ally-profile", summary="Change your own ally profile", responses=problem_responses(404)
+)
 async def update_own_ally_profile(
     actor: Employee,
     session: Session,
