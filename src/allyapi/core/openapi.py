@@ -117,6 +117,48 @@ def _rate_limited(operation: dict[str, Any]) -> None:
             )
 
 
+# Lengths implied by a string format: true for every value the API accepts or emits.
+_FORMAT_MAX_LENGTH = {"uuid": 36, "date": 10, "date-time": 64, "time": 32}
+_INT32 = 2**31 - 1
+
+
+def _bound_by_format(node: Any) -> None:
+    """Writes down bounds the types already enforce, so clients and fuzzers know them:
+    the length of a UUID or a date, and the integer width (int32 when min/max fit in it)."""
+    if isinstance(node, list):
+        for item in node:
+            _bound_by_format(item)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("type")
+    unbounded = not {"maxLength", "enum", "const"}.intersection(node)
+    if kind == "string" and unbounded and node.get("format") in _FORMAT_MAX_LENGTH:
+        node["maxLength"] = _FORMAT_MAX_LENGTH[node["format"]]
+    if kind == "integer" and "format" not in node:
+        low, high = node.get("minimum"), node.get("maximum")
+        fits = low is not None and high is not None and low >= -_INT32 - 1 and high <= _INT32
+        node["format"] = "int32" if fits else "int64"
+    for value in node.values():
+        _bound_by_format(value)
+
+
+def _query_params_not_nullable(operation: dict[str, Any]) -> None:
+    """An optional query parameter is absent or a value: a query string cannot carry JSON
+    ``null``, so FastAPI's ``anyOf: [X, null]`` is just X for a client."""
+    for parameter in operation.get("parameters", []):
+        schema = parameter.get("schema", {})
+        options = schema.get("anyOf")
+        if parameter.get("in") != "query" or not isinstance(options, list):
+            continue
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1 and len(options) == 2:
+            schema.pop("anyOf")
+            schema.update(kept[0])
+            if "default" in schema and schema["default"] is None:
+                schema.pop("default")
+
+
 def install_openapi(app: FastAPI) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute):
@@ -130,7 +172,14 @@ def install_openapi(app: FastAPI) -> None:
             version=app.version,
             description=app.description,
             routes=app.routes,
-            servers=[{"url": "/", "description": "This server"}],
+            servers=[
+                {
+                    "url": "/",
+                    "description": "The deployment serving this document (production, "
+                    "staging or local: the contract is the same)",
+                    "x-internal": False,
+                }
+            ],
         )
         schemas = schema.setdefault("components", {}).setdefault("schemas", {})
         schemas.pop("HTTPValidationError", None)
@@ -152,8 +201,10 @@ def install_openapi(app: FastAPI) -> None:
         for path, item in schema.get("paths", {}).items():
             for method, operation in item.items():
                 _complete(operation, path)
+                _query_params_not_nullable(operation)
                 if method.upper() in WRITE_METHODS and path.startswith("/v1/"):
                     _rate_limited(operation)
+        _bound_by_format(schema)
         app.openapi_schema = schema
         return schema
 
