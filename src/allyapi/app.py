@@ -21,7 +21,9 @@ from allyapi.core.middleware import BodyLimit, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
 from allyapi.core.settings import Settings, load_settings
+from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.router import router as ops_router
+from allyapi.reports.router import router as reports_router
 from allyapi.resources.router import router as resources_router
 from allyapi.training.router import router as training_router
 
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ally_me_router,
         training_router,
         resources_router,
+        feedback_router,
+        reports_router,
     ):
         app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])
     app.include_router(ops_router)

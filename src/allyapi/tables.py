@@ -11,6 +11,7 @@ from allyapi.contact_requests.models import (
 )
 from allyapi.core.idempotency import IdempotencyKey
 from allyapi.core.ratelimit import RateLimitBucket
+from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.resources.models import Resource
 from allyapi.training.models import TrainingCourse, TrainingRecord
 
@@ -21,8 +22,11 @@ __all__ = [
     "Ally",
     "ContactMessage",
     "ContactRequest",
+    "FeedbackQuota",
     "IdempotencyKey",
+    "ProgramFeedback",
     "RateLimitBucket",
+    "RequestFeedback",
     "RequesterLoad",
     "Resource",
     "TrainingCourse",

@@ -1,0 +1,58 @@
+"""Who is asking for a feedback summary, as a route dependency.
+
+A coordinator reads the programme or any ally's summary; an ally (an employee with an ally
+profile, found by subject_ref(key, "ally", org, sub), any profile status) reads only their
+own. Analysts are refused (403): SPEC §3 names coordinator and ally for summaries, and
+analysts' view of feedback is the programme report's aggregate feedback averages. Employees
+without a profile and integrations are refused too.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from allyapi.core.database import Session
+from allyapi.core.errors import Forbidden, NotFound
+from allyapi.core.pseudonym import subject_ref
+from allyapi.core.security import Caller
+from allyapi.core.settings import Settings
+from allyapi.feedback.repository import FeedbackRepository
+
+
+@dataclass(frozen=True)
+class SummaryScope:
+    org: str
+    # None: the whole programme (coordinators only).
+    ally_id: uuid.UUID | None
+
+
+async def summary_scope(
+    request: Request,
+    caller: Caller,
+    session: Session,
+    ally_id: Annotated[
+        uuid.UUID | None,
+        Query(description="Coordinators: one ally's summary (omit for the programme)"),
+    ] = None,
+) -> SummaryScope:
+    repo = FeedbackRepository(session)
+    if caller.has("coordinator"):
+        if ally_id is not None and not await repo.ally_exists(caller.org, ally_id):
+            raise NotFound("ally not found")
+        return SummaryScope(org=caller.org, ally_id=ally_id)
+    if caller.has("employee"):
+        settings: Settings = request.app.state.settings
+        ref = subject_ref(settings.pseudonym_key_bytes, "ally", caller.org, caller.sub)
+        own = await repo.ally_of_subject(caller.org, ref)
+        if own is not None:
+            if ally_id is not None and ally_id != own:
+                raise Forbidden("an ally reads only their own feedback summary")
+            return SummaryScope(org=caller.org, ally_id=own)
+    raise Forbidden("feedback summaries are for coordinators and the ally concerned")
+
+
+SummaryReader = Annotated[SummaryScope, Depends(summary_scope)]

@@ -1,0 +1,91 @@
+"""/v1/contact-requests/{id}/feedback, /v1/feedback and /v1/feedback/summary (SPEC §3 Feedback)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+
+from allyapi.core.database import Session
+from allyapi.core.models import today
+from allyapi.core.openapi import problem_responses
+from allyapi.core.security import EmployeeOnly
+from allyapi.core.settings import Settings
+from allyapi.feedback.deps import SummaryReader
+from allyapi.feedback.schemas import (
+    FeedbackSummary,
+    ProgramFeedbackCreate,
+    ProgramFeedbackReceipt,
+    RequestFeedbackCreate,
+    RequestFeedbackPublic,
+)
+from allyapi.feedback.service import FeedbackService
+from allyapi.feedback.summary import SummaryService
+
+router = APIRouter(tags=["feedback"])
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+@router.post(
+    "/contact-requests/{request_id}/feedback",
+    status_code=status.HTTP_201_CREATED,
+    summary="Give feedback on one's own completed request (once)",
+    responses=problem_responses(409),
+)
+async def give_request_feedback(
+    request: Request,
+    caller: EmployeeOnly,
+    session: Session,
+    request_id: uuid.UUID,
+    body: RequestFeedbackCreate,
+) -> RequestFeedbackPublic:
+    """Only the requester, only once, only after `completed` (409 otherwise).
+
+    Anyone else gets 404, as for a request that does not exist. The comment is encrypted at
+    rest and is shown to coordinators and the ally only in aggregate (P6).
+    """
+    service = FeedbackService(session, _settings(request))
+    return await service.give_request_feedback(caller.org, caller.sub, request_id, body)
+
+
+@router.post(
+    "/feedback",
+    status_code=status.HTTP_201_CREATED,
+    summary="Give anonymous programme feedback",
+    responses=problem_responses(429),
+)
+async def give_program_feedback(
+    request: Request, caller: EmployeeOnly, session: Session, body: ProgramFeedbackCreate
+) -> ProgramFeedbackReceipt:
+    """Stored with no link to the person; at most 5 per person per ISO week (429)."""
+    service = FeedbackService(session, _settings(request))
+    return await service.give_program_feedback(caller.org, caller.sub, body)
+
+
+@router.get("/feedback/summary", summary="Feedback summary (k-anonymous)")
+async def get_feedback_summary(
+    request: Request,
+    scope: SummaryReader,
+    session: Session,
+    from_: Annotated[
+        date | None,
+        Query(alias="from", description="First day; snapped to its month. Default: a year ago"),
+    ] = None,
+    to: Annotated[
+        date | None, Query(description="Last day; snapped to its month's end. Default: today")
+    ] = None,
+) -> FeedbackSummary:
+    """Coordinators: the programme, or one ally with `ally_id`. Allies: their own only.
+
+    Figures from fewer than k people are `null` with `suppressed: true`; comments appear only
+    from k_comments respondents, without dates, in random order.
+    """
+    last = to or today()
+    first = from_ or last - timedelta(days=365)
+    return await SummaryService(session, _settings(request)).summary(scope, first, last)

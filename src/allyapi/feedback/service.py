@@ -1,0 +1,117 @@
+"""Giving feedback: on one's own completed request (once), and anonymously on the programme.
+
+Neither path honours ``Idempotency-Key``: an idempotency record keeps the caller's reference
+next to the created row's id, which is exactly the link anonymous programme feedback must
+not have. Request feedback is naturally safe to retry: a second attempt answers 409.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.contact_requests.models import RequestStatus
+from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.errors import Conflict, NotFound, TooManyRequests
+from allyapi.core.models import today, utcnow
+from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.settings import Settings
+from allyapi.feedback.models import ProgramFeedback, RequestFeedback
+from allyapi.feedback.repository import FeedbackRepository
+from allyapi.feedback.schemas import (
+    ProgramFeedbackCreate,
+    ProgramFeedbackReceipt,
+    RequestFeedbackCreate,
+    RequestFeedbackPublic,
+)
+from allyapi.reports.buckets import as_instant
+
+# Programme feedback per person per ISO week: enough for honest use, too few to flood averages.
+PROGRAM_FEEDBACK_PER_WEEK = 5
+
+
+def iso_week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def seconds_to_next_week(now: datetime) -> int:
+    monday = now.date() - timedelta(days=now.weekday()) + timedelta(days=7)
+    return max(1, int((as_instant(monday) - now).total_seconds()))
+
+
+class FeedbackService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.repo = FeedbackRepository(session)
+        self.cipher = Cipher(settings.data_key_ring)
+
+    async def give_request_feedback(
+        self, org: str, sub: str, request_id: uuid.UUID, body: RequestFeedbackCreate
+    ) -> RequestFeedbackPublic:
+        request = await self.repo.contact_request(org, request_id)
+        mine = requester_ref(self.settings.pseudonym_key_bytes, org, sub)
+        # Anyone but the requester gets the answer a missing id gets (P2, P8); an erased
+        # request no longer exists for its requester either.
+        if (
+            request is None
+            or not hmac.compare_digest(request.requester_ref, mine)
+            or request.erased_at is not None
+        ):
+            raise NotFound("contact request not found")
+        if request.status != RequestStatus.completed:
+            raise Conflict("feedback can be given once the request is completed")
+        feedback = RequestFeedback(
+            org_id=org,
+            request_id=request.id,
+            ally_id=request.ally_id,
+            topic=request.topic,
+            rating=body.rating,
+            felt_heard=body.felt_heard,
+            would_recommend=body.would_recommend,
+            created_on=today(),
+        )
+        feedback.comment_sealed = self.cipher.seal_optional(
+            body.comment, aad_for("request_feedback", feedback.id, "comment")
+        )
+        if not await self.repo.add_once(feedback):
+            raise Conflict("feedback was already given for this request")
+        return RequestFeedbackPublic(
+            request_id=request.id,
+            rating=feedback.rating,
+            felt_heard=feedback.felt_heard,
+            would_recommend=feedback.would_recommend,
+            comment=body.comment,
+            created_on=feedback.created_on,
+        )
+
+    async def give_program_feedback(
+        self, org: str, sub: str, body: ProgramFeedbackCreate
+    ) -> ProgramFeedbackReceipt:
+        now = utcnow()
+        week = iso_week(now.date())
+        bucket = subject_ref(self.settings.pseudonym_key_bytes, f"feedback:{week}", org, sub)
+        await self.repo.forget_past_quotas(org, week)
+        if not await self.repo.consume_quota(org, bucket, week, PROGRAM_FEEDBACK_PER_WEEK):
+            raise TooManyRequests(
+                f"at most {PROGRAM_FEEDBACK_PER_WEEK} programme feedback entries per week",
+                retry_after=seconds_to_next_week(now),
+            )
+        feedback = ProgramFeedback(
+            org_id=org, category=body.category, rating=body.rating, created_on=now.date()
+        )
+        feedback.comment_sealed = self.cipher.seal_optional(
+            body.comment, aad_for("program_feedback", feedback.id, "comment")
+        )
+        self.repo.add_program(feedback)
+        await self.session.flush()
+        return ProgramFeedbackReceipt(
+            category=body.category,
+            rating=body.rating,
+            comment=body.comment,
+            created_on=feedback.created_on,
+        )

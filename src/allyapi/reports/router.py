@@ -1,0 +1,47 @@
+"""/v1/reports/program: programme health for coordinators and analysts, aggregate only (P6)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from allyapi.core.database import Session
+from allyapi.core.security import CoordinatorOrAnalyst
+from allyapi.core.settings import Settings
+from allyapi.reports.buckets import Interval
+from allyapi.reports.schemas import GroupBy, ProgramReport
+from allyapi.reports.service import ReportService
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+@router.get("/program", summary="Programme report (k-anonymous, fixed calendar periods)")
+async def get_program_report(
+    request: Request,
+    caller: CoordinatorOrAnalyst,
+    session: Session,
+    from_: Annotated[
+        date | None,
+        Query(alias="from", description="First day; snapped back to its ISO week or month"),
+    ] = None,
+    to: Annotated[
+        date | None, Query(description="Last day; snapped forward to its period's end")
+    ] = None,
+    interval: Annotated[Interval, Query(description="Period length")] = Interval.week,
+    group_by: Annotated[GroupBy | None, Query(description="Breakdown within each period")] = None,
+) -> ProgramReport:
+    """Per period (and group): requests created, accepted, completed, median hours to accept,
+    signposting rate, feedback averages, ally wellbeing; plus today's listed allies and
+    training compliance.
+
+    Every figure from fewer than k people is `null` with `suppressed: true`; the next-smallest
+    cells are hidden too so totals cannot reveal them; periods are whole ISO weeks (Monday to
+    Sunday, UTC) or calendar months so overlapping queries share identical cells. At most two
+    years of weeks or five years of months (422 beyond). Defaults: the year up to today.
+    """
+    settings: Settings = request.app.state.settings
+    return await ReportService(session, settings.k_anonymity).program(
+        caller.org, from_, to, interval, group_by
+    )

@@ -1,0 +1,136 @@
+"""The programme report (SPEC §3 Reports) under k-anonymity (P6).
+
+How a suppressed cell is kept from being recovered:
+
+1. *Small cells*: a figure computed from fewer than ``k`` distinct requesters (distinct
+   allies for ally wellbeing) is ``{"value": null, "suppressed": true}``.
+2. *Totals*: each period has a total row next to its groups. Where a group cell is hidden and
+   the total shown, the next-smallest cells are hidden too until the hidden cells hold ≥ k
+   people together (reports/anonymity.py), so "total − visible cells" only ever yields an
+   aggregate of ≥ k people. Done per figure, since each figure has its own population.
+3. *Overlapping queries*: ranges are snapped outward to whole ISO weeks or calendar months
+   (reports/buckets.py) and every figure belongs to exactly one bucket; there is no figure
+   over the whole range. Two queries with different ``from``/``to`` therefore return the very
+   same cells for the buckets they share, and no partial bucket ever exists to subtract.
+   Weekly and monthly cells of the same rows are different tables of the same data: a month
+   minus its visible weeks is covered by the same rule only within one query; a caller who
+   combines both intervals learns at most sums of whole hidden weeks. That residual
+   (the classic "linked tables" problem) is accepted, as in survey tools.
+
+Range bounds: 2 years of weeks, 5 years of months (422 beyond). Defaults: the last 52 weeks
+(or 12 months) up to today.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.core.models import today
+from allyapi.reports.anonymity import EMPTY, Figure, Measure, breakdown, figure
+from allyapi.reports.buckets import Interval, label, next_bucket, snap
+from allyapi.reports.repository import OTHER_TOPICS, Cells, Key, ReportRepository
+from allyapi.reports.schemas import (
+    CurrentFigures,
+    GroupBy,
+    ProgramReport,
+    ReportCells,
+    ReportGroup,
+    ReportPeriod,
+)
+
+METRICS = tuple(ReportCells.model_fields)
+URGENCIES = ("low", "normal", "high")
+
+
+def _merge(*sources: Cells) -> dict[Key, dict[str, Measure]]:
+    merged: dict[Key, dict[str, Measure]] = {}
+    for source in sources:
+        for key, measures in source.items():
+            merged.setdefault(key, {}).update(measures)
+    return merged
+
+
+class ReportService:
+    def __init__(self, session: AsyncSession, k: int) -> None:
+        self.repo = ReportRepository(session)
+        self.k = k
+
+    async def program(
+        self,
+        org: str,
+        first: date | None,
+        last: date | None,
+        interval: Interval,
+        group_by: GroupBy | None,
+    ) -> ProgramReport:
+        last = last or today()
+        first = first or last - timedelta(days=364 if interval is Interval.week else 334)
+        starts = snap(first, last, interval)
+        start, end = starts[0], next_bucket(starts[-1], interval)
+        totals = _merge(
+            await self.repo.requests(org, start, end, interval, None),
+            await self.repo.feedback(org, start, end, interval, None),
+        )
+        groups: dict[Key, dict[str, Measure]] = {}
+        keys: list[str] = []
+        if group_by is GroupBy.topic:
+            keys = [*await self.repo.load_topics(org, start, end, self.k), OTHER_TOPICS]
+        elif group_by is GroupBy.urgency:
+            keys = list(URGENCIES)
+        if group_by is not None:
+            groups = _merge(
+                await self.repo.requests(org, start, end, interval, group_by),
+                await self.repo.feedback(org, start, end, interval, group_by),
+            )
+        periods = [
+            self._period(bucket, interval, totals, groups, keys, group_by is not None)
+            for bucket in starts
+        ]
+        return ProgramReport(
+            interval=interval,
+            group_by=group_by,
+            starts_on=start,
+            ends_on=end - timedelta(days=1),
+            k=self.k,
+            periods=periods,
+            current=await self._current(org),
+        )
+
+    def _period(
+        self,
+        bucket: date,
+        interval: Interval,
+        totals: dict[Key, dict[str, Measure]],
+        groups: dict[Key, dict[str, Measure]],
+        keys: list[str],
+        grouped: bool,
+    ) -> ReportPeriod:
+        total_measures = totals.get((bucket, None), {})
+        total_figures: dict[str, Figure] = {}
+        group_figures: dict[str, dict[str, Figure]] = {key: {} for key in keys}
+        for metric in METRICS:
+            total = total_measures.get(metric, EMPTY)
+            if not grouped:
+                total_figures[metric] = figure(total, self.k)
+                continue
+            cells = {key: groups.get((bucket, key), {}).get(metric, EMPTY) for key in keys}
+            shown, total_figures[metric] = breakdown(cells, total, self.k)
+            for key, value in shown.items():
+                group_figures[key][metric] = value
+        return ReportPeriod(
+            label=label(bucket, interval),
+            starts_on=bucket,
+            ends_on=next_bucket(bucket, interval) - timedelta(days=1),
+            total=ReportCells(**total_figures),
+            groups=[ReportGroup(key=key, cells=ReportCells(**group_figures[key])) for key in keys],
+        )
+
+    async def _current(self, org: str) -> CurrentFigures:
+        listed, active, compliant = await self.repo.network_today(org, today())
+        return CurrentFigures(
+            listed_allies=listed,
+            active_allies=active,
+            training_compliance=round(compliant / active, 3) if active else None,
+        )
