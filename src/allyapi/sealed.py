@@ -1,6 +1,6 @@
 """Every sealed (encrypted at rest, P4) column, in one place: ``allyapi rotate-keys`` re-seals
-exactly these. A domain that adds a sealed column appends one line here (and its test in
-tests/jobs/test_rotate_keys.py checks every entry round-trips)."""
+exactly these. A domain that adds a sealed column appends one line here; a test fails while a
+``*_sealed`` column is missing (tests/jobs/test_rotate_keys.py)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import uuid
 from datetime import datetime, timedelta
 
@@ -119,3 +121,23 @@ async def make_request(
         )
     await session.commit()
     return request
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a CLI or server process on the test database, with the same secrets
+    as the test settings (so tokens minted by the tests verify there), jobs disabled."""
+    assert settings.jwt_secret
+    assert settings.pseudonym_key
+    assert settings.data_keys
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "ALLYAPI_ENV": "test",
+        "ALLYAPI_DATA_DIR": str(settings.data_dir),
+        "ALLYAPI_DATABASE_URL": settings.effective_database_url,
+        "ALLYAPI_JWT_SECRET": settings.jwt_secret,
+        "ALLYAPI_PSEUDONYM_KEY": settings.pseudonym_key,
+        "ALLYAPI_DATA_KEYS": settings.data_keys,
+        "ALLYAPI_JOBS_INTERVAL_SECONDS": "0",
+        **extra,
+    }

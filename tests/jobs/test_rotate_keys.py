@@ -18,7 +18,7 @@ from allyapi.core.sealed import rotate_column
 from allyapi.core.settings import Settings
 from allyapi.sealed import SEALED_COLUMNS
 from allyapi.tables import metadata
-from tests.jobs.factories import make_ally, make_request
+from tests.jobs.factories import make_ally, make_request, process_env
 
 
 def ciphers(settings: Settings) -> tuple[Cipher, Cipher, Cipher]:
@@ -59,7 +59,7 @@ def test_every_sealed_column_is_registered() -> None:
         for column in table.columns
         if column.name.endswith("_sealed")
     }
-    assert found == registered
+    assert found == registered, "add every *_sealed column to allyapi/sealed.py (rotate-keys)"
 
 
 async def test_rotation_reseals_old_values_under_the_newest_key(
@@ -148,7 +148,7 @@ async def test_cli_rotate_keys_then_only_the_new_key_opens_everything(
         "-m",
         "allyapi",
         "rotate-keys",
-        env=cli_env(settings),
+        env=process_env(settings),
         cwd=settings.data_dir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -161,21 +161,3 @@ async def test_cli_rotate_keys_then_only_the_new_key_opens_everything(
     session.expire_all()
     for table, row_id, name, value in await sealed_values(session):
         k2.open(value, aad_for(table, row_id, name))  # raises if any value needs k1
-
-
-def cli_env(settings: Settings) -> dict[str, str]:
-    """The environment a server or CLI of this test database runs with (same secrets)."""
-    assert settings.jwt_secret
-    assert settings.pseudonym_key
-    assert settings.data_keys
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "ALLYAPI_ENV": "test",
-        "ALLYAPI_DATA_DIR": str(settings.data_dir),
-        "ALLYAPI_DATABASE_URL": settings.effective_database_url,
-        "ALLYAPI_JWT_SECRET": settings.jwt_secret,
-        "ALLYAPI_PSEUDONYM_KEY": settings.pseudonym_key,
-        "ALLYAPI_DATA_KEYS": settings.data_keys,
-        "ALLYAPI_JOBS_INTERVAL_SECONDS": "0",
-    }

@@ -18,8 +18,7 @@ from allyapi.core.crypto import Cipher
 from allyapi.core.database import Database
 from allyapi.core.models import utcnow
 from allyapi.core.settings import Settings
-from tests.jobs.factories import make_ally, make_request
-from tests.jobs.test_rotate_keys import cli_env
+from tests.jobs.factories import make_ally, make_request, process_env
 
 
 async def test_a_failing_run_is_logged_without_data_and_the_next_run_happens(
@@ -109,7 +108,7 @@ async def test_cli_purge_runs_every_job_once_and_prints_counts(
         "-m",
         "allyapi",
         "purge",
-        env=cli_env(settings),
+        env=process_env(settings),
         cwd=settings.data_dir,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
