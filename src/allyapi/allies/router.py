@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 from allyapi.allies.deps import (
     CoordinatorOrTheAllyThemselves,
@@ -50,6 +50,7 @@ Timezone = Annotated[TimezoneName, AfterValidator(check_timezone)]
 LanguageQuery = Annotated[LanguageTag | None, Query(description="BCP 47 tag, e.g. en-GB")]
 TopicQuery = Annotated[Tag | None, Query(description="A topic tag (case-insensitive)")]
 OWN_PROFILE = "/v1/me/ally-profile"
+MAX_SUGGESTIONS = 20
 
 
 def _managed(response: Response, row: AllyRow) -> AllyCoordinatorView:
@@ -119,8 +120,8 @@ async def suggest_allies(
     same_department: Annotated[
         bool, Query(description="Also rank allies of your own department normally")
     ] = False,
-    limit: Annotated[int, Query(ge=1, le=20)] = 5,
-) -> list[AllyPublic]:
+    limit: Annotated[int, Query(ge=1, le=MAX_SUGGESTIONS)] = 5,
+) -> Annotated[list[AllyPublic], Field(max_length=MAX_SUGGESTIONS)]:
     wanted = SuggestionQuery(
         topic=topic.lower() if topic else None,
         language=canonical_language(language) if language else None,

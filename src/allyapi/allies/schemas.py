@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from allyapi.allies.models import AllyStatus
 from allyapi.core.schemas import LanguageTag, PublicSchema, RequestBody, Tag
@@ -30,9 +31,27 @@ DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Pronouns = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 Label = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Bio = Annotated[str, StringConstraints(max_length=2000)]
-TimezoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# The contract names the format (a custom one: clients and fuzzers know the value must be a
+# real IANA zone name, which no pattern can say).
+TIMEZONE_FORMAT = "iana-time-zone"
+TimezoneName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": TIMEZONE_FORMAT,
+            "minLength": 1,
+            "maxLength": 64,
+            "examples": ["Europe/London"],
+        }
+    ),
+]
 # Zero-padded 24-hour clock, so string order is time order.
-ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+ClockTime = Annotated[
+    str,
+    StringConstraints(min_length=5, max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+]
 
 
 @cache
@@ -139,22 +158,38 @@ NOT_NULLABLE = (
 )
 
 
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    """A NOT_NULLABLE field's contract has no ``default: null`` (``null`` would be refused)."""
+    for name in NOT_NULLABLE:
+        schema["properties"][name].pop("default", None)
+
+
 class AllyUpdate(_ProfileFields):
     """Every field optional; ``null`` clears the optional text fields. Never ``status``."""
 
-    display_name: DisplayName | None = None
+    # ``SkipJsonSchema[None]``: absent means "unchanged", but ``null`` is refused for the
+    # NOT_NULLABLE fields, so the contract does not offer it.
+    display_name: DisplayName | SkipJsonSchema[None] = None
     pronouns: Pronouns | None = None
     job_title: Label | None = None
     department: Label | None = None
     location: Label | None = None
     timezone: TimezoneName | None = Field(default=None, description="IANA name")
-    languages: list[LanguageTag] | None = Field(default=None, max_length=MAX_LANGUAGES)
-    topics: list[Tag] | None = Field(default=None, max_length=MAX_TOPICS)
+    languages: (
+        Annotated[list[LanguageTag], Field(max_length=MAX_LANGUAGES)] | SkipJsonSchema[None]
+    ) = None
+    topics: Annotated[list[Tag], Field(max_length=MAX_TOPICS)] | SkipJsonSchema[None] = None
     bio: Bio | None = None
-    contact_channels: list[ContactChannel] | None = Field(default=None, max_length=MAX_CHANNELS)
-    availability: list[AvailabilityWindow] | None = Field(default=None, max_length=MAX_WINDOWS)
-    accepting: bool | None = None
-    max_open_requests: int | None = Field(default=None, ge=1, le=50)
+    contact_channels: (
+        Annotated[list[ContactChannel], Field(max_length=MAX_CHANNELS)] | SkipJsonSchema[None]
+    ) = None
+    availability: (
+        Annotated[list[AvailabilityWindow], Field(max_length=MAX_WINDOWS)] | SkipJsonSchema[None]
+    ) = None
+    accepting: bool | SkipJsonSchema[None] = None
+    max_open_requests: Annotated[int, Field(ge=1, le=50)] | SkipJsonSchema[None] = None
+
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
 
     @field_validator(*NOT_NULLABLE, mode="before")
     @classmethod
@@ -204,8 +239,8 @@ class AllyPublic(PublicSchema):
     department: str | None = Field(default=None, max_length=100)
     location: str | None = Field(default=None, max_length=100)
     timezone: str | None = Field(default=None, max_length=64)
-    languages: list[str] = Field(max_length=MAX_LANGUAGES)
-    topics: list[str] = Field(max_length=MAX_TOPICS)
+    languages: list[LanguageTag] = Field(max_length=MAX_LANGUAGES)
+    topics: list[Tag] = Field(max_length=MAX_TOPICS)
     bio: str | None = Field(default=None, max_length=2000)
     contact_channels: list[ContactChannelPublic] = Field(max_length=MAX_CHANNELS)
     availability: list[AvailabilityWindowPublic] = Field(max_length=MAX_WINDOWS)
