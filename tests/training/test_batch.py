@@ -1,0 +1,278 @@
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.training.models import TrainingRecord
+from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
+from tests.training.factories import ally_headers, make_ally, make_course, make_record
+
+BATCH = "/v1/training-records/batch"
+
+
+async def run(
+    client: httpx.AsyncClient, headers: dict[str, str], rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    response = await client.post(BATCH, json={"rows": rows}, headers=headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def count_records(session: AsyncSession) -> int:
+    return (
+        await session.execute(sa.select(sa.func.count()).select_from(TrainingRecord))
+    ).scalar_one()
+
+
+async def test_created_updated_unchanged_and_error_rows(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    ally = await make_ally(session, tokens, "hr-1")
+    await make_ally(session, tokens, "hr-2")
+    course = await make_course(session, "MHFA", validity_months=12)
+    await make_course(session, "Listening", validity_months=None)
+    existing = await make_record(
+        session,
+        ally,
+        course,
+        completed_on=date(2024, 1, 1),
+        expires_on=date(2025, 1, 1),
+        verified=False,
+        external_id="lms-old",
+    )
+    rows = [
+        {
+            "external_id": "lms-1",
+            "sub": "hr-1",
+            "course_name": "MHFA",
+            "completed_on": "2024-01-31",
+        },
+        {
+            "external_id": "lms-2",
+            "ally_id": str(ally.id),
+            "course_id": str(course.id),
+            "completed_on": "2024-03-01",
+            "evidence_ref": "cert-2",
+            "verified": False,
+        },
+        {
+            "external_id": "lms-old",
+            "sub": "hr-1",
+            "course_name": "MHFA",
+            "completed_on": "2024-01-01",
+        },
+        {
+            "external_id": "lms-3",
+            "sub": "hr-2",
+            "course_name": "Listening",
+            "completed_on": "2024-05-05",
+        },
+        {
+            "external_id": "lms-4",
+            "sub": "nobody",
+            "course_name": "MHFA",
+            "completed_on": "2024-01-01",
+        },
+        {
+            "external_id": "lms-5",
+            "sub": "hr-1",
+            "course_name": "Knitting",
+            "completed_on": "2024-01-01",
+        },
+        {
+            "external_id": "lms-6",
+            "sub": "hr-1",
+            "course_name": "MHFA",
+            "completed_on": "2999-01-01",
+        },
+        {
+            "external_id": "lms-7",
+            "sub": "hr-1",
+            "ally_id": str(ally.id),
+            "course_name": "MHFA",
+            "completed_on": "2024-01-01",
+        },
+        {
+            "external_id": "lms-1",
+            "sub": "hr-2",
+            "course_name": "MHFA",
+            "completed_on": "2024-01-01",
+        },
+        {
+            "external_id": "lms-8",
+            "sub": "hr-1",
+            "course_name": "MHFA",
+            "completed_on": "2024-01-01",
+            "status": "s3cret",
+        },
+        "not an object",
+    ]
+    result = await run(client, tokens.integration, rows)
+    statuses = [(r["index"], r["external_id"], r["status"]) for r in result["results"]]
+    assert statuses == [
+        (0, "lms-1", "created"),
+        (1, "lms-2", "created"),
+        (2, "lms-old", "updated"),  # verified now: the trusted source says so by default
+        (3, "lms-3", "created"),
+        (4, "lms-4", "error"),
+        (5, "lms-5", "error"),
+        (6, "lms-6", "error"),
+        (7, "lms-7", "error"),
+        (8, "lms-1", "error"),
+        (9, "lms-8", "error"),
+        (10, None, "error"),
+    ]
+    codes = [r["error"]["code"] for r in result["results"] if r["error"]]
+    assert codes == [
+        "ally_not_found",
+        "course_not_found",
+        "invalid",
+        "invalid",
+        "duplicate_external_id",
+        "invalid",
+        "invalid",
+    ]
+    assert "s3cret" not in str(result)
+    assert "nobody" not in str(result)
+    assert (result["created"], result["updated"], result["unchanged"], result["errors"]) == (
+        3,
+        1,
+        0,
+        7,
+    )
+    assert result["results"][2]["id"] == str(existing.id)
+
+    records = {
+        r["external_id"]: r
+        for r in (
+            await client.get("/v1/training-records?limit=100", headers=tokens.coordinator)
+        ).json()["items"]
+    }
+    assert records["lms-1"]["expires_on"] == "2025-01-31"
+    assert records["lms-1"]["verified"] is True
+    assert records["lms-2"]["verified"] is False
+    assert records["lms-2"]["evidence_ref"] == "cert-2"
+    assert records["lms-3"]["expires_on"] is None
+    assert records["lms-old"]["verified"] is True
+    assert await count_records(session) == 4
+
+    # The same batch again changes nothing.
+    again = await run(client, tokens.integration, rows)
+    assert [r["status"] for r in again["results"][:4]] == ["unchanged"] * 4
+    assert again["results"][0]["id"] == result["results"][0]["id"]
+    assert await count_records(session) == 4
+
+
+async def test_a_changed_row_is_updated(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    await make_ally(session, tokens, "hr-1")
+    await make_course(session, "MHFA", validity_months=12)
+    row = {
+        "external_id": "lms-1",
+        "sub": "hr-1",
+        "course_name": "MHFA",
+        "completed_on": "2024-01-31",
+    }
+    first = await run(client, tokens.coordinator, [row])
+    record_id = first["results"][0]["id"]
+    etag = (
+        await client.get(f"/v1/training-records/{record_id}", headers=tokens.coordinator)
+    ).headers["etag"]
+    changed = await run(client, tokens.coordinator, [{**row, "completed_on": "2024-06-30"}])
+    assert changed["results"][0] == {
+        "index": 0,
+        "external_id": "lms-1",
+        "status": "updated",
+        "id": record_id,
+        "error": None,
+    }
+    read = await client.get(f"/v1/training-records/{record_id}", headers=tokens.coordinator)
+    assert read.json()["expires_on"] == "2025-06-30"
+    assert read.headers["etag"] != etag
+
+
+async def test_limits_and_shape(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
+    too_many = await client.post(BATCH, json={"rows": [{}] * 1001}, headers=tokens.integration)
+    assert assert_problem(too_many, 422)["errors"][0]["loc"] == ["body", "rows"]
+    assert_problem(await client.post(BATCH, json={"rows": []}, headers=tokens.integration), 422)
+    unknown = await client.post(
+        BATCH, json={"rows": [], "mode": "s3cret"}, headers=tokens.integration
+    )
+    assert_problem(unknown, 422)
+    assert "s3cret" not in unknown.text
+
+
+async def test_a_full_batch_of_1000_rows(
+    roomy_client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    for number in range(10):
+        await make_ally(session, tokens, f"hr-{number}")
+    await make_course(session, "MHFA", validity_months=36)
+    rows = [
+        {
+            "external_id": f"e{n}",
+            "sub": f"hr-{n % 10}",
+            "course_name": "MHFA",
+            "completed_on": "2024-02-29",
+        }
+        for n in range(1000)
+    ]
+    first = await run(roomy_client, tokens.integration, rows)
+    assert first["created"] == 1000
+    second = await run(roomy_client, tokens.integration, rows)
+    assert second["unchanged"] == 1000
+    assert await count_records(session) == 1000
+
+
+async def test_concurrent_identical_batches_never_duplicate(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    for number in range(5):
+        await make_ally(session, tokens, f"hr-{number}")
+    await make_course(session, "MHFA", validity_months=12)
+    rows = [
+        {
+            "external_id": f"c{n}",
+            "sub": f"hr-{n % 5}",
+            "course_name": "MHFA",
+            "completed_on": "2024-01-01",
+        }
+        for n in range(100)
+    ]
+    responses = await asyncio.gather(
+        *(client.post(BATCH, json={"rows": rows}, headers=tokens.integration) for _ in range(3))
+    )
+    assert [r.status_code for r in responses] == [200, 200, 200], [r.text for r in responses]
+    for index in range(100):
+        statuses = sorted(r.json()["results"][index]["status"] for r in responses)
+        assert statuses == ["created", "unchanged", "unchanged"]
+        assert len({r.json()["results"][index]["id"] for r in responses}) == 1
+    assert await count_records(session) == 100
+
+
+async def test_auth_cases(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    await make_ally(session, tokens, "hr-1")
+    await make_ally(session, tokens, "hr-1", org=OTHER_ORG)
+    await make_course(session, "MHFA")
+    row = {
+        "external_id": "lms-1",
+        "sub": "hr-1",
+        "course_name": "MHFA",
+        "completed_on": "2024-01-01",
+    }
+    assert_problem(await client.post(BATCH, json={"rows": [row]}), 401)
+    for headers in (tokens.employee, tokens.analyst, ally_headers(tokens, "hr-1")):
+        assert_problem(await client.post(BATCH, json={"rows": [row]}, headers=headers), 403)
+    # Another org's integration cannot reach this org's courses (its own ally is found).
+    foreign = tokens.headers("hris-9", "integration", org=OTHER_ORG)
+    result = await run(client, foreign, [row])
+    assert result["results"][0]["error"]["code"] == "course_not_found"
