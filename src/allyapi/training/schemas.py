@@ -6,7 +6,16 @@ import uuid
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, PlainValidator, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 from allyapi.allies.models import AllyStatus
 from allyapi.core.models import today
@@ -51,11 +60,21 @@ class TrainingCourseCreate(RequestBody):
     required: bool = False
 
 
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    """``name`` and ``required`` refuse ``null``: the contract offers no ``default: null``."""
+    for field in ("name", "required"):
+        schema["properties"][field].pop("default", None)
+
+
 class TrainingCourseUpdate(RequestBody):
-    name: CourseName | None = None
+    """Absent fields stay as they are; ``null`` clears ``provider`` or ``validity_months``."""
+
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+    name: CourseName | SkipJsonSchema[None] = None
     provider: Provider | None = None
     validity_months: ValidityMonths | None = None
-    required: bool | None = None
+    required: bool | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_null_for_mandatory(self) -> Self:
@@ -83,10 +102,7 @@ class TrainingRecordCreate(RequestBody):
         description="Required for coordinators; an ally may omit it (or give their own id)",
     )
 
-    @model_validator(mode="after")
-    def _completion_date(self) -> Self:
-        check_completed_on(self.completed_on)
-        return self
+    _completed_on = field_validator("completed_on")(check_completed_on)
 
 
 class TrainingRecordPublic(PublicSchema):
@@ -135,8 +151,9 @@ class BatchRow(RequestBody):
             raise ValueError("give exactly one of ally_id and sub")
         if (self.course_id is None) == (self.course_name is None):
             raise ValueError("give exactly one of course_id and course_name")
-        check_completed_on(self.completed_on)
         return self
+
+    _completed_on = field_validator("completed_on")(check_completed_on)
 
 
 class RejectedRow:
