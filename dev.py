@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -55,7 +56,14 @@ def ensure_installed() -> None:
         return
     if not python.exists():
         print(f"creating {VENV.relative_to(ROOT)} ...", flush=True)
-        venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(VENV, ignore_errors=True)  # a half-made venv would be taken as ready
+            sys.exit(
+                f"dev.py: could not create {VENV} ({exc}). On Debian/Ubuntu the venv module "
+                "is a separate package: apt-get install python3-venv"
+            )
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     code = _run(
         python,

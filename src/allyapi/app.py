@@ -26,6 +26,8 @@ from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
 from allyapi.resources.router import router as resources_router
 from allyapi.training.router import router as training_router
+from allyapi.webhooks.router import router as webhooks_router
+from allyapi.webhooks.workers import start_webhook_workers
 
 DESCRIPTION = """\
 The headless API behind workplace mental health ally networks: a directory of trained
@@ -43,7 +45,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs = start_background_jobs(settings, database)
+        webhooks = start_webhook_workers(settings, database)
         yield
+        if webhooks is not None:
+            await webhooks.stop()
         if jobs is not None:
             await jobs.stop()  # before the engine goes: a run in progress finishes first
         await database.dispose()
@@ -73,6 +78,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         resources_router,
         feedback_router,
         reports_router,
+        webhooks_router,
     ):
         app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])
     app.include_router(ops_router)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from allyapi.contact_requests.models import ContactMessage, ContactRequest
 from allyapi.core.sealed import SealedColumn, table_of
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
+from allyapi.webhooks.models import WebhookSubscription
 
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn(table_of(ContactRequest), "message_sealed", "contact_requests", "message"),
@@ -17,4 +18,7 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn(table_of(ContactMessage), "body_sealed", "contact_messages", "body"),
     SealedColumn(table_of(RequestFeedback), "comment_sealed", "request_feedback", "comment"),
     SealedColumn(table_of(ProgramFeedback), "comment_sealed", "program_feedback", "comment"),
+    SealedColumn(
+        table_of(WebhookSubscription), "secret_sealed", "webhook_subscriptions", "secret"
+    ),
 )

@@ -14,6 +14,7 @@ from allyapi.core.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.resources.models import Resource
 from allyapi.training.models import TrainingCourse, TrainingRecord
+from allyapi.webhooks.models import WebhookDelivery, WebhookMarker, WebhookSubscription
 
 metadata = SQLModel.metadata
 
@@ -31,5 +32,8 @@ __all__ = [
     "Resource",
     "TrainingCourse",
     "TrainingRecord",
+    "WebhookDelivery",
+    "WebhookMarker",
+    "WebhookSubscription",
     "metadata",
 ]

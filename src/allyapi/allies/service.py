@@ -31,6 +31,7 @@ from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.schemas import Page
+from allyapi.webhooks.events import ally_listing_changed
 
 # Transition name → (states it may start from, state it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
@@ -191,7 +192,9 @@ class AllyService:
         await self.session.flush()
         if target in (AllyStatus.paused, AllyStatus.retired):
             await on_ally_unavailable(self.session, org_id, ally.id)
-        return ally, await self.repo.is_listed(org_id, ally.id, today())
+        listed = await self.repo.is_listed(org_id, ally.id, today())
+        await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
+        return ally, listed
 
     async def sync_roster(self, org_id: str, subs: Sequence[str], key: bytes) -> RosterSyncResult:
         """Retire every not-yet-retired ally whose ``sub`` is not on the HRIS roster.
@@ -208,6 +211,7 @@ class AllyService:
         await self.repo.retire_many(org_id, leavers, utcnow())
         for ally_id in leavers:
             await on_ally_unavailable(self.session, org_id, ally_id)
+            await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
 
 

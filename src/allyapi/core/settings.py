@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # seconds (jittered); 0 disables them (then run `allyapi purge` from a scheduler).
     jobs_interval_seconds: float = Field(default=60, ge=0, le=86_400)
     webhook_allow_private: bool | None = None
+    # Webhook deliverer poll interval in every server process (jittered); 0 disables it.
+    webhook_interval_seconds: float = Field(default=2, ge=0, le=3600)
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # None = the default for the environment: on in development/test, off in production

@@ -1,0 +1,83 @@
+"""/v1/webhooks: subscriptions, their delivery log and manual retry (SPEC §3 Webhooks)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from allyapi.core.database import Session
+from allyapi.core.openapi import problem_responses
+from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.schemas import Page
+from allyapi.core.security import IntegrationOrCoordinator
+from allyapi.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
+from allyapi.webhooks.service import WebhookService
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+def webhook_service(request: Request, session: Session) -> WebhookService:
+    return WebhookService(session, request.app.state.settings)
+
+
+Service = Annotated[WebhookService, Depends(webhook_service)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Subscribe a URL to events (the signing secret is shown once)",
+)
+async def create_webhook(
+    caller: IntegrationOrCoordinator, service: Service, body: WebhookCreate, response: Response
+) -> WebhookCreated:
+    created = await service.create(caller.org, body)
+    response.headers["Location"] = f"/v1/webhooks/{created.id}"
+    return created
+
+
+@router.get("", summary="List the organisation's webhook subscriptions")
+async def list_webhooks(
+    caller: IntegrationOrCoordinator, service: Service, limit: Limit = 20, cursor: Cursor = None
+) -> Page[WebhookPublic]:
+    return await service.list(caller.org, limit=limit, cursor=cursor)
+
+
+@router.delete(
+    "/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Unsubscribe (pending deliveries and the delivery log go too)",
+)
+async def delete_webhook(
+    caller: IntegrationOrCoordinator, service: Service, webhook_id: uuid.UUID
+) -> None:
+    await service.delete(caller.org, webhook_id)
+
+
+@router.get("/{webhook_id}/deliveries", summary="Delivery log, newest first")
+async def list_webhook_deliveries(
+    caller: IntegrationOrCoordinator,
+    service: Service,
+    webhook_id: uuid.UUID,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[DeliveryPublic]:
+    return await service.deliveries(caller.org, webhook_id, limit=limit, cursor=cursor)
+
+
+@router.post(
+    "/{webhook_id}/deliveries/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Send a delivered or failed delivery again, now",
+    responses=problem_responses(409),
+)
+async def retry_webhook_delivery(
+    caller: IntegrationOrCoordinator,
+    service: Service,
+    webhook_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+) -> DeliveryPublic:
+    delivery = await service.retry(caller.org, webhook_id, delivery_id)
+    return DeliveryPublic.model_validate(delivery)

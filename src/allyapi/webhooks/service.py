@@ -1,0 +1,127 @@
+"""Webhook rules: coordinators and integrations manage their org's subscriptions.
+
+Choices where the SPEC is silent:
+- every coordinator/integration of an org sees and manages all of the org's subscriptions
+  (they are the org's integration surface, not a person's);
+- deleting a subscription deletes its pending deliveries and its delivery log;
+- a manual retry re-queues a ``failed`` or ``delivered`` delivery at once with a fresh attempt
+  budget (the same ``webhook-id``, so receivers can de-duplicate); a delivery that is still
+  ``pending`` is already queued: 409;
+- ``POST /v1/webhooks`` does not take ``Idempotency-Key``: a repeated create makes a second
+  subscription with its own secret, which the caller can see in the list and delete.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.errors import Conflict, InvalidInput, NotFound
+from allyapi.core.models import utcnow
+from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.schemas import Page
+from allyapi.core.settings import Settings
+from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from allyapi.webhooks.repository import WebhookRepository
+from allyapi.webhooks.schemas import (
+    DeliveryPublic,
+    WebhookCreate,
+    WebhookCreated,
+    WebhookPublic,
+)
+from allyapi.webhooks.signing import new_secret
+from allyapi.webhooks.ssrf import BlockedUrl, check_url
+
+
+def secret_aad(webhook_id: uuid.UUID) -> str:
+    return aad_for("webhook_subscriptions", webhook_id, "secret")
+
+
+class WebhookService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.repo = WebhookRepository(session)
+
+    async def create(self, org_id: str, body: WebhookCreate) -> WebhookCreated:
+        try:
+            await check_url(body.url, allow_private=self.settings.allow_private_webhooks)
+        except BlockedUrl as error:
+            raise InvalidInput(str(error), loc=("body", "url")) from None
+        secret = new_secret()
+        webhook_id = uuid.uuid4()
+        row = WebhookSubscription(
+            id=webhook_id,
+            org_id=org_id,
+            url=body.url,
+            events=list(body.events),
+            secret_sealed=Cipher(self.settings.data_key_ring).seal(secret, secret_aad(webhook_id)),
+        )
+        self.repo.add(row)
+        await self.session.flush()
+        return WebhookCreated.model_validate({**_public_fields(row), "secret": secret})
+
+    async def get(self, org_id: str, webhook_id: uuid.UUID) -> WebhookSubscription:
+        row = await self.repo.get(org_id, webhook_id)
+        if row is None:
+            raise NotFound("webhook not found")
+        return row
+
+    async def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[WebhookPublic]:
+        after = _cursor_key(cursor)
+        rows = await self.repo.page(org_id, limit=limit, after=after)
+        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return Page[WebhookPublic](
+            items=items,
+            next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+        )
+
+    async def delete(self, org_id: str, webhook_id: uuid.UUID) -> None:
+        await self.repo.delete(await self.get(org_id, webhook_id))
+
+    async def deliveries(
+        self, org_id: str, webhook_id: uuid.UUID, *, limit: int, cursor: str | None
+    ) -> Page[DeliveryPublic]:
+        await self.get(org_id, webhook_id)
+        before = _cursor_key(cursor)
+        rows = await self.repo.deliveries(org_id, webhook_id, limit=limit, before=before)
+        items = [DeliveryPublic.model_validate(row) for row in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return Page[DeliveryPublic](
+            items=items,
+            next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+        )
+
+    async def retry(
+        self, org_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+    ) -> WebhookDelivery:
+        delivery = await self.repo.delivery(org_id, webhook_id, delivery_id)
+        if delivery is None:
+            raise NotFound("delivery not found")
+        if delivery.status == DeliveryStatus.pending:
+            raise Conflict("this delivery is already queued")
+        now = utcnow()
+        delivery.status = DeliveryStatus.pending
+        delivery.attempts = 0
+        delivery.next_attempt_at = now
+        delivery.updated_at = now
+        await self.session.flush()
+        return delivery
+
+
+def _public_fields(row: WebhookSubscription) -> dict[str, object]:
+    return {"id": row.id, "url": row.url, "events": row.events, "created_at": row.created_at}
+
+
+def _cursor_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+    except ValueError:
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
