@@ -8,7 +8,8 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.training.models import TrainingRecord
+from allyapi.allies.models import Ally
+from allyapi.training.models import TrainingCourse, TrainingRecord
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
 from tests.training.factories import ally_headers, make_ally, make_course, make_record
 
@@ -30,7 +31,39 @@ async def count_records(session: AsyncSession) -> int:
     ).scalar_one()
 
 
-async def test_created_updated_unchanged_and_error_rows(
+def row(external_id: str, sub: str | None = "hr-1", **fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"external_id": external_id, "course_name": "MHFA"}
+    if sub is not None:
+        base["sub"] = sub
+    return {"completed_on": "2024-01-01", **base, **fields}
+
+
+def mixed_rows(ally: Ally, course: TrainingCourse) -> list[Any]:
+    """One row per outcome; the comment says what each should answer."""
+    return [
+        row("lms-1", completed_on="2024-01-31"),  # created, by sub and course name
+        row(  # created, by ids, self-declared unverified
+            "lms-2",
+            sub=None,
+            ally_id=str(ally.id),
+            course_name=None,
+            course_id=str(course.id),
+            evidence_ref="cert-2",
+            verified=False,
+        ),
+        row("lms-old"),  # updated: the stored record was unverified
+        row("lms-3", sub="hr-2", course_name="Listening", completed_on="2024-05-05"),  # created
+        row("lms-4", sub="nobody"),  # ally_not_found
+        row("lms-5", course_name="Knitting"),  # course_not_found
+        row("lms-6", completed_on="2999-01-01"),  # invalid: in the future
+        row("lms-7", ally_id=str(ally.id)),  # invalid: both sub and ally_id
+        row("lms-1", sub="hr-2"),  # duplicate_external_id
+        row("lms-8", status="s3cret"),  # invalid: unknown field
+        "not an object",  # invalid
+    ]
+
+
+async def test_every_row_gets_its_own_result(
     client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
 ) -> None:
     ally = await make_ally(session, tokens, "hr-1")
@@ -46,126 +79,53 @@ async def test_created_updated_unchanged_and_error_rows(
         verified=False,
         external_id="lms-old",
     )
-    rows = [
-        {
-            "external_id": "lms-1",
-            "sub": "hr-1",
-            "course_name": "MHFA",
-            "completed_on": "2024-01-31",
-        },
-        {
-            "external_id": "lms-2",
-            "ally_id": str(ally.id),
-            "course_id": str(course.id),
-            "completed_on": "2024-03-01",
-            "evidence_ref": "cert-2",
-            "verified": False,
-        },
-        {
-            "external_id": "lms-old",
-            "sub": "hr-1",
-            "course_name": "MHFA",
-            "completed_on": "2024-01-01",
-        },
-        {
-            "external_id": "lms-3",
-            "sub": "hr-2",
-            "course_name": "Listening",
-            "completed_on": "2024-05-05",
-        },
-        {
-            "external_id": "lms-4",
-            "sub": "nobody",
-            "course_name": "MHFA",
-            "completed_on": "2024-01-01",
-        },
-        {
-            "external_id": "lms-5",
-            "sub": "hr-1",
-            "course_name": "Knitting",
-            "completed_on": "2024-01-01",
-        },
-        {
-            "external_id": "lms-6",
-            "sub": "hr-1",
-            "course_name": "MHFA",
-            "completed_on": "2999-01-01",
-        },
-        {
-            "external_id": "lms-7",
-            "sub": "hr-1",
-            "ally_id": str(ally.id),
-            "course_name": "MHFA",
-            "completed_on": "2024-01-01",
-        },
-        {
-            "external_id": "lms-1",
-            "sub": "hr-2",
-            "course_name": "MHFA",
-            "completed_on": "2024-01-01",
-        },
-        {
-            "external_id": "lms-8",
-            "sub": "hr-1",
-            "course_name": "MHFA",
-            "completed_on": "2024-01-01",
-            "status": "s3cret",
-        },
-        "not an object",
+    result = await run(client, tokens.integration, mixed_rows(ally, course))
+    outcomes = [
+        (r["external_id"], r["status"], r["error"] and r["error"]["code"])
+        for r in result["results"]
     ]
-    result = await run(client, tokens.integration, rows)
-    statuses = [(r["index"], r["external_id"], r["status"]) for r in result["results"]]
-    assert statuses == [
-        (0, "lms-1", "created"),
-        (1, "lms-2", "created"),
-        (2, "lms-old", "updated"),  # verified now: the trusted source says so by default
-        (3, "lms-3", "created"),
-        (4, "lms-4", "error"),
-        (5, "lms-5", "error"),
-        (6, "lms-6", "error"),
-        (7, "lms-7", "error"),
-        (8, "lms-1", "error"),
-        (9, "lms-8", "error"),
-        (10, None, "error"),
+    assert outcomes == [
+        ("lms-1", "created", None),
+        ("lms-2", "created", None),
+        ("lms-old", "updated", None),
+        ("lms-3", "created", None),
+        ("lms-4", "error", "ally_not_found"),
+        ("lms-5", "error", "course_not_found"),
+        ("lms-6", "error", "invalid"),
+        ("lms-7", "error", "invalid"),
+        ("lms-1", "error", "duplicate_external_id"),
+        ("lms-8", "error", "invalid"),
+        (None, "error", "invalid"),
     ]
-    codes = [r["error"]["code"] for r in result["results"] if r["error"]]
-    assert codes == [
-        "ally_not_found",
-        "course_not_found",
-        "invalid",
-        "invalid",
-        "duplicate_external_id",
-        "invalid",
-        "invalid",
-    ]
+    assert [r["index"] for r in result["results"]] == list(range(11))
     assert "s3cret" not in str(result)
     assert "nobody" not in str(result)
-    assert (result["created"], result["updated"], result["unchanged"], result["errors"]) == (
-        3,
-        1,
-        0,
-        7,
-    )
+    counts = (result["created"], result["updated"], result["unchanged"], result["errors"])
+    assert counts == (3, 1, 0, 7)
     assert result["results"][2]["id"] == str(existing.id)
 
-    records = {
-        r["external_id"]: r
-        for r in (
-            await client.get("/v1/training-records?limit=100", headers=tokens.coordinator)
-        ).json()["items"]
-    }
+
+async def test_stored_values_and_a_rerun_changes_nothing(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    ally = await make_ally(session, tokens, "hr-1")
+    await make_ally(session, tokens, "hr-2")
+    course = await make_course(session, "MHFA", validity_months=12)
+    await make_course(session, "Listening", validity_months=None)
+    rows = mixed_rows(ally, course)
+    first = await run(client, tokens.integration, rows)
+    listed = await client.get("/v1/training-records?limit=100", headers=tokens.coordinator)
+    records = {r["external_id"]: r for r in listed.json()["items"]}
     assert records["lms-1"]["expires_on"] == "2025-01-31"
-    assert records["lms-1"]["verified"] is True
+    assert records["lms-1"]["verified"] is True  # trusted sources record verified training
     assert records["lms-2"]["verified"] is False
     assert records["lms-2"]["evidence_ref"] == "cert-2"
     assert records["lms-3"]["expires_on"] is None
-    assert records["lms-old"]["verified"] is True
     assert await count_records(session) == 4
 
-    # The same batch again changes nothing.
     again = await run(client, tokens.integration, rows)
     assert [r["status"] for r in again["results"][:4]] == ["unchanged"] * 4
-    assert again["results"][0]["id"] == result["results"][0]["id"]
+    assert [r["id"] for r in again["results"]] == [r["id"] for r in first["results"]]
     assert await count_records(session) == 4
 
 

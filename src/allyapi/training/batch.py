@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.core.models import utcnow
 from allyapi.core.pseudonym import subject_ref
 from allyapi.training.dates import expires_on
-from allyapi.training.models import TrainingRecord
+from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository
 from allyapi.training.schemas import (
     BatchRow,
@@ -59,6 +59,27 @@ class Desired:
             and record.evidence_ref == self.evidence_ref
             and record.verified == self.verified
         )
+
+
+@dataclass
+class References:
+    """What the batch's ally and course references resolve to in the caller's org."""
+
+    refs: dict[str, str]
+    ally_ids: set[uuid.UUID]
+    ally_by_ref: dict[str, uuid.UUID]
+    course_by_id: dict[uuid.UUID, TrainingCourse]
+    course_by_name: dict[str, TrainingCourse]
+
+    def ally_for(self, row: BatchRow) -> uuid.UUID | None:
+        if row.ally_id is not None:
+            return row.ally_id if row.ally_id in self.ally_ids else None
+        return self.ally_by_ref.get(self.refs[row.sub or ""])
+
+    def course_for(self, row: BatchRow) -> TrainingCourse | None:
+        if row.course_id is not None:
+            return self.course_by_id.get(row.course_id)
+        return self.course_by_name.get(row.course_name or "")
 
 
 def _error(index: int, external_id: str | None, code: Any, detail: str) -> BatchRowResult:
@@ -106,56 +127,51 @@ class BatchService:
             results=ordered,
         )
 
+    async def _references(self, org_id: str, rows: list[BatchRow]) -> References:
+        """Allies and courses of every row: one query per kind (chunked IN), not per row."""
+        refs = {row.sub: subject_ref(self.key, "ally", org_id, row.sub) for row in rows if row.sub}
+        return References(
+            refs=refs,
+            ally_ids=await self.allies.existing_ids(
+                org_id, [row.ally_id for row in rows if row.ally_id]
+            ),
+            ally_by_ref=await self.allies.ids_by_subject(org_id, refs.values()),
+            course_by_id=await self.courses.by_ids(
+                org_id, [row.course_id for row in rows if row.course_id]
+            ),
+            course_by_name=await self.courses.by_names(
+                org_id, [row.course_name for row in rows if row.course_name]
+            ),
+        )
+
     async def _resolve(
         self,
         org_id: str,
         valid: list[tuple[int, BatchRow]],
         results: dict[int, BatchRowResult],
     ) -> list[Desired]:
-        """Allies and courses for every row, with one query per kind (chunked), not per row."""
-        refs = {
-            row.sub: subject_ref(self.key, "ally", org_id, row.sub) for _, row in valid if row.sub
-        }
-        ally_ids = await self.allies.existing_ids(
-            org_id, [row.ally_id for _, row in valid if row.ally_id]
-        )
-        by_ref = await self.allies.ids_by_subject(org_id, refs.values())
-        by_id = await self.courses.by_ids(
-            org_id, [row.course_id for _, row in valid if row.course_id]
-        )
-        by_name = await self.courses.by_names(
-            org_id, [row.course_name for _, row in valid if row.course_name]
-        )
+        found = await self._references(org_id, [row for _, row in valid])
         desired: list[Desired] = []
         for index, row in valid:
-            if row.ally_id is not None:
-                ally_id = row.ally_id if row.ally_id in ally_ids else None
-            else:
-                ally_id = by_ref.get(refs[row.sub or ""])
-            course = (
-                by_id.get(row.course_id) if row.course_id else by_name.get(row.course_name or "")
-            )
+            ally_id, course = found.ally_for(row), found.course_for(row)
             if ally_id is None:
                 detail = "no ally with this ally_id" if row.ally_id else "no ally with this sub"
                 results[index] = _error(index, row.external_id, "ally_not_found", detail)
-                continue
-            if course is None:
-                results[index] = _error(
-                    index, row.external_id, "course_not_found", "no such course"
+            elif course is None:
+                results[index] = _error(index, row.external_id, "course_not_found", "no course")
+            else:
+                desired.append(
+                    Desired(
+                        index=index,
+                        external_id=row.external_id,
+                        ally_id=ally_id,
+                        course_id=course.id,
+                        completed_on=row.completed_on,
+                        expires_on=expires_on(row.completed_on, course.validity_months),
+                        evidence_ref=row.evidence_ref,
+                        verified=row.verified,
+                    )
                 )
-                continue
-            desired.append(
-                Desired(
-                    index=index,
-                    external_id=row.external_id,
-                    ally_id=ally_id,
-                    course_id=course.id,
-                    completed_on=row.completed_on,
-                    expires_on=expires_on(row.completed_on, course.validity_months),
-                    evidence_ref=row.evidence_ref,
-                    verified=row.verified,
-                )
-            )
         return desired
 
     async def _write(
