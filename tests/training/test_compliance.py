@@ -4,9 +4,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
+from allyapi.core.database import Database
 from allyapi.core.models import today
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
 from tests.training.factories import ally_headers, make_ally, make_course, make_record
@@ -139,3 +141,28 @@ async def test_auth_cases(
     assert_problem(
         await client.get(f"{COMPLIANCE}?only_non_compliant=maybe", headers=tokens.coordinator), 422
     )
+
+
+async def test_queries_per_page_do_not_grow_with_the_page(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, database: Database
+) -> None:
+    course = await make_course(session, "MHFA")
+    for number in range(12):
+        ally = await make_ally(session, tokens, f"a{number}", display_name=f"Ally {number:02}")
+        await make_record(session, ally, course, completed_on=today(), expires_on=None)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    counts = []
+    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        for limit in (2, 12):
+            statements.clear()
+            response = await client.get(f"{COMPLIANCE}?limit={limit}", headers=tokens.coordinator)
+            assert len(response.json()["items"]) == limit
+            counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert counts[0] == counts[1] == 3
