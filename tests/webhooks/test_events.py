@@ -64,7 +64,9 @@ async def test_ally_transitions_emit_listed_and_unlisted(
     await subscribe(client, tokens.integration, events=["ally.listed", "ally.unlisted"])
     ally = await active_ally(client, tokens, "ally-1")
     for action in ("pause", "resume", "retire"):
-        response = await client.post(f"/v1/allies/{ally['id']}/{action}", headers=tokens.coordinator)
+        response = await client.post(
+            f"/v1/allies/{ally['id']}/{action}", headers=tokens.coordinator
+        )
         assert response.status_code == 200, response.text
     rows = await deliveries(session)
     assert types(rows) == ["ally.listed", "ally.unlisted", "ally.listed", "ally.unlisted"]
@@ -152,9 +154,7 @@ async def test_contact_request_events_carry_ids_only(
 
 
 @pytest.mark.parametrize("event_type", sorted(ALLOWED_DATA))
-async def test_payloads_cannot_carry_requester_data(
-    session: AsyncSession, event_type: str
-) -> None:
+async def test_payloads_cannot_carry_requester_data(session: AsyncSession, event_type: str) -> None:
     """The outbox refuses any key outside the event's allow-list, and none of those
     allow-lists names anything about a requester."""
     assert not ALLOWED_DATA[event_type] & REQUESTER_KEYS
