@@ -68,11 +68,23 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         _skipped.append(report.nodeid)
 
 
+def _skips_fail_this_run() -> bool:
+    return bool(_skipped and os.environ.get("CI") and os.environ.get(PG_ENV))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI the PostgreSQL leg must run every test: a skip there is a failure."""
-    if _skipped and os.environ.get("CI") and os.environ.get(PG_ENV):
-        print(f"\nCI: {len(_skipped)} test(s) skipped on the PostgreSQL leg: {_skipped[:5]}")
+    if _skips_fail_this_run():
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skips_fail_this_run():
+        terminalreporter.write_sep(
+            "!",
+            f"CI: {len(_skipped)} test(s) skipped on the PostgreSQL leg: {_skipped[:5]}",
+            red=True,
+        )
 
 
 def _asyncpg_dsn(url: str) -> str:
