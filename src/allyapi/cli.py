@@ -1,4 +1,5 @@
-"""``allyapi serve | migrate | token | seed --demo | openapi [--check]`` (SPEC §5)."""
+"""``allyapi serve | migrate | token | seed --demo | purge | rotate-keys | openapi [--check]``
+(SPEC §5)."""
 
 from __future__ import annotations
 
