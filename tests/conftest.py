@@ -156,12 +156,11 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     database: Database = request.getfixturevalue("database")
     tables = [table.name for table in reversed(metadata.sorted_tables)]
+    # DELETE, child tables first: on tables this small it is far cheaper than TRUNCATE,
+    # which rewrites every table's files on PostgreSQL.
     async with database.engine.begin() as connection:
-        if database.dialect == "postgresql":
-            await connection.execute(text("TRUNCATE " + ", ".join(tables) + " CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our table names
+        for table in tables:
+            await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our table names
 
 
 @pytest.fixture
