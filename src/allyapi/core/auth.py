@@ -11,21 +11,30 @@ python-jose is used only as a signature/claim primitive. The rules that matter a
 - a header that names a key source (``jku``, ``x5u``, ``jwk``, ``x5c``) or a critical extension
   (``crit``) is refused outright: keys come from configuration only, never from the token.
 Every failure is the same ``Unauthorized`` with a generic detail: no claim value is echoed.
+
+Identity providers (``ALLYAPI_OIDC_ISSUERS``) verify with a static PEM or keys from a JWKS
+URL (core/jwks.py: cached, fetched asynchronously, refreshed on an unknown ``kid`` at most
+once a minute). ``verify_async`` is what requests use (it may fetch keys); ``verify`` uses
+cached keys only. Each issuer maps its own claims: which claim is the org, which lists the
+roles or groups, and how groups translate to our roles.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from jose import jwt
 
 from allyapi.core.errors import Unauthorized
+from allyapi.core.jwks import KEY_ALGORITHMS, JwksCache
 from allyapi.core.settings import Settings
 
 KNOWN_ROLES = frozenset({"employee", "coordinator", "analyst", "integration"})
-REQUIRED_CLAIMS = ("iss", "aud", "sub", "org", "exp", "iat")
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat")  # + the issuer's org claim
+MAX_GROUPS = 500  # a groups claim may list many directory groups; only mapped ones count
 MAX_TOKEN_BYTES = 8192
 MAX_CLAIM_CHARS = 256
 DEV_ALGORITHMS = ["HS256"]
@@ -58,6 +67,11 @@ class Issuer:
     name: str
     algorithms: list[str]
     key: Any = field(repr=False)
+    jwks: JwksCache | None = None
+    audience: str | None = None
+    org_claim: str = "org"
+    roles_claim: str = "roles"
+    role_map: Mapping[str, str] | None = None
 
 
 class TokenVerifier:
@@ -74,12 +88,41 @@ class TokenVerifier:
                 # One name, one key family: a shared name would let one issuer's rules apply
                 # to the other's tokens.
                 raise ValueError(f"issuer configured twice: {oidc.issuer}")
-            if oidc.public_key:
-                self.issuers[oidc.issuer] = Issuer(
-                    oidc.issuer, list(oidc.algorithms), oidc.public_key
-                )
+            self.issuers[oidc.issuer] = Issuer(
+                oidc.issuer,
+                list(oidc.algorithms),
+                oidc.public_key,
+                jwks=JwksCache(oidc.jwks_url) if oidc.jwks_url else None,
+                audience=oidc.audience,
+                org_claim=oidc.org_claim,
+                roles_claim=oidc.roles_claim,
+                role_map=oidc.role_map,
+            )
 
     def verify(self, token: str) -> Principal:
+        """Cached keys only (the CLI, tests); requests go through ``verify_async``."""
+        header, issuer = self._select(token)
+        if issuer.jwks is None:
+            return self._decode(token, issuer, issuer.key, issuer.algorithms)
+        return self._decode_jwk(token, issuer, issuer.jwks.cached(_kid(header)))
+
+    async def verify_async(self, token: str) -> Principal:
+        header, issuer = self._select(token)
+        if issuer.jwks is None:
+            return self._decode(token, issuer, issuer.key, issuer.algorithms)
+        return self._decode_jwk(token, issuer, await issuer.jwks.key_for(_kid(header)))
+
+    def _decode_jwk(self, token: str, issuer: Issuer, jwk: dict[str, Any] | None) -> Principal:
+        if jwk is None:
+            raise Unauthorized("invalid token")
+        # A key verifies with its own type's algorithm only, among the issuer's.
+        allowed = [alg for alg in issuer.algorithms if alg == KEY_ALGORITHMS[jwk["kty"]]]
+        if not allowed:
+            raise Unauthorized("invalid token")
+        return self._decode(token, issuer, jwk, allowed)
+
+    def _select(self, token: str) -> tuple[dict[str, Any], Issuer]:
+        """The token's issuer, from its unverified claims; refuses key-source headers."""
         if not token or len(token) > MAX_TOKEN_BYTES:
             raise Unauthorized("invalid token")
         # Any failure to parse or verify an untrusted token is a 401, whatever the library
@@ -95,12 +138,15 @@ class TokenVerifier:
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise Unauthorized("invalid token")
+        return header, issuer
+
+    def _decode(self, token: str, issuer: Issuer, key: Any, algorithms: list[str]) -> Principal:
         try:
             claims = jwt.decode(
                 token,
-                issuer.key,
-                algorithms=issuer.algorithms,
-                audience=self.audience,
+                key,
+                algorithms=algorithms,
+                audience=issuer.audience or self.audience,
                 issuer=issuer.name,
                 options={
                     "require_aud": True,
@@ -113,15 +159,15 @@ class TokenVerifier:
             )
         except Exception:
             raise Unauthorized("invalid token") from None
-        return self._principal(claims)
+        return self._principal(claims, issuer)
 
-    def _principal(self, claims: dict[str, Any]) -> Principal:
-        for name in REQUIRED_CLAIMS:
+    def _principal(self, claims: dict[str, Any], issuer: Issuer) -> Principal:
+        for name in (*REQUIRED_CLAIMS, issuer.org_claim):
             if name not in claims:
                 raise Unauthorized("invalid token")
         aud = claims["aud"]
         audiences = aud if isinstance(aud, list) else [aud]
-        if self.audience not in audiences:
+        if (issuer.audience or self.audience) not in audiences:
             raise Unauthorized("invalid token")
         now = time.time()
         for name in ("exp", "iat"):
@@ -129,10 +175,10 @@ class TokenVerifier:
                 raise Unauthorized("invalid token")
         if claims["exp"] + self.leeway < now or claims["iat"] - self.leeway > now:
             raise Unauthorized("invalid token")
-        sub, org = claims["sub"], claims["org"]
+        sub, org = claims["sub"], claims[issuer.org_claim]
         if not _short_text(sub) or not _short_text(org):
             raise Unauthorized("invalid token")
-        roles = claims.get("roles", [])
+        roles = _mapped_roles(claims.get(issuer.roles_claim, []), issuer.role_map)
         if not isinstance(roles, list) or not roles or len(roles) > len(KNOWN_ROLES):
             raise Unauthorized("invalid token")
         if not all(isinstance(role, str) and role in KNOWN_ROLES for role in roles):
@@ -146,6 +192,23 @@ class TokenVerifier:
             department=_optional_text(claims.get("department")),
             locale=_optional_text(claims.get("locale")),
         )
+
+
+def _kid(header: dict[str, Any]) -> str | None:
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) and _short_text(kid) else None
+
+
+def _mapped_roles(value: Any, role_map: Mapping[str, str] | None) -> Any:
+    """Without a map: the claim as is (checked by the caller). With one: the known roles its
+    groups map to; unmapped groups are ignored, so an empty result is refused."""
+    if role_map is None:
+        return value
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or len(value) > MAX_GROUPS:
+        return None
+    return sorted({role_map[g] for g in value if isinstance(g, str) and g in role_map})
 
 
 def _short_text(value: Any) -> bool:

@@ -25,7 +25,7 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
     verifier: TokenVerifier = request.app.state.verifier
-    principal = verifier.verify(credentials.credentials)
+    principal = await verifier.verify_async(credentials.credentials)
     request.state.principal = principal
     return principal
 

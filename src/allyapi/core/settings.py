@@ -14,20 +14,48 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRETS_FILE = "secrets.json"
 
 
 class OidcIssuer(BaseModel):
-    """An identity provider: tokens are verified with its keys and its algorithms only."""
+    """An identity provider: tokens are verified with its keys and its algorithms only.
 
-    issuer: str
+    Keys come from ``jwks_url`` (https; http only to a loopback host, for tests and local
+    IdPs) or a static PEM ``public_key``, exactly one. Claim mapping: ``org_claim`` names the
+    tenant claim (e.g. Entra ID's ``tid``), ``roles_claim`` the claim listing the caller's
+    roles or groups (e.g. ``groups``); with ``role_map`` those names are translated to our roles
+    and unmapped ones ignored, without it they must be our role names. ``audience`` overrides
+    ALLYAPI_JWT_AUDIENCE for this issuer (an IdP's audience is often an app id).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, max_length=500)
     algorithms: list[Literal["RS256", "ES256"]] = Field(min_length=1)
-    jwks_url: str | None = None
+    jwks_url: str | None = Field(default=None, max_length=2000)
     public_key: str | None = None
+    audience: str | None = Field(default=None, min_length=1, max_length=500)
+    org_claim: str = Field(default="org", min_length=1, max_length=100)
+    roles_claim: str = Field(default="roles", min_length=1, max_length=100)
+    role_map: dict[str, Literal["employee", "coordinator", "analyst", "integration"]] | None = (
+        Field(default=None, max_length=1000)
+    )
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> OidcIssuer:
+        if (self.jwks_url is None) == (self.public_key is None):
+            raise ValueError(f"issuer {self.issuer}: give exactly one of jwks_url, public_key")
+        if self.jwks_url is not None:
+            parts = urlsplit(self.jwks_url)
+            loopback = parts.hostname in {"127.0.0.1", "::1", "localhost"}
+            if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+                raise ValueError(f"issuer {self.issuer}: jwks_url must use https")
+        return self
 
 
 class Settings(BaseSettings):
