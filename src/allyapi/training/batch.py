@@ -1,8 +1,12 @@
 """Batch upsert of training records from an LMS/HRIS, keyed by (org, external_id).
 
 Choices where the SPEC is silent:
-- Every row is validated and resolved on its own: a bad row answers ``error`` with a code and
-  the other rows are still written. The response is 200 with one result per row, in order.
+- A body that breaks the schema (a missing field, a wrong type, an unknown field, over 1000
+  rows) is a 422 for the whole request, like any endpoint: the contract says what a row is.
+  Rows that fit the schema are checked and resolved one by one: a bad row (both or neither
+  reference, a future date, an unknown ally or course, a repeated external_id) answers
+  ``error`` with a code and the other rows are still written. The response is 200 with one
+  result per row, in order.
 - A row is the source's whole truth for its record: an existing record's ally, course,
   completion date, evidence and verified flag are replaced; equal values answer ``unchanged``.
 - An external_id repeated within one batch: the first occurrence wins, later ones are errors.
@@ -32,7 +36,6 @@ from allyapi.training.schemas import (
     BatchRow,
     BatchRowError,
     BatchRowResult,
-    RejectedRow,
     TrainingRecordBatchResult,
 )
 
@@ -99,15 +102,14 @@ class BatchService:
         self.courses = CourseRepository(session)
         self.allies = AllyLookup(session)
 
-    async def upsert(
-        self, org_id: str, rows: Sequence[BatchRow | RejectedRow]
-    ) -> TrainingRecordBatchResult:
+    async def upsert(self, org_id: str, rows: Sequence[BatchRow]) -> TrainingRecordBatchResult:
         results: dict[int, BatchRowResult] = {}
         valid: list[tuple[int, BatchRow]] = []
         seen: set[str] = set()
         for index, row in enumerate(rows):
-            if isinstance(row, RejectedRow):
-                results[index] = _error(index, row.external_id, "invalid", row.detail)
+            problem = row.problem()
+            if problem is not None:
+                results[index] = _error(index, row.external_id, "invalid", problem)
             elif row.external_id in seen:
                 results[index] = _error(
                     index, row.external_id, "duplicate_external_id", "repeated in this batch"

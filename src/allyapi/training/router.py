@@ -33,6 +33,8 @@ from allyapi.training.schemas import (
 from allyapi.training.service import CourseService, RecordService, TrainingActor
 
 router = APIRouter(tags=["training"])
+# ``{record_id:uuid}``: only a UUID matches, so ``GET /training-records/batch`` is a 405 (the
+# path exists for POST), not a 422 for a malformed id; any other non-UUID id is a 404.
 
 
 def _as_coordinator(caller: Principal) -> TrainingActor:
@@ -152,7 +154,7 @@ async def batch_upsert_training_records(
     return await BatchService(session, key).upsert(caller.org, body.rows)
 
 
-@router.get("/training-records/{record_id}", summary="Read a training record")
+@router.get("/training-records/{record_id:uuid}", summary="Read a training record")
 async def get_training_record(
     actor: CoordinatorOrAlly, session: Session, record_id: uuid.UUID, response: Response
 ) -> TrainingRecordPublic:
@@ -161,7 +163,7 @@ async def get_training_record(
 
 
 @router.post(
-    "/training-records/{record_id}/verify", summary="Verify a training record (idempotent)"
+    "/training-records/{record_id:uuid}/verify", summary="Verify a training record (idempotent)"
 )
 async def verify_training_record(
     caller: CoordinatorOnly,
@@ -175,7 +177,7 @@ async def verify_training_record(
 
 
 @router.delete(
-    "/training-records/{record_id}",
+    "/training-records/{record_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a training record",
 )

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    BeforeValidator,
     ConfigDict,
     Field,
-    PlainValidator,
+    StrictBool,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -42,6 +43,19 @@ HrSubject = Annotated[
     Field(description="The ally's `sub` at the identity provider; matched, never stored"),
 ]
 BATCH_MAX_ROWS = 1000
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date_text(value: Any) -> Any:
+    """A JSON date is ``YYYY-MM-DD`` text; pydantic would also read 0 as 1970-01-01."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not ISO_DATE.match(value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text), Field(description="YYYY-MM-DD")]
 
 
 def check_completed_on(value: date) -> date:
@@ -57,7 +71,8 @@ class TrainingCourseCreate(RequestBody):
     name: CourseName
     provider: Provider | None = None
     validity_months: ValidityMonths | None = None
-    required: bool = False
+    # Strict booleans: 0 or "yes" are typos a client should hear about.
+    required: StrictBool = False
 
 
 def _no_null_defaults(schema: dict[str, Any]) -> None:
@@ -74,7 +89,7 @@ class TrainingCourseUpdate(RequestBody):
     name: CourseName | SkipJsonSchema[None] = None
     provider: Provider | None = None
     validity_months: ValidityMonths | None = None
-    required: bool | SkipJsonSchema[None] = None
+    required: StrictBool | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _no_null_for_mandatory(self) -> Self:
@@ -94,7 +109,7 @@ class TrainingCoursePublic(PublicSchema):
 
 class TrainingRecordCreate(RequestBody):
     course_id: uuid.UUID
-    completed_on: date
+    completed_on: IsoDate
     evidence_ref: EvidenceRef | None = None
     external_id: ExternalId | None = None
     ally_id: uuid.UUID | None = Field(
@@ -134,65 +149,40 @@ class TrainingRecordPublic(PublicSchema):
 
 
 class BatchRow(RequestBody):
-    """One LMS/HRIS completion: the ally by id or by `sub`, the course by id or by name."""
+    """One LMS/HRIS completion: the ally by ``ally_id`` or ``sub``, the course by ``course_id``
+    or ``course_name`` (exactly one of each).
+
+    A body that breaks this schema is a 422 like any other. What the schema cannot say (one of
+    each reference, a completion date in the future or before 1970) and what depends on stored
+    data (unknown ally or course) answers per row, and the other rows are still written.
+    """
 
     external_id: ExternalId
     ally_id: uuid.UUID | None = None
     sub: HrSubject | None = None
     course_id: uuid.UUID | None = None
     course_name: CourseName | None = None
-    completed_on: date
+    completed_on: IsoDate
     evidence_ref: EvidenceRef | None = None
-    verified: bool = Field(default=True, description="Trusted sources record verified training")
+    verified: StrictBool = Field(
+        default=True, description="Trusted sources record verified training"
+    )
 
-    @model_validator(mode="after")
-    def _exactly_one_reference(self) -> Self:
+    def problem(self) -> str | None:
+        """Why this row cannot be written, whatever is stored; None when it can."""
         if (self.ally_id is None) == (self.sub is None):
-            raise ValueError("give exactly one of ally_id and sub")
+            return "give exactly one of ally_id and sub"
         if (self.course_id is None) == (self.course_name is None):
-            raise ValueError("give exactly one of course_id and course_name")
-        return self
-
-    _completed_on = field_validator("completed_on")(check_completed_on)
-
-
-class RejectedRow:
-    """A row that did not validate; it becomes an error result, the others still run."""
-
-    def __init__(self, external_id: str | None, detail: str) -> None:
-        self.external_id = external_id
-        self.detail = detail
-
-
-def _describe(exc: ValidationError) -> str:
-    """Where and why, never the submitted value."""
-    parts = []
-    for error in exc.errors()[:3]:
-        where = ".".join(str(part) for part in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
-    return "; ".join(parts)[:500]
-
-
-def _row_or_rejection(value: Any) -> BatchRow | RejectedRow:
-    try:
-        return BatchRow.model_validate(value)
-    except ValidationError as exc:
-        external_id = value.get("external_id") if isinstance(value, dict) else None
-        if not isinstance(external_id, str) or not 0 < len(external_id) <= 200:
-            external_id = None
-        return RejectedRow(external_id, _describe(exc))
-
-
-# Each row is validated on its own so that one bad row answers as an error result instead of
-# failing the batch; the OpenAPI document still shows the BatchRow schema.
-BatchRowInput = Annotated[
-    BatchRow | RejectedRow,
-    PlainValidator(_row_or_rejection, json_schema_input_type=BatchRow),
-]
+            return "give exactly one of course_id and course_name"
+        try:
+            check_completed_on(self.completed_on)
+        except ValueError as error:
+            return str(error)
+        return None
 
 
 class TrainingRecordBatch(RequestBody):
-    rows: list[BatchRowInput] = Field(min_length=1, max_length=BATCH_MAX_ROWS)
+    rows: list[BatchRow] = Field(min_length=1, max_length=BATCH_MAX_ROWS)
 
 
 class BatchRowError(PublicSchema):
