@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from allyapi.core import dbfaults
+
 log = logging.getLogger("allyapi.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -176,8 +178,27 @@ async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, slug="internal", title="Internal error")
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A lost or unreachable database is a 503 the client may retry, not a 500 (dbfaults.py).
+
+    Only the exception type is logged, and the body says nothing about the database.
+    """
+    if not dbfaults.unavailable(exc):
+        return await _unhandled(request, exc)
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return problem_response(
+        503,
+        slug=ServiceUnavailable.slug,
+        title=ServiceUnavailable.title,
+        detail="The service is briefly unavailable; retry shortly",
+        headers={"Retry-After": str(dbfaults.RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    for database_error in dbfaults.HANDLED:
+        app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unhandled)
