@@ -136,7 +136,8 @@ async def test_a_commit_that_fails_answers_an_error_and_stores_nothing(
     )
 
     body = assert_problem(response, status)
-    assert "COMMIT" not in response.text and "constraint" not in response.text
+    assert "COMMIT" not in response.text
+    assert "constraint" not in response.text
     if status == 503:
         assert response.headers["Retry-After"] == "2"
         assert body["detail"] == "The service is briefly unavailable; retry shortly"
