@@ -268,3 +268,13 @@ async def test_auth_cases(
     assert_problem(
         await client.get(f"/v1/training-records/{uuid.uuid4()}", headers=tokens.coordinator), 404
     )
+
+
+async def test_record_ids_are_uuids(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
+    # /training-records/batch exists for POST only: other methods are told so, not "bad id".
+    batch = await client.get("/v1/training-records/batch", headers=tokens.coordinator)
+    assert_problem(batch, 405)
+    assert_problem(
+        await client.delete("/v1/training-records/batch", headers=tokens.coordinator), 405
+    )
+    assert_problem(await client.get("/v1/training-records/123", headers=tokens.coordinator), 404)
