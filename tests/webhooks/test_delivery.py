@@ -227,3 +227,45 @@ async def test_two_deliverers_racing_never_send_one_delivery_twice(
     assert len(set(ids)) == events
     assert set(receiver.max_in_flight_per_id.values()) == {1}
     assert all(row.status == "delivered" for row in await deliveries(session))
+
+
+async def test_the_server_lifespan_runs_the_deliverer(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
+) -> None:
+    """Wired in app.py: a server process delivers on its own, and stops cleanly."""
+    from allyapi.app import create_app
+
+    fast = settings.model_copy(update={"webhook_interval_seconds": 0.05})
+    async with running(Receiver()) as receiver:
+        await subscribe(client, tokens.integration, url=receiver.url)
+        await enqueue(session, ORG, "ally.listed", {"ally_id": uuid.uuid4()})
+        await session.commit()
+        app = create_app(fast, Database(fast))
+        async with app.router.lifespan_context(app):
+            for _ in range(100):
+                if receiver.received:
+                    break
+                await asyncio.sleep(0.05)
+    assert len(receiver.received) == 1
+    [row] = await deliveries(session)
+    assert row.status == "delivered"
+
+
+async def test_old_finished_deliveries_are_pruned(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    session: AsyncSession,
+    database: Database,
+    settings: Settings,
+    http: httpx.AsyncClient,
+) -> None:
+    await subscribe(client, tokens.integration)
+    for _ in range(2):
+        await enqueue(session, ORG, "ally.listed", {"ally_id": uuid.uuid4()})
+    await session.commit()
+    old, recent = await deliveries(session)
+    old.status, old.updated_at = DeliveryStatus.delivered, utcnow() - timedelta(days=31)
+    recent.status = DeliveryStatus.failed
+    await session.commit()
+    await deliverer(database, settings, http).run_once()
+    assert [row.id for row in await deliveries(session)] == [recent.id]

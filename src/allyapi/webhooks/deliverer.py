@@ -53,6 +53,7 @@ MAX_ATTEMPTS = 8
 BASE_DELAY_SECONDS = 10.0
 MAX_DELAY_SECONDS = 3600.0
 KEEP_FINISHED = timedelta(days=30)
+PRUNE_EVERY = timedelta(hours=1)  # a DELETE per poll would be a write every few seconds
 
 
 def new_client() -> httpx.AsyncClient:
@@ -102,6 +103,7 @@ class Deliverer:
         self.max_attempts = max_attempts
         self.base_delay = base_delay_seconds
         self.lease = lease
+        self.pruned_at: datetime | None = None
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Claim and send due deliveries, batch after batch; returns how many were attempted."""
@@ -114,7 +116,10 @@ class Deliverer:
             outcomes = await asyncio.gather(*(self.send(claim) for claim in claims))
             await self.record(list(zip(claims, outcomes, strict=True)), at)
             total += len(claims)
-        await self.prune(now or utcnow())
+        at = now or utcnow()
+        if self.pruned_at is None or at - self.pruned_at >= PRUNE_EVERY:
+            await self.prune(at)
+            self.pruned_at = at
         return total
 
     async def claim(self, now: datetime) -> list[Claim]:
