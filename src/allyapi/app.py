@@ -17,7 +17,7 @@ from allyapi.core.database import Database
 from allyapi.core.errors import install_error_handlers
 from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware, Registry
-from allyapi.core.middleware import BodyLimit, SecurityHeaders
+from allyapi.core.middleware import BodyLimit, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
 from allyapi.core.settings import Settings, load_settings
@@ -35,6 +35,13 @@ volunteer allies, their training, signposting resources, and confidential contac
 Privacy is enforced by construction (see SPEC P1–P8): requesters are pseudonymous, free text
 is encrypted at rest, and leadership sees aggregates only.
 """
+
+# Batch imports whose documented maxItems (1000 records, 50,000 roster subs) cannot fit in the
+# default body cap; every other route keeps ALLYAPI_MAX_BODY_BYTES.
+BATCH_BODY_LIMITS = {
+    "/v1/training-records/batch": 2 * 1024 * 1024,
+    "/v1/allies/roster-sync": 16 * 1024 * 1024,
+}
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -86,7 +93,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     # Outermost last: metrics see every response, including the ones refused early.
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(MethodNotAllowed, routes=lambda: app.routes)
+    app.add_middleware(
+        BodyLimit, max_body_bytes=settings.max_body_bytes, path_limits=BATCH_BODY_LIMITS
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

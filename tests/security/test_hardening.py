@@ -256,3 +256,52 @@ async def test_docs_can_be_enabled_in_production(settings: Settings, database: D
 
 def test_docs_default_on_outside_production() -> None:
     assert Settings(_env_file=None, env="development").expose_docs is True  # type: ignore[call-arg]
+
+
+# --- 405, per-path body caps, JSON scalar types (found by Schemathesis) ----------------------
+
+
+async def test_405_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    response = await client.put("/v1/allies", headers=tokens.employee)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
+    assert_security_headers(response)
+
+
+async def test_a_fixed_path_wins_over_a_template(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """``GET /v1/allies/roster-sync`` is that resource with the wrong method, not an ally id."""
+    response = await client.get("/v1/allies/roster-sync", headers=tokens.employee)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+async def test_batch_routes_have_room_for_their_documented_size(
+    client: httpx.AsyncClient, tokens: TokenFactory, settings: Settings
+) -> None:
+    big = {"rows": [{"x": "y" * 1000}] * (settings.max_body_bytes // 1000 + 10)}
+    batch = await client.post("/v1/training-records/batch", json=big, headers=tokens.integration)
+    assert_problem(batch, 422)  # read and validated, not cut at the default cap
+    other = await client.post("/v1/resources", json=big, headers=tokens.coordinator)
+    assert_problem(other, 413)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("accepting", 0),
+        ("accepting", "true"),
+        ("max_open_requests", "3"),
+        ("max_open_requests", 3.0),
+    ],
+)
+async def test_booleans_and_integers_must_have_their_json_type(
+    client: httpx.AsyncClient, tokens: TokenFactory, field: str, value: object
+) -> None:
+    body = {"display_name": "Sam", field: value}
+    response = await client.post("/v1/allies", json=body, headers=tokens.employee)
+    problem = assert_problem(response, 422)
+    assert problem["errors"][0]["loc"] == ["body", field]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+from collections.abc import Callable, Mapping, Sequence
 
+from fastapi.routing import iter_route_contexts
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allyapi.core.errors import PROBLEM_BASE, PROBLEM_JSON
@@ -27,7 +31,13 @@ def _problem(status: int, slug: str, title: str) -> bytes:
     return json.dumps({"type": PROBLEM_BASE + slug, "title": title, "status": status}).encode()
 
 
-async def _send_problem(send: Send, status: int, slug: str, title: str) -> None:
+async def _send_problem(
+    send: Send,
+    status: int,
+    slug: str,
+    title: str,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     body = _problem(status, slug, title)
     await send(
         {
@@ -36,6 +46,7 @@ async def _send_problem(send: Send, status: int, slug: str, title: str) -> None:
             "headers": [
                 (b"content-type", PROBLEM_JSON.encode()),
                 (b"content-length", str(len(body)).encode()),
+                *extra_headers,
                 *SECURITY_HEADERS,
             ],
         }
@@ -82,14 +93,19 @@ class SecurityHeaders:
 class BodyLimit:
     """Refuses bodies over the cap before anything parses them (413), and oversized headers."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Batch endpoints whose documented maxItems needs more than the default cap.
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_body_bytes)
         header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
         if header_bytes > MAX_HEADER_BYTES:
             await _send_problem(send, 431, "headers-too-large", "Request header fields too large")
@@ -99,7 +115,7 @@ class BodyLimit:
                 if not value.isdigit():  # RFC 9110: 1*DIGIT; no sign, no spaces
                     await _send_problem(send, 400, "bad-request", "Invalid Content-Length")
                     return
-                if len(value) > 12 or int(value) > self.max_body_bytes:
+                if len(value) > 12 or int(value) > limit:
                     await _send_problem(send, 413, "payload-too-large", "Request body too large")
                     return
 
@@ -111,7 +127,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     exceeded = True
                     raise BodyTooLarge
             return message
@@ -133,3 +149,52 @@ class BodyLimit:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class MethodNotAllowed:
+    """405 answers that tell the truth about a path (RFC 9110 §15.5.6).
+
+    - ``Allow`` lists every method of every route serving the path: Starlette lists only the
+      methods of the first route whose path matched (``GET`` and ``POST /v1/allies`` are two).
+    - A fixed path wins over a template: ``GET /v1/allies/roster-sync`` is a 405 (that resource
+      takes ``POST`` only), not a 422 from ``GET /v1/allies/{ally_id}`` with a malformed id.
+    """
+
+    def __init__(self, app: ASGIApp, routes: Callable[[], Sequence[BaseRoute]]) -> None:
+        self.app = app
+        self.routes = routes
+        self._table: list[tuple[re.Pattern[str], bool, frozenset[str]]] | None = None
+
+    def _methods(self, path: str, *, fixed_only: bool) -> set[str]:
+        if self._table is None:  # built on first use: every router is included by then
+            self._table = [
+                (compile_path(context.path)[0], "{" not in context.path, frozenset(methods))
+                for context in iter_route_contexts(self.routes())
+                if (methods := getattr(context, "methods", None))
+            ]
+        methods: set[str] = set()
+        for pattern, fixed, route_methods in self._table:
+            if (fixed or not fixed_only) and pattern.match(path):
+                methods |= route_methods
+        return methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        fixed = self._methods(scope["path"], fixed_only=True)
+        if fixed and scope["method"] not in fixed:
+            allow = ", ".join(sorted(fixed))
+            await _send_problem(
+                send, 405, "method-not-allowed", "Method not allowed", [(b"allow", allow.encode())]
+            )
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                allow = ", ".join(sorted(self._methods(scope["path"], fixed_only=False)))
+                message["headers"] = [*headers, (b"allow", allow.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_allow)

@@ -18,6 +18,7 @@ from allyapi.core.errors import PROBLEM_JSON, Problem
 from allyapi.core.ratelimit import WRITE_METHODS
 
 _DESCRIPTIONS = {
+    400: "The body is not decodable (not UTF-8 or not JSON at all)",
     401: "Missing or invalid bearer token",
     403: "Authenticated, but this role may not do this",
     404: "Not found, or not visible to the caller (other organisations answer the same)",
@@ -64,7 +65,7 @@ def _complete(operation: dict[str, Any], path: str) -> None:
     if "{" in path:
         wanted.add(404)
     if "requestBody" in operation:
-        wanted.add(413)
+        wanted |= {400, 413}
     if any(p.get("name") == "If-Match" for p in operation.get("parameters", [])):
         wanted.add(412)
     for status in sorted(wanted):
@@ -159,6 +160,28 @@ def _query_params_not_nullable(operation: dict[str, Any]) -> None:
                 schema.pop("default")
 
 
+def _body_refers_to_ids(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """A body naming another resource (``ally_id``, ``course_id``...) can get a 404 for it."""
+    content = operation.get("requestBody", {}).get("content", {})
+    seen: set[str] = set()
+    stack = [media.get("schema", {}) for media in content.values()]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref not in seen:
+            seen.add(ref)
+            stack.append(schemas.get(ref.rsplit("/", 1)[-1], {}))
+        if any(name.endswith("_id") for name in node.get("properties", {})):
+            return True
+        stack.extend(value for value in node.values() if isinstance(value, dict | list))
+    return False
+
+
 def install_openapi(app: FastAPI) -> None:
     for route in app.routes:
         if isinstance(route, APIRoute):
@@ -202,6 +225,8 @@ def install_openapi(app: FastAPI) -> None:
             for method, operation in item.items():
                 _complete(operation, path)
                 _query_params_not_nullable(operation)
+                if "404" not in operation["responses"] and _body_refers_to_ids(operation, schemas):
+                    operation["responses"]["404"] = _problem(404)
                 if method.upper() in WRITE_METHODS and path.startswith("/v1/"):
                     _rate_limited(operation)
         _bound_by_format(schema)

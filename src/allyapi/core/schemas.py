@@ -2,17 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from functools import cache
+from types import UnionType
+from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 T = TypeVar("T")
 
 
 class RequestBody(BaseModel):
-    """Every request body: unknown fields are a 422, so nobody mass-assigns ``status``."""
+    """Every request body: unknown fields are a 422, so nobody mass-assigns ``status``.
+
+    Booleans and integers must be JSON booleans and integers: pydantic's lax mode would read
+    ``0`` or ``"yes"`` as ``false``/``true`` and ``"3"`` or ``3.0`` as ``3``, which the contract
+    does not allow (found by Schemathesis). Strings, dates, enums and numbers keep the usual
+    JSON parsing.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_scalar_types(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = _scalar_kinds(cls).get(info.field_name or "")
+        if value is None or kind is None:
+            return value
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError("must be an integer")
+        return value
+
+
+@cache
+def _scalar_kinds(model: type[BaseModel]) -> dict[str, type]:
+    """Field name -> bool or int, for fields that are exactly one of those."""
+    kinds: dict[str, type] = {}
+    for name, field in model.model_fields.items():
+        kind = _kind(field.annotation)
+        if kind is not None:
+            kinds[name] = kind
+    return kinds
+
+
+def _kind(annotation: Any) -> type | None:
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _kind(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        found = {_kind(arg) for arg in get_args(annotation)} - {None}
+        return found.pop() if len(found) == 1 else None
+    return annotation if annotation in (bool, int) else None
 
 
 class PublicSchema(BaseModel):
