@@ -68,7 +68,15 @@ class NotFound(AppError):
 
 
 class Conflict(AppError):
+    """409. ``extensions`` adds RFC 9457 extension members (e.g. ``alternatives``) to the body."""
+
     status, slug, title = 409, "conflict", "Conflict"
+
+    def __init__(
+        self, detail: str | None = None, *, extensions: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.extensions = dict(extensions or {})
 
 
 class PreconditionFailed(AppError):
@@ -120,6 +128,7 @@ def problem_response(
     detail: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     default_slug, default_title = _STATUS_TITLES.get(status, ("error", "Error"))
     body: dict[str, Any] = {
@@ -131,6 +140,8 @@ def problem_response(
         body["detail"] = detail
     if errors is not None:
         body["errors"] = errors
+    # Extension members never override the standard ones.
+    body.update({k: v for k, v in (extensions or {}).items() if k not in body})
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -156,6 +167,7 @@ async def _app_error(_: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         errors=errors,
         headers=exc.headers,
+        extensions=getattr(exc, "extensions", None),
     )
 
 

@@ -1,13 +1,60 @@
-"""``Idempotency-Key`` for creating POSTs, shared by every process through the database (SPEC §4)."""
+"""``Idempotency-Key`` for creating POSTs, shared by every process through the database (SPEC §4).
+
+How a create uses it (in the same transaction as the create itself)::
+
+    replay = await Idempotency(session).claim(scope)
+    if replay is not None:
+        return <the resource replay.resource_id, re-read>, replay.status_code
+    resource = <create>
+    await Idempotency(session).remember(scope, resource.id, 201)
+
+``claim`` inserts the key with ``ON CONFLICT DO NOTHING``. The primary key serialises racing
+processes: on PostgreSQL a second insert of the same key waits for the first transaction, then
+does nothing and reads the committed row (a replay); if the first rolled back (the create
+failed), the second insert succeeds and creates. So only successful creates are remembered:
+a 409 or a 429 is not replayed, and retrying after it tries again (the client's intent).
+
+Same key + same body (sha256 of the canonical JSON of the *validated* body) → the same status
+and the resource re-read now (so a replay shows its current state, never a second row); same
+key + another body or another operation → 422. Keys live 24 h (``expires_at``); an expired key
+is forgotten and may be used again; the purge job deletes old rows.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
 
-from sqlmodel import Field, SQLModel
+import sqlalchemy as sa
+from fastapi import Header
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col
 
-from allyapi.core.models import ORG_ID_MAX, utc_column
+from allyapi.core.errors import Conflict, InvalidInput
+from allyapi.core.models import ORG_ID_MAX, utc_column, utcnow
+from allyapi.core.upsert import insert_ignoring_conflict
+
+KEY_TTL = timedelta(hours=24)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x20-\x7e]+$",
+        description=(
+            "Any printable ASCII string up to 200 characters (a UUID is ideal). The same key "
+            "with the same body within 24 h replays the first response without creating "
+            "anything; with another body it is a 422."
+        ),
+    ),
+]
 
 
 class IdempotencyKey(SQLModel, table=True):
@@ -28,3 +75,88 @@ class IdempotencyKey(SQLModel, table=True):
     status_code: int | None = Field(default=None)
     created_at: datetime = utc_column()
     expires_at: datetime = utc_column(index=True)
+
+
+def body_hash(body: BaseModel) -> str:
+    """sha256 of the canonical JSON of a validated body (key order and spacing do not count)."""
+    canonical = json.dumps(
+        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IdempotencyScope:
+    """Which key of which caller for which operation, and the body it came with."""
+
+    org_id: str
+    caller_ref: str
+    key: str
+    operation: str
+    request_hash: str
+
+    def __repr__(self) -> str:
+        return f"IdempotencyScope(org={self.org_id!r}, operation={self.operation!r})"
+
+
+@dataclass(frozen=True)
+class Replay:
+    resource_id: uuid.UUID
+    status_code: int
+
+
+class Idempotency:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _this_key(self, scope: IdempotencyScope) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            col(IdempotencyKey.org_id) == scope.org_id,
+            col(IdempotencyKey.caller_ref) == scope.caller_ref,
+            col(IdempotencyKey.key) == scope.key,
+        )
+
+    async def claim(self, scope: IdempotencyScope, now: datetime | None = None) -> Replay | None:
+        """None: the key is new and now ours (create, then ``remember``); else what to replay."""
+        now = now or utcnow()
+        await self.session.execute(
+            sa.delete(IdempotencyKey).where(
+                self._this_key(scope), col(IdempotencyKey.expires_at) <= now
+            )
+        )
+        inserted = await insert_ignoring_conflict(
+            self.session,
+            IdempotencyKey,
+            {
+                "org_id": scope.org_id,
+                "caller_ref": scope.caller_ref,
+                "key": scope.key,
+                "operation": scope.operation,
+                "request_hash": scope.request_hash,
+                "created_at": now,
+                "expires_at": now + KEY_TTL,
+            },
+        )
+        if inserted:
+            return None
+        stored = (
+            await self.session.execute(sa.select(IdempotencyKey).where(self._this_key(scope)))
+        ).scalar_one()
+        if stored.operation != scope.operation or stored.request_hash != scope.request_hash:
+            raise InvalidInput(
+                "this Idempotency-Key was already used with a different request",
+                loc=("header", "Idempotency-Key"),
+            )
+        if stored.resource_id is None or stored.status_code is None:
+            # Only reachable inside the transaction that claimed it: never across requests.
+            raise Conflict("a request with this Idempotency-Key is still in progress")
+        return Replay(stored.resource_id, stored.status_code)
+
+    async def remember(
+        self, scope: IdempotencyScope, resource_id: uuid.UUID, status_code: int
+    ) -> None:
+        await self.session.execute(
+            sa.update(IdempotencyKey)
+            .where(self._this_key(scope))
+            .values(resource_id=resource_id, status_code=status_code)
+        )
