@@ -12,6 +12,8 @@ from allyapi import __version__
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
 from allyapi.contact_requests.jobs import start_background_jobs
+from allyapi.contact_requests.router import me_router as contact_requests_me_router
+from allyapi.contact_requests.router import router as contact_requests_router
 from allyapi.core.auth import TokenVerifier
 from allyapi.core.database import Database
 from allyapi.core.errors import install_error_handlers
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         resources_router,
         feedback_router,
         reports_router,
+        contact_requests_router,
+        contact_requests_me_router,
         webhooks_router,
     ):
         app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])

@@ -4,46 +4,38 @@ SPEC §3: "pausing or retiring hands the ally's pending requests back for re-mat
 ally service calls ``on_ally_unavailable`` after pausing or retiring (also for leavers of a
 roster sync), in the same transaction, so the status change and the hand-back commit together.
 
-Handed back = the request stays ``pending`` with no ally (``ally_id`` NULL): it is waiting to be
-matched again, and nobody who was not assigned can read its content. The ally's
-``open_requests`` counter drops by the number handed back, so the counter still equals the
-ally's open requests. Accepted requests stay with the ally: the conversation has started, and
-the requester can close it or ask someone else.
+The re-matching itself is a contact-request transition (contact_requests/lifecycle.py,
+``Lifecycle.hand_back``): each pending request goes to the best other listed ally with room
+(fresh response window); one that nobody else can take ends ``declined`` (reason
+``unavailable``) so the requester learns at once and gets their slot back. The unavailable
+ally's ``open_requests`` drops by one per request handed back. Accepted requests stay with the
+ally: the conversation has started, and the requester can close it or ask someone else.
 """
 
 from __future__ import annotations
 
 import uuid
 
-import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from allyapi.allies.models import Ally
-from allyapi.contact_requests.models import ContactRequest, RequestStatus
-from allyapi.core.models import utcnow
+from allyapi.contact_requests.service import rematch_pending_of_unavailable_ally
+from allyapi.core.settings import Settings
 
 
-async def on_ally_unavailable(session: AsyncSession, org_id: str, ally_id: uuid.UUID) -> int:
-    """Hand the ally's pending requests back for re-matching; returns how many."""
-    now = utcnow()
-    result = await session.execute(
-        sa.update(ContactRequest)
-        .where(
-            col(ContactRequest.org_id) == org_id,
-            col(ContactRequest.ally_id) == ally_id,
-            col(ContactRequest.status) == RequestStatus.pending,
-        )
-        .values(ally_id=None, updated_at=now, version=col(ContactRequest.version) + 1)
-        .execution_options(synchronize_session=False)
+def _configured_durations() -> Settings:
+    """The response window and retention as configured (environment / .env); the defaults if
+    the environment cannot be read. Only those two durations are used from it."""
+    try:
+        return Settings()
+    except ValidationError:
+        return Settings.model_construct()
+
+
+async def on_ally_unavailable(
+    session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings | None = None
+) -> int:
+    """Re-match the ally's pending requests; returns how many were handed back."""
+    return await rematch_pending_of_unavailable_ally(
+        session, org_id, ally_id, settings or _configured_durations()
     )
-    handed_back = int(getattr(result, "rowcount", 0) or 0)
-    if handed_back:
-        remaining = col(Ally.open_requests) - handed_back
-        await session.execute(
-            sa.update(Ally)
-            .where(col(Ally.org_id) == org_id, col(Ally.id) == ally_id)
-            .values(open_requests=sa.case((remaining > 0, remaining), else_=0))
-            .execution_options(synchronize_session=False)
-        )
-    return handed_back

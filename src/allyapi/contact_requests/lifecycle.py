@@ -1,0 +1,165 @@
+"""Every status change of a contact request, in one place (SPEC §3 status diagram).
+
+    pending → accepted → completed          (accept, complete)
+    pending → pending, another ally          (decline or hand-back, re-matched)
+    pending → declined                       (decline or hand-back, nobody else fits)
+    pending | accepted → cancelled           (cancel, erase)
+    pending → expired                        (the expiry job, contact_requests/jobs.py)
+
+``move`` is the only function that sets ``status``; a move into a closed status frees the
+requester's and the ally's slot in the same transaction, so the counters always equal the
+number of open requests. ``reassign`` is the only function that changes ``ally_id`` of an open
+request. The caller has read the request ``FOR UPDATE``.
+
+Choices where the SPEC is silent:
+- a re-matched request gets a fresh response window (the new ally had no time yet);
+- a request nobody else can take ends ``declined`` with no ally, so the requester learns at
+  once (and gets the slot back) instead of waiting for the window to expire;
+- a declined request no longer shows on any ally's list (``ally_id`` is cleared);
+- allies who declined (``declined_by``) are never offered the same request again.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.contact_requests.matching import Matcher, Wanted
+from allyapi.contact_requests.models import ContactRequest, RequestStatus
+from allyapi.contact_requests.repository import ContactRequestRepository
+from allyapi.core.errors import Conflict
+
+CLOSED = frozenset(
+    {
+        RequestStatus.declined,
+        RequestStatus.completed,
+        RequestStatus.cancelled,
+        RequestStatus.expired,
+    }
+)
+# Action → (statuses it may start from, status it ends in).
+TRANSITIONS: dict[str, tuple[frozenset[str], RequestStatus]] = {
+    "accept": (frozenset({RequestStatus.pending}), RequestStatus.accepted),
+    "complete": (frozenset({RequestStatus.accepted}), RequestStatus.completed),
+    "cancel": (
+        frozenset({RequestStatus.pending, RequestStatus.accepted}),
+        RequestStatus.cancelled,
+    ),
+    "decline": (frozenset({RequestStatus.pending}), RequestStatus.declined),
+    "expire": (frozenset({RequestStatus.pending}), RequestStatus.expired),
+}
+
+
+def day_of(value: datetime | None) -> datetime | None:
+    """P7: dates kept after erasure or purge are truncated to the day."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+class Lifecycle:
+    def __init__(
+        self, session: AsyncSession, *, response_window: timedelta, retention: timedelta
+    ) -> None:
+        self.session = session
+        self.repo = ContactRequestRepository(session)
+        self.matcher = Matcher(session)
+        self.response_window = response_window
+        self.retention = retention
+
+    async def move(self, request: ContactRequest, action: str, now: datetime) -> None:
+        allowed_from, target = TRANSITIONS[action]
+        if request.status not in allowed_from:
+            raise Conflict(f"a {request.status} request cannot be {target}")
+        request.status = target
+        if target == RequestStatus.accepted:
+            request.accepted_at = now
+            request.expires_at = None
+        if target in CLOSED:
+            request.closed_at = now
+            request.expires_at = None
+            request.content_purge_at = now + self.retention
+            await self.repo.release_requester_slot(request.org_id, request.requester_ref)
+            if request.ally_id is not None:
+                await self.repo.release_ally_slot(request.org_id, request.ally_id)
+            if target == RequestStatus.declined:
+                request.ally_id = None
+        self._touch(request, now)
+        await self.session.flush()
+
+    async def reassign(self, request: ContactRequest, today: date, now: datetime) -> bool:
+        """Give a pending request to the best other ally; False (and no change) if none fits.
+
+        The current ally's slot is released first, so an ally at capacity who declines can
+        never be the bottleneck of their own re-match.
+        """
+        if request.status != RequestStatus.pending:
+            raise Conflict(f"a {request.status} request cannot be re-matched")
+        exclude = {uuid.UUID(value) for value in request.declined_by}
+        if request.ally_id is not None:
+            exclude.add(request.ally_id)
+            await self.repo.release_ally_slot(request.org_id, request.ally_id)
+            request.ally_id = None
+        wanted = Wanted(topic=request.topic, language=request.language, exclude=exclude)
+        ally = await self.matcher.claim_best(request.org_id, today, wanted)
+        if ally is None:
+            return False
+        request.ally_id = ally.id
+        request.expires_at = now + self.response_window
+        self._touch(request, now)
+        await self.session.flush()
+        return True
+
+    async def decline(
+        self, request: ContactRequest, ally_id: uuid.UUID, reason: str, today: date, now: datetime
+    ) -> None:
+        if request.status != RequestStatus.pending:
+            raise Conflict(f"a {request.status} request cannot be declined")
+        request.declined_by = [*request.declined_by, str(ally_id)]
+        request.decline_reason = reason
+        if not await self.reassign(request, today, now):
+            await self.move(request, "decline", now)
+
+    async def hand_back(self, org_id: str, ally_id: uuid.UUID, today: date, now: datetime) -> int:
+        """An ally paused or retired: re-match each of their pending requests (SPEC §3).
+
+        The ally is not added to ``declined_by`` (they did not decline; once back they may be
+        matched again). Requests nobody else can take end ``declined`` (reason
+        ``unavailable``). Accepted requests stay with the ally: the conversation has started.
+        """
+        requests = await self.repo.pending_of_ally(org_id, ally_id)
+        for request in requests:
+            if not await self.reassign(request, today, now):
+                request.decline_reason = "unavailable"
+                await self.move(request, "decline", now)
+        return len(requests)
+
+    async def erase(self, request: ContactRequest, now: datetime) -> None:
+        """P7: destroy the protected content and thread at once; keep only statistics.
+
+        An open request is cancelled first (its slots are freed). The requester reference is
+        replaced by a random value, so an erased row no longer links to anyone, not even with
+        the pseudonym key; every read treats it as absent (404).
+        """
+        if request.status not in CLOSED:
+            await self.move(request, "cancel", now)
+        await self.repo.delete_thread_and_log(request.id)
+        request.message_sealed = None
+        request.contact_detail_sealed = None
+        request.alias_sealed = None
+        request.requester_ref = secrets.token_hex(32)
+        for name in ("created_at", "accepted_at", "closed_at", "expires_at", "content_purge_at"):
+            setattr(request, name, day_of(getattr(request, name)))
+        request.erased_at = day_of(now)
+        request.content_purged_at = day_of(now)
+        self._touch(request, now)
+        request.updated_at = day_of(now) or now
+        await self.session.flush()
+
+    @staticmethod
+    def _touch(request: ContactRequest, now: datetime) -> None:
+        request.version += 1
+        request.updated_at = now

@@ -1,0 +1,234 @@
+"""Contact-request SQL. Every query is scoped to the caller's org (P8); erased requests are
+invisible to every read (P7: "afterwards the request is 404 for everyone").
+
+The load counters are changed only here, by conditional UPDATEs whose WHERE is the rule, so
+capacity and the requester cap hold with many processes: the row lock taken by the UPDATE
+serialises racing transactions and the loser's WHERE no longer matches (0 rows).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from allyapi.allies.listing import listed_clause, missing_required_training
+from allyapi.allies.models import Ally, AllyStatus
+from allyapi.contact_requests.models import (
+    AccessLogEntry,
+    ContactMessage,
+    ContactRequest,
+    RequesterLoad,
+    RequestStatus,
+)
+from allyapi.core.upsert import insert_ignoring_conflict
+from allyapi.resources.models import Resource
+
+Keyset = tuple[datetime, uuid.UUID]
+
+
+class ContactRequestRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # Requests -------------------------------------------------------------------------------
+
+    async def get(
+        self, org_id: str, request_id: uuid.UUID, *, for_update: bool = False
+    ) -> ContactRequest | None:
+        query = select(ContactRequest).where(
+            ContactRequest.org_id == org_id,
+            ContactRequest.id == request_id,
+            col(ContactRequest.erased_at).is_(None),
+        )
+        if for_update:
+            query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+    async def page_of_requester(
+        self, org_id: str, requester_ref: str, *, limit: int, before: Keyset | None
+    ) -> Sequence[ContactRequest]:
+        query = select(ContactRequest).where(
+            ContactRequest.org_id == org_id,
+            ContactRequest.requester_ref == requester_ref,
+            col(ContactRequest.erased_at).is_(None),
+        )
+        return await self._newest_first(query, limit, before)
+
+    async def page_of_ally(
+        self,
+        org_id: str,
+        ally_id: uuid.UUID,
+        *,
+        status: str | None,
+        limit: int,
+        before: Keyset | None,
+    ) -> Sequence[ContactRequest]:
+        query = select(ContactRequest).where(
+            ContactRequest.org_id == org_id,
+            ContactRequest.ally_id == ally_id,
+            col(ContactRequest.erased_at).is_(None),
+        )
+        if status is not None:
+            query = query.where(ContactRequest.status == status)
+        return await self._newest_first(query, limit, before)
+
+    async def _newest_first(
+        self, query: SelectOfScalar[ContactRequest], limit: int, before: Keyset | None
+    ) -> Sequence[ContactRequest]:
+        keys = (col(ContactRequest.created_at), col(ContactRequest.id))
+        if before is not None:
+            query = query.where(sa.tuple_(*keys) < before)
+        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def pending_of_ally(self, org_id: str, ally_id: uuid.UUID) -> Sequence[ContactRequest]:
+        query = (
+            select(ContactRequest)
+            .where(
+                ContactRequest.org_id == org_id,
+                ContactRequest.ally_id == ally_id,
+                ContactRequest.status == RequestStatus.pending,
+            )
+            .order_by(col(ContactRequest.created_at), col(ContactRequest.id))
+            .with_for_update()
+        )
+        return (await self.session.execute(query)).scalars().all()
+
+    def add(self, row: ContactRequest | ContactMessage | AccessLogEntry) -> None:
+        self.session.add(row)
+
+    # Allies ---------------------------------------------------------------------------------
+
+    async def ally_by_subject(self, org_id: str, subject_ref: str) -> Ally | None:
+        query = select(Ally).where(Ally.org_id == org_id, Ally.subject_ref == subject_ref)
+        return (await self.session.execute(query)).scalars().first()
+
+    async def ally(self, org_id: str, ally_id: uuid.UUID) -> Ally | None:
+        query = select(Ally).where(Ally.org_id == org_id, Ally.id == ally_id)
+        return (await self.session.execute(query)).scalars().first()
+
+    async def allies(self, org_id: str, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Ally]:
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        query = select(Ally).where(Ally.org_id == org_id, col(Ally.id).in_(wanted))
+        return {ally.id: ally for ally in (await self.session.execute(query)).scalars()}
+
+    async def is_reachable(self, org_id: str, ally_id: uuid.UUID, today: date) -> bool:
+        """Active with current required training: listed, or listed but for ``accepting``."""
+        query = sa.select(sa.literal(1)).where(
+            col(Ally.org_id) == org_id,
+            col(Ally.id) == ally_id,
+            col(Ally.status) == AllyStatus.active,
+            ~missing_required_training(today),
+        )
+        return (await self.session.execute(query)).first() is not None
+
+    # Counters -------------------------------------------------------------------------------
+
+    async def claim_ally_slot(self, org_id: str, ally_id: uuid.UUID, today: date) -> bool:
+        """One more open request for a listed ally with free capacity; False if none is left."""
+        load = col(Ally.open_requests)
+        result = await self.session.execute(
+            sa.update(Ally)
+            .where(
+                col(Ally.org_id) == org_id,
+                col(Ally.id) == ally_id,
+                load < col(Ally.max_open_requests),
+                listed_clause(today),
+            )
+            .values(open_requests=load + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_ally_slot(self, org_id: str, ally_id: uuid.UUID) -> None:
+        load = col(Ally.open_requests)
+        await self.session.execute(
+            sa.update(Ally)
+            .where(col(Ally.org_id) == org_id, col(Ally.id) == ally_id, load > 0)
+            .values(open_requests=load - 1)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def claim_requester_slot(self, org_id: str, requester_ref: str, cap: int) -> bool:
+        await insert_ignoring_conflict(
+            self.session,
+            RequesterLoad,
+            {"org_id": org_id, "requester_ref": requester_ref, "open_requests": 0},
+        )
+        load = col(RequesterLoad.open_requests)
+        result = await self.session.execute(
+            sa.update(RequesterLoad)
+            .where(
+                col(RequesterLoad.org_id) == org_id,
+                col(RequesterLoad.requester_ref) == requester_ref,
+                load < cap,
+            )
+            .values(open_requests=load + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release_requester_slot(self, org_id: str, requester_ref: str) -> None:
+        load = col(RequesterLoad.open_requests)
+        await self.session.execute(
+            sa.update(RequesterLoad)
+            .where(
+                col(RequesterLoad.org_id) == org_id,
+                col(RequesterLoad.requester_ref) == requester_ref,
+                load > 0,
+            )
+            .values(open_requests=load - 1)
+            .execution_options(synchronize_session=False)
+        )
+
+    # Thread and access log ------------------------------------------------------------------
+
+    async def count_messages(self, request_id: uuid.UUID) -> int:
+        query = sa.select(sa.func.count()).where(col(ContactMessage.request_id) == request_id)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def page_of_messages(
+        self, request_id: uuid.UUID, *, limit: int, after: Keyset | None
+    ) -> Sequence[ContactMessage]:
+        keys = (col(ContactMessage.created_at), col(ContactMessage.id))
+        query = select(ContactMessage).where(ContactMessage.request_id == request_id)
+        if after is not None:
+            query = query.where(sa.tuple_(*keys) > after)
+        query = query.order_by(*keys).limit(limit + 1)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def page_of_access_log(
+        self, request_id: uuid.UUID, *, limit: int, before: Keyset | None
+    ) -> Sequence[AccessLogEntry]:
+        keys = (col(AccessLogEntry.accessed_at), col(AccessLogEntry.id))
+        query = select(AccessLogEntry).where(AccessLogEntry.request_id == request_id)
+        if before is not None:
+            query = query.where(sa.tuple_(*keys) < before)
+        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
+        return (await self.session.execute(query)).scalars().all()
+
+    async def delete_thread_and_log(self, request_id: uuid.UUID) -> None:
+        await self.session.execute(
+            sa.delete(ContactMessage).where(col(ContactMessage.request_id) == request_id)
+        )
+        await self.session.execute(
+            sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id) == request_id)
+        )
+
+    # Resources ------------------------------------------------------------------------------
+
+    async def existing_resource_ids(self, org_id: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        query = sa.select(col(Resource.id)).where(
+            col(Resource.org_id) == org_id, col(Resource.id).in_(list(ids))
+        )
+        return set((await self.session.execute(query)).scalars())

@@ -1,0 +1,197 @@
+"""/v1/contact-requests and /v1/me/contact-requests (SPEC §3 Contact requests, P1–P5, P7)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import Field
+
+from allyapi.allies.schemas import AllyPublic
+from allyapi.contact_requests.deps import (
+    ContactRequests,
+    EmployeeWithoutOversight,
+    RequesterOrAssignedAlly,
+    RequesterOrAssignedAllyLocked,
+    TheAssignedAllyLocked,
+    TheRequester,
+    TheRequesterLocked,
+    Threads,
+)
+from allyapi.contact_requests.models import RequestStatus
+from allyapi.contact_requests.schemas import (
+    AccessLogEntryPublic,
+    CompleteBody,
+    ContactRequestAllySummary,
+    ContactRequestAllyView,
+    ContactRequestCreate,
+    ContactRequestRequesterSummary,
+    ContactRequestRequesterView,
+    DeclineBody,
+    MessageCreate,
+    MessagePublic,
+)
+from allyapi.core.errors import PROBLEM_JSON, Problem
+from allyapi.core.idempotency import IdempotencyKeyHeader
+from allyapi.core.openapi import problem_responses
+from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.schemas import Page
+from allyapi.resources.schemas import ResourcePublic
+
+router = APIRouter(prefix="/contact-requests", tags=["contact requests"])
+me_router = APIRouter(prefix="/me", tags=["contact requests"])
+
+
+class ContactRequestConflict(Problem):
+    """409 on create: ``alternatives`` (ally unavailable) or ``resources`` (no ally at all)."""
+
+    alternatives: list[AllyPublic] | None = Field(default=None, max_length=3)
+    resources: list[ResourcePublic] | None = Field(default=None, max_length=20)
+
+
+def _inline_problem_schema(model: type[Problem]) -> dict[str, Any]:
+    """The schema inline, its parts by reference: a ``model`` here would also be published as
+    ``application/json``, and problems are ``application/problem+json`` only."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **problem_responses(429),
+    409: {
+        "description": "The chosen ally is not accepting or is at capacity (`alternatives`), "
+        "or no ally has room (`resources`)",
+        "content": {PROBLEM_JSON: {"schema": _inline_problem_schema(ContactRequestConflict)}},
+    },
+}
+StatusFilter = Annotated[RequestStatus | None, Query(description="Only requests in this status")]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Ask an ally for contact (confidential)",
+    responses=CREATE_RESPONSES,
+)
+async def create_contact_request(
+    person: EmployeeWithoutOversight,
+    service: ContactRequests,
+    body: ContactRequestCreate,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> ContactRequestRequesterView:
+    created = await service.create(person, body, idempotency_key)
+    response.status_code = created.status_code
+    response.headers["Location"] = f"/v1/contact-requests/{created.view.id}"
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return created.view
+
+
+@me_router.get("/contact-requests", summary="My own contact requests, newest first")
+async def list_my_contact_requests(
+    person: EmployeeWithoutOversight,
+    service: ContactRequests,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[ContactRequestRequesterSummary]:
+    return await service.list_mine(person, limit=limit, cursor=cursor)
+
+
+@router.get("", summary="Requests assigned to me as an ally, newest first")
+async def list_assigned_contact_requests(
+    person: EmployeeWithoutOversight,
+    service: ContactRequests,
+    status: StatusFilter = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[ContactRequestAllySummary]:
+    return await service.list_assigned(person, status=status, limit=limit, cursor=cursor)
+
+
+@router.get("/{request_id}", summary="Read a request (the requester's or the ally's view)")
+async def get_contact_request(
+    access: RequesterOrAssignedAlly, service: ContactRequests
+) -> ContactRequestRequesterView | ContactRequestAllyView:
+    if access.role == "requester":
+        return await service.requester_view(access.request, access.person)
+    return await service.ally_view(access)
+
+
+@router.post(
+    "/{request_id}/accept",
+    summary="Accept a request assigned to me",
+    responses=problem_responses(409),
+)
+async def accept_contact_request(
+    access: TheAssignedAllyLocked, service: ContactRequests
+) -> ContactRequestAllySummary:
+    return await service.accept(access)
+
+
+@router.post(
+    "/{request_id}/decline",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Decline a request; it is re-matched to another ally when one fits",
+    responses=problem_responses(409),
+)
+async def decline_contact_request(
+    access: TheAssignedAllyLocked, service: ContactRequests, body: DeclineBody
+) -> None:
+    await service.decline(access, body.reason)
+
+
+@router.post(
+    "/{request_id}/complete",
+    summary="Complete an accepted request with a debrief",
+    responses=problem_responses(409),
+)
+async def complete_contact_request(
+    access: TheAssignedAllyLocked, service: ContactRequests, body: CompleteBody
+) -> ContactRequestAllySummary:
+    return await service.complete(access, body)
+
+
+@router.post("/{request_id}/cancel", summary="Cancel my request", responses=problem_responses(409))
+async def cancel_contact_request(
+    access: TheRequesterLocked, service: ContactRequests
+) -> ContactRequestRequesterView:
+    return await service.cancel(access)
+
+
+@router.delete(
+    "/{request_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Erase my request: its content and thread are destroyed at once (P7)",
+)
+async def erase_contact_request(access: TheRequesterLocked, service: ContactRequests) -> None:
+    await service.erase(access)
+
+
+@router.get("/{request_id}/messages", summary="The request's message thread, oldest first")
+async def list_contact_request_messages(
+    access: RequesterOrAssignedAlly, threads: Threads, limit: Limit = 20, cursor: Cursor = None
+) -> Page[MessagePublic]:
+    return await threads.list(access, limit=limit, cursor=cursor)
+
+
+@router.post(
+    "/{request_id}/messages",
+    status_code=status.HTTP_201_CREATED,
+    summary="Write to the thread",
+    responses=problem_responses(409),
+)
+async def post_contact_request_message(
+    access: RequesterOrAssignedAllyLocked, threads: Threads, body: MessageCreate
+) -> MessagePublic:
+    return await threads.post(access, body.body)
+
+
+@router.get(
+    "/{request_id}/access-log", summary="Who read my request's protected content, newest first"
+)
+async def list_contact_request_access_log(
+    access: TheRequester, threads: Threads, limit: Limit = 20, cursor: Cursor = None
+) -> Page[AccessLogEntryPublic]:
+    return await threads.access_log(access, limit=limit, cursor=cursor)

@@ -1,0 +1,305 @@
+"""Contact-request rules: create (matching, caps, idempotency), reads per audience, actions.
+
+Status changes go through ``Lifecycle`` (lifecycle.py); SQL through the repository; sealed
+fields are opened only in ``Views``. Services flush, never commit (the Session dependency does).
+
+Choices where the SPEC is silent:
+- an ally who exists and is active with current training but is not ``accepting``, or is at
+  capacity, answers 409 with up to 3 ``alternatives`` (public profiles); paused, retired,
+  untrained, unknown or another org's allies answer 404;
+- without ``ally_id``, when no listed ally has room, nothing is stored and the answer is a 409
+  ``no-ally-available`` carrying the crisis, EAP and professional ``resources`` for the
+  caller's country (plus global ones): a request nobody can see would help nobody;
+- the requester cap answers 429 with ``Retry-After: 3600`` (a slot frees when a request
+  closes, which no clock predicts; an hour is a sensible hint);
+- ``resources`` on a high-urgency request are computed from the reader's token ``country`` on
+  every read: the country is never stored with the request.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.allies.models import Ally
+from allyapi.allies.schemas import AllyPublic
+from allyapi.contact_requests.access import Person, RequestAccess, Role
+from allyapi.contact_requests.lifecycle import Lifecycle
+from allyapi.contact_requests.matching import Matcher, Wanted, department_key
+from allyapi.contact_requests.models import AccessLogEntry, ContactRequest
+from allyapi.contact_requests.repository import ContactRequestRepository, Keyset
+from allyapi.contact_requests.schemas import (
+    CompleteBody,
+    ContactRequestAllySummary,
+    ContactRequestAllyView,
+    ContactRequestCreate,
+    ContactRequestRequesterSummary,
+    ContactRequestRequesterView,
+    Urgency,
+)
+from allyapi.contact_requests.views import Views
+from allyapi.core.crypto import Cipher
+from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
+from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
+from allyapi.core.models import today, utcnow
+from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.schemas import Page
+from allyapi.core.settings import Settings
+from allyapi.resources.models import Resource, ResourceCategory
+from allyapi.resources.repository import ResourceRepository
+from allyapi.resources.schemas import ResourcePublic
+
+CREATE_OPERATION = "contact_requests.create"
+REQUESTER_CAP_RETRY_AFTER = 3600
+URGENT_CATEGORIES = (ResourceCategory.crisis, ResourceCategory.professional)
+NO_ALLY_CATEGORIES = (ResourceCategory.crisis, ResourceCategory.eap, ResourceCategory.professional)
+
+
+class AllyUnavailable(Conflict):
+    slug, title = "ally-unavailable", "This ally cannot take a request now"
+
+
+class NoAllyAvailable(Conflict):
+    slug, title = "no-ally-available", "No ally can take a request now"
+
+
+@dataclass(frozen=True)
+class Created:
+    view: ContactRequestRequesterView
+    status_code: int
+    replayed: bool
+
+
+def keyset(cursor: str | None) -> Keyset | None:
+    values = decode_cursor(cursor, 2)
+    if values is None:
+        return None
+    try:
+        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+    except ValueError:
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
+
+
+def next_cursor(rows: Sequence[Any], limit: int, time_field: str) -> str | None:
+    if len(rows) <= limit:
+        return None
+    last = rows[limit - 1]
+    return encode_cursor(getattr(last, time_field).isoformat(), last.id)
+
+
+def cipher_of(settings: Settings) -> Cipher:
+    return Cipher(settings.data_key_ring)
+
+
+class ContactRequestService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+        self.repo = ContactRequestRepository(session)
+        self.views = Views(cipher_of(settings))
+        self.lifecycle = Lifecycle(
+            session,
+            response_window=timedelta(hours=settings.response_window_hours),
+            retention=timedelta(days=settings.retention_days),
+        )
+
+    # Create -------------------------------------------------------------------------------
+
+    async def create(
+        self, person: Person, body: ContactRequestCreate, idempotency_key: str | None
+    ) -> Created:
+        scope = None
+        if idempotency_key is not None:
+            scope = IdempotencyScope(
+                person.org, person.idempotency_ref, idempotency_key, CREATE_OPERATION,
+                body_hash(body),
+            )  # fmt: skip
+            replay = await Idempotency(self.session).claim(scope)
+            if replay is not None:
+                request = await self.repo.get(person.org, replay.resource_id)
+                if request is None:
+                    raise NotFound("the request created with this Idempotency-Key was erased")
+                view = await self.requester_view(request, person)
+                return Created(view, replay.status_code, replayed=True)
+        request = await self._create(person, body)
+        if scope is not None:
+            await Idempotency(self.session).remember(scope, request.id, 201)
+        return Created(await self.requester_view(request, person), 201, replayed=False)
+
+    async def _create(self, person: Person, body: ContactRequestCreate) -> ContactRequest:
+        on, now = today(), utcnow()
+        if body.ally_id is not None and not await self.repo.is_reachable(
+            person.org, body.ally_id, on
+        ):
+            raise NotFound("ally not found")
+        cap = self.settings.max_open_requests
+        if not await self.repo.claim_requester_slot(person.org, person.requester_ref, cap):
+            raise TooManyRequests(
+                f"at most {cap} open requests at a time: cancel or close one first",
+                retry_after=REQUESTER_CAP_RETRY_AFTER,
+            )
+        ally_id = await self._assign(person, body)
+        request = ContactRequest(
+            id=uuid.uuid4(),  # before sealing: the ciphertexts are bound to the row id
+            org_id=person.org,
+            requester_ref=person.requester_ref,
+            ally_id=ally_id,
+            topic=body.topic,
+            urgency=body.urgency,
+            language=body.language,
+            preferred_channel=body.preferred_channel,
+            anonymous=body.anonymous,
+            expires_at=now + timedelta(hours=self.settings.response_window_hours),
+            created_at=now,
+            updated_at=now,
+        )
+        request.message_sealed = self.views.seal(request, "message", body.message)
+        request.contact_detail_sealed = self.views.seal(
+            request, "contact_detail", body.contact_detail
+        )
+        request.alias_sealed = self.views.seal(request, "alias", body.alias)
+        self.repo.add(request)
+        await self.session.flush()
+        return request
+
+    async def _assign(self, person: Person, body: ContactRequestCreate) -> uuid.UUID:
+        """The ally whose slot this transaction took; 409 when none can take it."""
+        on, matcher = today(), Matcher(self.session)
+        wanted = Wanted(body.topic, body.language, department_key(person.department))
+        if body.ally_id is not None:
+            if await self.repo.claim_ally_slot(person.org, body.ally_id, on):
+                return body.ally_id
+            others = Wanted(wanted.topic, wanted.language, wanted.avoid_department, {body.ally_id})
+            alternatives = await matcher.alternatives(person.org, on, others)
+            raise AllyUnavailable(
+                "this ally is not taking requests or is at capacity; see alternatives",
+                extensions={"alternatives": [_profile(ally) for ally in alternatives]},
+            )
+        ally = await matcher.claim_best(person.org, on, wanted)
+        if ally is None:
+            resources = await ResourceRepository(self.session).for_signposting(
+                person.org, person.country, NO_ALLY_CATEGORIES
+            )
+            raise NoAllyAvailable(
+                "no listed ally has room right now; these services can help meanwhile",
+                extensions={"resources": [_resource(r) for r in resources]},
+            )
+        return ally.id
+
+    # Reads --------------------------------------------------------------------------------
+
+    async def requester_view(
+        self, request: ContactRequest, person: Person
+    ) -> ContactRequestRequesterView:
+        ally = None
+        if request.ally_id is not None:
+            ally = await self.repo.ally(request.org_id, request.ally_id)
+        resources: Sequence[Resource] | None = None
+        if request.urgency == Urgency.high:
+            resources = await ResourceRepository(self.session).for_signposting(
+                request.org_id, person.country, URGENT_CATEGORIES
+            )
+        return self.views.for_requester(request, ally, resources)
+
+    async def ally_view(self, access: RequestAccess) -> ContactRequestAllyView:
+        """P3 view for the assigned ally; P5: the read is written to the access log."""
+        await self.log_access(access, "read_request")
+        return self.views.for_ally(access.request)
+
+    async def log_access(self, access: RequestAccess, action: str) -> None:
+        request, ally = access.request, access.ally
+        if access.role != Role.ally or ally is None:
+            return
+        self.repo.add(
+            AccessLogEntry(
+                org_id=request.org_id,
+                request_id=request.id,
+                accessor_ally_id=ally.id,
+                accessor=ally.display_name,
+                action=action,
+                accessed_at=utcnow(),
+            )
+        )
+        await self.session.flush()
+
+    async def list_mine(
+        self, person: Person, *, limit: int, cursor: str | None
+    ) -> Page[ContactRequestRequesterSummary]:
+        rows = await self.repo.page_of_requester(
+            person.org, person.requester_ref, limit=limit, before=keyset(cursor)
+        )
+        allies = await self.repo.allies(person.org, (r.ally_id for r in rows if r.ally_id))
+        items = [
+            self.views.requester_summary(row, allies.get(row.ally_id) if row.ally_id else None)
+            for row in rows[:limit]
+        ]
+        return Page(items=items, next_cursor=next_cursor(rows, limit, "created_at"))
+
+    async def list_assigned(
+        self, person: Person, *, status: str | None, limit: int, cursor: str | None
+    ) -> Page[ContactRequestAllySummary]:
+        ally = await self.repo.ally_by_subject(person.org, person.ally_ref)
+        if ally is None:
+            raise Forbidden("only allies have requests assigned to them")
+        rows = await self.repo.page_of_ally(
+            person.org, ally.id, status=status, limit=limit, before=keyset(cursor)
+        )
+        items = [self.views.ally_summary(row) for row in rows[:limit]]
+        return Page(items=items, next_cursor=next_cursor(rows, limit, "created_at"))
+
+    # Actions ------------------------------------------------------------------------------
+
+    async def accept(self, access: RequestAccess) -> ContactRequestAllySummary:
+        await self.lifecycle.move(access.request, "accept", utcnow())
+        return self.views.ally_summary(access.request)
+
+    async def decline(self, access: RequestAccess, reason: str) -> None:
+        assert access.ally is not None
+        await self.lifecycle.decline(access.request, access.ally.id, reason, today(), utcnow())
+
+    async def complete(
+        self, access: RequestAccess, body: CompleteBody
+    ) -> ContactRequestAllySummary:
+        request = access.request
+        wanted = list(dict.fromkeys(body.resource_ids))
+        if set(wanted) - await self.repo.existing_resource_ids(request.org_id, wanted):
+            raise InvalidInput("unknown resource", loc=("body", "resource_ids"))
+        await self.lifecycle.move(request, "complete", utcnow())
+        request.signposted = body.signposted
+        request.signposted_resource_ids = [str(resource_id) for resource_id in wanted]
+        request.follow_up = body.follow_up
+        request.wellbeing = body.wellbeing
+        await self.session.flush()
+        return self.views.ally_summary(request)
+
+    async def cancel(self, access: RequestAccess) -> ContactRequestRequesterView:
+        await self.lifecycle.move(access.request, "cancel", utcnow())
+        return await self.requester_view(access.request, access.person)
+
+    async def erase(self, access: RequestAccess) -> None:
+        await self.lifecycle.erase(access.request, utcnow())
+
+
+async def rematch_pending_of_unavailable_ally(
+    session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings
+) -> int:
+    """Hand a paused or retired ally's pending requests to other allies (allies/hooks.py)."""
+    lifecycle = Lifecycle(
+        session,
+        response_window=timedelta(hours=settings.response_window_hours),
+        retention=timedelta(days=settings.retention_days),
+    )
+    return await lifecycle.hand_back(org_id, ally_id, today(), utcnow())
+
+
+def _profile(ally: Ally) -> dict[str, Any]:
+    return AllyPublic.model_validate(ally).model_dump(mode="json")
+
+
+def _resource(resource: Resource) -> dict[str, Any]:
+    return ResourcePublic.model_validate(resource).model_dump(mode="json")

@@ -1,0 +1,88 @@
+"""The message thread of a request and its access log (P4, P5).
+
+Choices where the SPEC is silent:
+- while the request is ``pending`` only the requester may post (to add to what they wrote);
+  the ally answers once they accepted (409 before), so an ally never starts a conversation
+  they have not taken on;
+- posting on a closed request (declined, completed, cancelled, expired) is a 409; reading the
+  thread of a closed request stays possible until its content is purged;
+- a thread holds at most 200 messages (409 beyond): the request row is read ``FOR UPDATE``
+  first, so two racing posts cannot both take message 200;
+- the assigned ally may read the thread before accepting (it is part of what the requester
+  chose to share, like the first message); every such read is access-logged;
+- the access log lists newest first.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.contact_requests.access import RequestAccess, Role
+from allyapi.contact_requests.lifecycle import CLOSED
+from allyapi.contact_requests.models import ContactMessage, RequestStatus
+from allyapi.contact_requests.repository import ContactRequestRepository
+from allyapi.contact_requests.schemas import AccessLogEntryPublic, MessagePublic
+from allyapi.contact_requests.service import ContactRequestService, keyset, next_cursor
+from allyapi.core.errors import Conflict
+from allyapi.core.models import utcnow
+from allyapi.core.schemas import Page
+from allyapi.core.settings import Settings
+
+MAX_MESSAGES = 200
+
+
+class ThreadService:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+        self.session = session
+        self.repo = ContactRequestRepository(session)
+        self.requests = ContactRequestService(session, settings)
+        self.views = self.requests.views
+
+    async def post(self, access: RequestAccess, body: str) -> MessagePublic:
+        request = access.request  # read FOR UPDATE by the dependency
+        if request.status in CLOSED:
+            raise Conflict(f"the request is {request.status}: its thread is closed")
+        if access.role == Role.ally and request.status == RequestStatus.pending:
+            raise Conflict("accept the request before writing to the requester")
+        if await self.repo.count_messages(request.id) >= MAX_MESSAGES:
+            raise Conflict(f"a thread holds at most {MAX_MESSAGES} messages")
+        message = ContactMessage(
+            id=uuid.uuid4(),
+            org_id=request.org_id,
+            request_id=request.id,
+            author=access.role.value,
+            body_sealed="",
+            created_at=utcnow(),
+        )
+        self.views.seal_message(message, body)
+        self.repo.add(message)
+        await self.session.flush()
+        return MessagePublic(
+            id=message.id, author=access.role.value, body=body, created_at=message.created_at
+        )
+
+    async def list(
+        self, access: RequestAccess, *, limit: int, cursor: str | None
+    ) -> Page[MessagePublic]:
+        rows = await self.repo.page_of_messages(
+            access.request.id, limit=limit, after=keyset(cursor)
+        )
+        if rows:
+            await self.requests.log_access(access, "read_messages")
+        return Page(
+            items=[self.views.message(row) for row in rows[:limit]],
+            next_cursor=next_cursor(rows, limit, "created_at"),
+        )
+
+    async def access_log(
+        self, access: RequestAccess, *, limit: int, cursor: str | None
+    ) -> Page[AccessLogEntryPublic]:
+        rows = await self.repo.page_of_access_log(
+            access.request.id, limit=limit, before=keyset(cursor)
+        )
+        return Page(
+            items=[AccessLogEntryPublic.model_validate(row) for row in rows[:limit]],
+            next_cursor=next_cursor(rows, limit, "accessed_at"),
+        )

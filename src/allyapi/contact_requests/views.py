@@ -1,0 +1,103 @@
+"""Table rows → the response each audience may see; the only place sealed fields are opened.
+
+P3 is decided here, once: the assigned ally sees topic, urgency, language, channel, anonymous
+and the message; alias and contact detail only once the request was accepted and never when
+the request is anonymous. No view has ``requester_ref`` (P2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from allyapi.allies.models import Ally
+from allyapi.allies.schemas import AllyPublic
+from allyapi.contact_requests.models import ContactMessage, ContactRequest
+from allyapi.contact_requests.schemas import (
+    ContactRequestAllySummary,
+    ContactRequestAllyView,
+    ContactRequestRequesterSummary,
+    ContactRequestRequesterView,
+    MessagePublic,
+)
+from allyapi.core.crypto import Cipher, aad_for
+from allyapi.resources.models import Resource
+from allyapi.resources.schemas import ResourcePublic
+
+REQUESTS = "contact_requests"
+MESSAGES = "contact_messages"
+_COMMON = ("id", "status", "topic", "urgency", "created_at", "expires_at", "accepted_at")
+
+
+class Views:
+    def __init__(self, cipher: Cipher) -> None:
+        self.cipher = cipher
+
+    def seal(self, request: ContactRequest, field: str, plaintext: str | None) -> str | None:
+        return self.cipher.seal_optional(plaintext, aad_for(REQUESTS, request.id, field))
+
+    def open(self, request: ContactRequest, field: str) -> str | None:
+        sealed: str | None = getattr(request, f"{field}_sealed")
+        return self.cipher.open_optional(sealed, aad_for(REQUESTS, request.id, field))
+
+    def seal_message(self, message: ContactMessage, body: str) -> None:
+        message.body_sealed = self.cipher.seal(body, aad_for(MESSAGES, message.id, "body"))
+
+    def message(self, message: ContactMessage) -> MessagePublic:
+        body = self.cipher.open(message.body_sealed, aad_for(MESSAGES, message.id, "body"))
+        return MessagePublic(
+            id=message.id, author=message.author, body=body, created_at=message.created_at
+        )
+
+    def for_requester(
+        self,
+        request: ContactRequest,
+        ally: Ally | None,
+        resources: Sequence[Resource] | None,
+    ) -> ContactRequestRequesterView:
+        return ContactRequestRequesterView.model_validate(
+            {
+                **{name: getattr(request, name) for name in _COMMON},
+                "ally_id": request.ally_id,
+                "ally": _public(ally),
+                "language": request.language,
+                "preferred_channel": request.preferred_channel,
+                "anonymous": request.anonymous,
+                "message": self.open(request, "message"),
+                "contact_detail": self.open(request, "contact_detail"),
+                "alias": self.open(request, "alias"),
+                "resources": None
+                if resources is None
+                else [ResourcePublic.model_validate(r) for r in resources],
+                "closed_at": request.closed_at,
+            }
+        )
+
+    def requester_summary(
+        self, request: ContactRequest, ally: Ally | None
+    ) -> ContactRequestRequesterSummary:
+        return ContactRequestRequesterSummary.model_validate(
+            {
+                **{name: getattr(request, name) for name in _COMMON},
+                "ally_id": request.ally_id,
+                "ally": _public(ally),
+                "closed_at": request.closed_at,
+            }
+        )
+
+    def ally_summary(self, request: ContactRequest) -> ContactRequestAllySummary:
+        return ContactRequestAllySummary.model_validate(request)
+
+    def for_ally(self, request: ContactRequest) -> ContactRequestAllyView:
+        shares_contact = request.accepted_at is not None and not request.anonymous
+        return ContactRequestAllyView.model_validate(
+            {
+                **ContactRequestAllySummary.model_validate(request).model_dump(),
+                "message": self.open(request, "message"),
+                "alias": self.open(request, "alias") if shares_contact else None,
+                "contact_detail": self.open(request, "contact_detail") if shares_contact else None,
+            }
+        )
+
+
+def _public(ally: Ally | None) -> AllyPublic | None:
+    return None if ally is None else AllyPublic.model_validate(ally)
