@@ -1,0 +1,98 @@
+"""Builders for contact-request tests: allies straight into the database, requests via the API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.allies.models import Ally, AllyStatus
+from allyapi.core.models import utcnow
+from allyapi.core.pseudonym import subject_ref
+from allyapi.core.settings import Settings
+from allyapi.resources.models import Resource
+from tests.helpers import ORG, TokenFactory
+
+MESSAGE = "My manager keeps piling on work and I cannot sleep"
+CONTACT = "+44 7700 900123"
+ALIAS = "Sam"
+BODY: dict[str, Any] = {"topic": "stress", "message": MESSAGE}
+
+
+async def make_ally(
+    session: AsyncSession,
+    settings: Settings,
+    sub: str,
+    *,
+    org: str = ORG,
+    name: str | None = None,
+    topics: list[str] | None = None,
+    languages: list[str] | None = None,
+    department: str | None = None,
+    capacity: int = 3,
+    open_requests: int = 0,
+    accepting: bool = True,
+    status: str = AllyStatus.active,
+) -> Ally:
+    """An ally (approved, accepting, listed unless told otherwise) for the person ``sub``."""
+    ally = Ally(
+        org_id=org,
+        subject_ref=subject_ref(settings.pseudonym_key_bytes, "ally", org, sub),
+        display_name=name or f"Ally {sub}",
+        languages=languages if languages is not None else ["en"],
+        topics=topics if topics is not None else ["stress"],
+        department=department,
+        department_key=department.lower() if department else None,
+        status=status,
+        accepting=accepting,
+        max_open_requests=capacity,
+        open_requests=open_requests,
+        approved_at=utcnow(),
+    )
+    session.add(ally)
+    await session.commit()
+    return ally
+
+
+async def load_of(session: AsyncSession, ally_id: uuid.UUID) -> int:
+    session.expunge_all()  # fresh rows; the test keeps its detached objects
+    ally = await session.get(Ally, ally_id)
+    assert ally is not None
+    return ally.open_requests
+
+
+async def make_resource(
+    session: AsyncSession, name: str, category: str, country: str | None, org: str = ORG
+) -> Resource:
+    resource = Resource(org_id=org, name=name, category=category, country=country)
+    session.add(resource)
+    await session.commit()
+    return resource
+
+
+def person(tokens: TokenFactory, sub: str, **claims: Any) -> dict[str, str]:
+    """An employee-only token (allies are employees too)."""
+    return tokens.headers(sub, "employee", **claims)
+
+
+async def create(
+    client: httpx.AsyncClient, headers: dict[str, str], **fields: Any
+) -> dict[str, Any]:
+    response = await client.post("/v1/contact-requests", json={**BODY, **fields}, headers=headers)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def act(
+    client: httpx.AsyncClient,
+    request_id: str,
+    action: str,
+    headers: dict[str, str],
+    json: dict[str, Any] | None = None,
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/contact-requests/{request_id}/{action}", json=json, headers=headers
+    )
