@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import pytest
@@ -240,8 +240,3 @@ async def test_jobs_in_several_processes_at_once_change_each_row_once(
         session, ContactRequest, col(ContactRequest.status) == RequestStatus.expired
     )
     assert statuses == 40
-
-
-def test_day_truncation_is_utc() -> None:
-    late = datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=UTC)
-    assert jobs._day(late) == datetime(2026, 3, 1, tzinfo=UTC)

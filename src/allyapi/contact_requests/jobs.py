@@ -7,29 +7,32 @@ Every job is a loop of short batches, each its own transaction, so it is:
   that state in its WHERE, so a row is changed once however often the job runs;
 - **safe in several processes at once**: on PostgreSQL the ids are picked with
   ``FOR UPDATE SKIP LOCKED`` (two runners take disjoint rows; neither waits on a live request)
-  and the guarded UPDATE ... RETURNING tells which rows this run really changed, so counters
-  are decremented exactly once. SQLite has one writer at a time; the same guards apply.
+  and a guarded UPDATE ... RETURNING tells which rows this run really holds, so each request
+  is expired, and its slots freed, exactly once. SQLite has one writer at a time; the guarded
+  write takes its lock before the rows are read.
+
+Expiry goes through ``Lifecycle.move`` (the one place a status changes and slots are freed);
+the retention purge is the P7 counterpart of ``Lifecycle.erase`` without the erasure itself:
+the requester still sees the request (topic, status, day-truncated dates), with no content.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.allies.models import Ally
+from allyapi.contact_requests.lifecycle import Lifecycle, day_of
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
     ContactRequest,
-    RequesterLoad,
     RequestStatus,
 )
 from allyapi.core.background import PeriodicRunner
@@ -60,36 +63,11 @@ class JobCounts:
     idempotency_keys_deleted: int
 
 
-async def _release_loads(
-    session: AsyncSession, released: Sequence[tuple[str, str, uuid.UUID | None]]
-) -> None:
-    """Give back one open slot per released request to its ally and its requester.
-
-    Clamped at zero rather than failing: a counter that drifted must not stop expiry for
-    everyone (the CHECK constraint would abort the whole batch).
-    """
-    per_ally = Counter(ally_id for _, _, ally_id in released if ally_id is not None)
-    per_requester = Counter((org_id, ref) for org_id, ref, _ in released)
-    for ally_id, n in sorted(per_ally.items()):
-        load = col(Ally.open_requests)
-        await session.execute(
-            sa.update(Ally)
-            .where(col(Ally.id) == ally_id)
-            .values(open_requests=sa.case((load >= n, load - n), else_=0))
-        )
-    for (org_id, ref), n in sorted(per_requester.items()):
-        load = col(RequesterLoad.open_requests)
-        await session.execute(
-            sa.update(RequesterLoad)
-            .where(col(RequesterLoad.org_id) == org_id, col(RequesterLoad.requester_ref) == ref)
-            .values(open_requests=sa.case((load >= n, load - n), else_=0))
-        )
-
-
 async def expire_batch(
-    session: AsyncSession, now: datetime, retention_days: int, batch_size: int
+    session: AsyncSession, lifecycle: Lifecycle, now: datetime, batch_size: int
 ) -> int:
-    """``pending → expired`` for requests past their response window; their slots freed."""
+    """``pending → expired`` for requests past their response window, through the same
+    ``Lifecycle.move`` as every other status change (so the slots are freed the same way)."""
     due = sa.and_(
         col(ContactRequest.status) == RequestStatus.pending,
         col(ContactRequest.expires_at) <= now,
@@ -105,32 +83,30 @@ async def expire_batch(
     )
     if not ids:
         return 0
-    result = await session.execute(
-        sa.update(ContactRequest)
-        .where(col(ContactRequest.id).in_(ids), due)
-        .values(
-            status=RequestStatus.expired,
-            closed_at=now,
-            content_purge_at=now + timedelta(days=retention_days),
-            updated_at=now,
-            version=col(ContactRequest.version) + 1,
+    # Claim the rows with a guarded no-op write before reading them: on PostgreSQL the rows are
+    # already locked; on SQLite this takes the write lock, so no request can accept or cancel
+    # one of them between our read and our write (pysqlite starts no transaction for a SELECT).
+    claimed = list(
+        await session.scalars(
+            sa.update(ContactRequest)
+            .where(col(ContactRequest.id).in_(ids), due)
+            .values(status=col(ContactRequest.status))
+            .returning(col(ContactRequest.id))
+            .execution_options(synchronize_session=False)
         )
-        .returning(
-            col(ContactRequest.org_id),
-            col(ContactRequest.requester_ref),
-            col(ContactRequest.ally_id),
-        )
-        .execution_options(synchronize_session=False)
     )
-    released = [(org_id, ref, ally_id) for org_id, ref, ally_id in result.all()]
-    await _release_loads(session, released)
-    return len(released)
-
-
-def _day(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if not claimed:
+        return 0
+    requests = await session.scalars(
+        sa.select(ContactRequest)
+        .where(col(ContactRequest.id).in_(claimed))
+        .execution_options(populate_existing=True)
+    )
+    expired = 0
+    for request in requests:
+        await lifecycle.move(request, "expire", now)
+        expired += 1
+    return expired
 
 
 async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> int:
@@ -158,7 +134,7 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
     await session.execute(sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id).in_(ids)))
     purged = 0
     for row in rows:
-        days = {name: _day(value) for name, value in zip(_DATE_FIELDS, row[1:], strict=True)}
+        days = {name: day_of(value) for name, value in zip(_DATE_FIELDS, row[1:], strict=True)}
         result = await session.execute(
             sa.update(ContactRequest)
             .where(col(ContactRequest.id) == row[0], due)
@@ -166,7 +142,7 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
                 message_sealed=None,
                 contact_detail_sealed=None,
                 alias_sealed=None,
-                content_purged_at=_day(now),
+                content_purged_at=day_of(now),
                 **days,
             )
             .execution_options(synchronize_session=False)
@@ -222,7 +198,14 @@ async def run_all_jobs(
     """
     at = now or utcnow()
     size = BATCH_SIZE
-    expired = await _drain(database, lambda s: expire_batch(s, at, settings.retention_days, size))
+    window = timedelta(hours=settings.response_window_hours)
+    retention = timedelta(days=settings.retention_days)
+
+    async def expire(session: AsyncSession) -> int:
+        lifecycle = Lifecycle(session, response_window=window, retention=retention)
+        return await expire_batch(session, lifecycle, at, size)
+
+    expired = await _drain(database, expire)
     purged = await _drain(database, lambda s: purge_batch(s, at, size))
     keys = await _drain(database, lambda s: delete_idempotency_batch(s, at, size))
     return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
