@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from allyapi.training.models import TrainingCourse, TrainingRecord
-from tests.helpers import TokenFactory, assert_problem
-from tests.training.factories import make_ally, make_record, post_course
+from allyapi.training.repository import CourseRepository
+from allyapi.training.service import settle_expiry
+from tests.helpers import ORG, TokenFactory, assert_problem
+from tests.training.factories import make_ally, make_course, make_record, post_course
 
 
 async def test_coordinator_creates_and_employee_reads(
@@ -172,3 +177,53 @@ async def test_auth_cases(client: httpx.AsyncClient, tokens: TokenFactory) -> No
     assert_problem(
         await client.get(f"/v1/training-courses/{uuid.uuid4()}", headers=tokens.employee), 404
     )
+
+
+async def test_a_record_written_during_a_validity_change_gets_the_new_validity(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    course = await make_course(session, "MHFA", validity_months=12)
+    ally = await make_ally(session, tokens, "ally-1")
+    course_id, ally_id = course.id, ally.id
+    warm_up = await client.post(  # the first request of a run is slow; this one must not be
+        "/v1/training-records",
+        json={"course_id": str(course_id), "ally_id": str(ally_id), "completed_on": "2024-01-01"},
+        headers=tokens.coordinator,
+    )
+    assert warm_up.status_code == 201
+    # A validity change in flight: its transaction holds the course row (PATCH locks it too).
+    locked = sa.select(TrainingCourse).where(col(TrainingCourse.id) == course_id)
+    await session.execute(locked.with_for_update())
+    await session.execute(
+        sa.update(TrainingCourse)
+        .where(col(TrainingCourse.id) == course_id)
+        .values(validity_months=1)
+    )
+    body = {"course_id": str(course_id), "ally_id": str(ally_id), "completed_on": "2024-01-31"}
+    post = asyncio.create_task(
+        client.post("/v1/training-records", json=body, headers=tokens.coordinator)
+    )
+    await asyncio.sleep(0.3)
+    assert not post.done()  # waits for the change (PostgreSQL: FOR SHARE; SQLite: write lock)
+    await session.commit()
+    response = await post
+    assert response.status_code == 201, response.text
+    assert response.json()["expires_on"] == "2024-02-29"
+
+
+async def test_settle_expiry_rederives_when_the_validity_moved(
+    tokens: TokenFactory, session: AsyncSession
+) -> None:
+    """The SQLite side of the test above: the validity is re-read after the write."""
+    course = await make_course(session, "MHFA", validity_months=1)
+    ally = await make_ally(session, tokens, "ally-1")
+    record = await make_record(
+        session, ally, course, completed_on=date(2024, 1, 31), expires_on=date(2025, 1, 31)
+    )
+    record_id, course_id = record.id, course.id
+    await settle_expiry(CourseRepository(session), ORG, {course_id: 12})  # derived from 12
+    await session.commit()
+    session.expire_all()
+    assert (await session.get_one(TrainingRecord, record_id)).expires_on == date(2024, 2, 29)
+    await settle_expiry(CourseRepository(session), ORG, {course_id: 1})  # unchanged: no-op
+    await session.commit()

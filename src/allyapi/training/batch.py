@@ -38,6 +38,7 @@ from allyapi.training.schemas import (
     BatchRowResult,
     TrainingRecordBatchResult,
 )
+from allyapi.training.service import settle_expiry
 
 
 @dataclass
@@ -49,9 +50,13 @@ class Desired:
     ally_id: uuid.UUID
     course_id: uuid.UUID
     completed_on: date
-    expires_on: date | None
+    validity_months: int | None
     evidence_ref: str | None
     verified: bool
+
+    @property
+    def expires_on(self) -> date | None:
+        return expires_on(self.completed_on, self.validity_months)
 
     def matches(self, record: TrainingRecord) -> bool:
         return (
@@ -119,6 +124,8 @@ class BatchService:
                 valid.append((index, row))
         desired = await self._resolve(org_id, valid, results)
         await self._write(org_id, desired, results)
+        used = {item.course_id: item.validity_months for item in desired}
+        await settle_expiry(self.courses, org_id, used)
         ordered = [results[index] for index in range(len(rows))]
         count = Counter(result.status for result in ordered)
         return TrainingRecordBatchResult(
@@ -169,7 +176,7 @@ class BatchService:
                         ally_id=ally_id,
                         course_id=course.id,
                         completed_on=row.completed_on,
-                        expires_on=expires_on(row.completed_on, course.validity_months),
+                        validity_months=course.validity_months,
                         evidence_ref=row.evidence_ref,
                         verified=row.verified,
                     )

@@ -71,13 +71,16 @@ class CourseRepository:
         self.session = session
 
     async def get(
-        self, org_id: str, course_id: uuid.UUID, *, for_update: bool = False
+        self, org_id: str, course_id: uuid.UUID, *, for_update: bool = False, share: bool = False
     ) -> TrainingCourse | None:
+        """``share``: FOR SHARE, held by whoever derives an expiry from the course's validity,
+        so a concurrent validity change waits for them (or they for it) and no record keeps
+        an expiry derived from the old validity."""
         query = select(TrainingCourse).where(
             TrainingCourse.org_id == org_id, TrainingCourse.id == course_id
         )
-        if for_update:
-            query = query.with_for_update()
+        if for_update or share:
+            query = query.with_for_update(read=share and not for_update)
         return (await self.session.execute(query)).scalars().first()
 
     async def page(
@@ -96,8 +99,10 @@ class CourseRepository:
     ) -> dict[uuid.UUID, TrainingCourse]:
         found: dict[uuid.UUID, TrainingCourse] = {}
         for part in chunks(sorted(set(ids))):
-            query = select(TrainingCourse).where(
-                TrainingCourse.org_id == org_id, col(TrainingCourse.id).in_(part)
+            query = (
+                select(TrainingCourse)
+                .where(TrainingCourse.org_id == org_id, col(TrainingCourse.id).in_(part))
+                .with_for_update(read=True)  # see ``get``: expiries are derived from these
             )
             found.update({c.id: c for c in (await self.session.execute(query)).scalars()})
         return found
@@ -105,10 +110,26 @@ class CourseRepository:
     async def by_names(self, org_id: str, names: Iterable[str]) -> dict[str, TrainingCourse]:
         found: dict[str, TrainingCourse] = {}
         for part in chunks(sorted(set(names))):
-            query = select(TrainingCourse).where(
-                TrainingCourse.org_id == org_id, col(TrainingCourse.name).in_(part)
+            query = (
+                select(TrainingCourse)
+                .where(TrainingCourse.org_id == org_id, col(TrainingCourse.name).in_(part))
+                .with_for_update(read=True)
             )
             found.update({c.name: c for c in (await self.session.execute(query)).scalars()})
+        return found
+
+    async def validities(
+        self, org_id: str, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, int | None]:
+        """Each course's stored validity, read now (not from the session's identity map)."""
+        found: dict[uuid.UUID, int | None] = {}
+        for part in chunks(sorted(set(ids))):
+            query = sa.select(col(TrainingCourse.id), col(TrainingCourse.validity_months)).where(
+                col(TrainingCourse.org_id) == org_id, col(TrainingCourse.id).in_(part)
+            )
+            found.update(
+                {course_id: months for course_id, months in await self.session.execute(query)}
+            )
         return found
 
     async def required(self, org_id: str) -> Sequence[TrainingCourse]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,6 +70,24 @@ def _time_keyset_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
     return moment.astimezone(UTC), after[1]
 
 
+async def settle_expiry(
+    courses: CourseRepository, org_id: str, used: dict[uuid.UUID, int | None]
+) -> None:
+    """After writing records whose expiry was derived from ``used`` validities: re-derive a
+    course's records if its validity changed meanwhile.
+
+    On PostgreSQL the FOR SHARE lock on the course already orders the two; on SQLite a SELECT
+    runs outside the transaction, so a validity change can commit between reading the course
+    and writing the record. Once the write holds SQLite's lock, this read is up to date.
+    """
+    current = await courses.validities(org_id, used)
+    for course_id, months in current.items():
+        if months != used[course_id]:
+            await courses.rederive_expiry(
+                org_id, course_id, partial(expires_on, validity_months=months)
+            )
+
+
 class CourseService:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -118,9 +137,8 @@ class CourseService:
         course.updated_at = utcnow()
         await self._flush_unique_name()
         if validity_changed:
-            months = course.validity_months
             await self.repo.rederive_expiry(
-                org_id, course.id, lambda completed: expires_on(completed, months)
+                org_id, course.id, partial(expires_on, validity_months=course.validity_months)
             )
         return course
 
@@ -182,7 +200,7 @@ class RecordService:
 
     async def create(self, actor: TrainingActor, body: TrainingRecordCreate) -> TrainingRecord:
         ally_id = await self._ally_for_new_record(actor, body.ally_id)
-        course = await self.courses.get(actor.org, body.course_id)
+        course = await self.courses.get(actor.org, body.course_id, share=True)
         if course is None:
             raise InvalidInput("no such training course", loc=("body", "course_id"))
         record = TrainingRecord(
@@ -201,6 +219,7 @@ class RecordService:
             await self.session.flush()
         except IntegrityError:
             raise Conflict("a training record with this external_id already exists") from None
+        await settle_expiry(self.courses, actor.org, {course.id: course.validity_months})
         return record
 
     async def _ally_for_new_record(
