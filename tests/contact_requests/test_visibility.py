@@ -9,6 +9,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.core.pagination import encode_cursor
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import ALIAS, CONTACT, MESSAGE, act, create, make_ally, person
 from tests.helpers import TokenFactory, assert_problem
@@ -178,6 +179,8 @@ async def test_lists_of_each_audience(
     ] == []
     assert_problem(await client.get(f"{PATH}?status=bogus", headers=robin), 422)
     assert_problem(await client.get(f"{PATH}?cursor=bm9wZQ", headers=robin), 422)
+    naive = encode_cursor("2026-01-01T00:00:00", uuid.uuid4())  # no offset: not ours
+    assert_problem(await client.get(f"{PATH}?cursor={naive}", headers=robin), 422)
 
 
 async def test_keyset_pagination_of_my_requests(

@@ -31,6 +31,7 @@ from allyapi.contact_requests.matching import Matcher, Wanted
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.core.errors import Conflict
+from allyapi.webhooks.events import contact_request_assigned, contact_request_expired
 
 CLOSED = frozenset(
     {
@@ -89,6 +90,8 @@ class Lifecycle:
                 request.ally_id = None
         self._touch(request, now)
         await self.session.flush()
+        if target == RequestStatus.expired:
+            await contact_request_expired(self.session, request.org_id, request.id, request.ally_id)
 
     async def reassign(self, request: ContactRequest, today: date, now: datetime) -> bool:
         """Give a pending request to the best other ally; False (and no change) if none fits.
@@ -111,6 +114,7 @@ class Lifecycle:
         request.expires_at = now + self.response_window
         self._touch(request, now)
         await self.session.flush()
+        await contact_request_assigned(self.session, request.org_id, request.id, ally.id)
         return True
 
     async def decline(

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from allyapi.allies.schemas import AllyPublic, canonical_language
 from allyapi.contact_requests.models import RequestStatus
@@ -66,6 +66,14 @@ class Author(StrEnum):
 class ContactRequestCreate(RequestBody):
     """A request for contact. ``anonymous: true`` with a ``contact_detail`` is a 422: an
     anonymous request is answered through its message thread only (P3)."""
+
+    # The same rule in the contract, so generated clients and fuzzers know it.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"anonymous": {"const": True}}, "required": ["anonymous"]},
+            "then": {"properties": {"contact_detail": {"type": "null"}}},
+        }
+    )
 
     ally_id: uuid.UUID | None = Field(
         default=None, description="A listed ally; omit to be matched with the best suggestion"

@@ -53,6 +53,7 @@ from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource, ResourceCategory
 from allyapi.resources.repository import ResourceRepository
 from allyapi.resources.schemas import ResourcePublic
+from allyapi.webhooks.events import contact_request_assigned
 
 CREATE_OPERATION = "contact_requests.create"
 REQUESTER_CAP_RETRY_AFTER = 3600
@@ -80,9 +81,12 @@ def keyset(cursor: str | None) -> Keyset | None:
     if values is None:
         return None
     try:
-        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
+        at, row_id = datetime.fromisoformat(values[0]), uuid.UUID(values[1])
     except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
+        at = None
+    if at is None or at.tzinfo is None:  # our cursors always carry the UTC offset
+        raise InvalidInput("cursor is not valid", loc=("query", "cursor"))
+    return at, row_id
 
 
 def next_cursor(rows: Sequence[Any], limit: int, time_field: str) -> str | None:
@@ -165,6 +169,7 @@ class ContactRequestService:
         request.alias_sealed = self.views.seal(request, "alias", body.alias)
         self.repo.add(request)
         await self.session.flush()
+        await contact_request_assigned(self.session, person.org, request.id, ally_id)
         return request
 
     async def _assign(self, person: Person, body: ContactRequestCreate) -> uuid.UUID:
