@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import AccessLogEntry, ContactMessage, ContactRequest
 from allyapi.core.settings import Settings
+from allyapi.feedback.models import RequestFeedback
 from tests.contact_requests.factories import (
     CONTACT,
     MESSAGE,
@@ -227,8 +228,27 @@ async def test_erase_destroys_content_at_once_and_hides_the_request(
     for value in (row.created_at, row.accepted_at, row.closed_at, row.erased_at):
         assert value is not None
         assert (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
-    assert len(row.requester_ref) == 64
+    assert row.requester_ref == "erased"
     for table in (ContactMessage, AccessLogEntry):
         assert (await session.execute(select(table))).first() is None
     assert await load_of(session, ally.id) == 0
     assert await requester_load(client, tokens.employee) == 0
+
+
+async def test_erasing_a_completed_request_keeps_ratings_but_not_the_comment(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
+) -> None:
+    ally = await make_ally(session, settings, "robin")
+    robin = person(tokens, "robin")
+    created = await create(client, tokens.employee, ally_id=str(ally.id))
+    await act(client, created["id"], "accept", robin)
+    await act(client, created["id"], "complete", robin, DEBRIEF)
+    feedback = {"rating": 5, "felt_heard": True, "would_recommend": True, "comment": MESSAGE}
+    given = await act(client, created["id"], "feedback", tokens.employee, feedback)
+    assert given.status_code == 201, given.text
+    deleted = await client.delete(f"{PATH}/{created['id']}", headers=tokens.employee)
+    assert deleted.status_code == 204
+    session.expunge_all()
+    row = (await session.execute(select(RequestFeedback))).scalars().one()
+    assert (row.rating, row.comment_sealed) == (5, None)
+    assert (await stored(session, created["id"])).status == "completed"

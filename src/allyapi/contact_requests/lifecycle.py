@@ -21,7 +21,6 @@ Choices where the SPEC is silent:
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -41,6 +40,8 @@ CLOSED = frozenset(
         RequestStatus.expired,
     }
 )
+# The requester reference of every erased request: not hex, so never an HMAC value.
+ERASED_REF = "erased"
 # Action → (statuses it may start from, status it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], RequestStatus]] = {
     "accept": (frozenset({RequestStatus.pending}), RequestStatus.accepted),
@@ -145,16 +146,20 @@ class Lifecycle:
         """P7: destroy the protected content and thread at once; keep only statistics.
 
         An open request is cancelled first (its slots are freed). The requester reference is
-        replaced by a random value, so an erased row no longer links to anyone, not even with
-        the pseudonym key; every read treats it as absent (404).
+        replaced by the constant ``ERASED_REF``, so an erased row no longer links to anyone,
+        not even with the pseudonym key; every read treats it as absent (404). A constant (not
+        a random value) so reports counting distinct requesters (P6) count every erased row as
+        one requester: they can only suppress more, never less. The requester's feedback on
+        the request keeps its ratings (statistics) and loses its comment (protected content).
         """
         if request.status not in CLOSED:
             await self.move(request, "cancel", now)
         await self.repo.delete_thread_and_log(request.id)
+        await self.repo.forget_feedback_comment(request.id)
         request.message_sealed = None
         request.contact_detail_sealed = None
         request.alias_sealed = None
-        request.requester_ref = secrets.token_hex(32)
+        request.requester_ref = ERASED_REF
         for name in ("created_at", "accepted_at", "closed_at", "expires_at", "content_purge_at"):
             setattr(request, name, day_of(getattr(request, name)))
         request.erased_at = day_of(now)

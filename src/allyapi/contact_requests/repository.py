@@ -27,6 +27,7 @@ from allyapi.contact_requests.models import (
     RequestStatus,
 )
 from allyapi.core.upsert import insert_ignoring_conflict
+from allyapi.feedback.models import RequestFeedback
 from allyapi.resources.models import Resource
 
 Keyset = tuple[datetime, uuid.UUID]
@@ -221,6 +222,13 @@ class ContactRequestRepository:
         )
         await self.session.execute(
             sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id) == request_id)
+        )
+
+    async def forget_feedback_comment(self, request_id: uuid.UUID) -> None:
+        await self.session.execute(
+            sa.update(RequestFeedback)
+            .where(col(RequestFeedback.request_id) == request_id)
+            .values(comment_sealed=None)
         )
 
     # Resources ------------------------------------------------------------------------------
