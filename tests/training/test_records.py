@@ -278,3 +278,28 @@ async def test_record_ids_are_uuids(client: httpx.AsyncClient, tokens: TokenFact
         await client.delete("/v1/training-records/batch", headers=tokens.coordinator), 405
     )
     assert_problem(await client.get("/v1/training-records/123", headers=tokens.coordinator), 404)
+
+
+async def test_idempotency_key_replays_creates(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    await make_ally(session, tokens, "ally-1")
+    course = await make_course(session, "MHFA")
+    body = {"course_id": str(course.id), "completed_on": "2024-01-01"}
+    headers = {**ally_headers(tokens, "ally-1"), "Idempotency-Key": "key-1"}
+    first = await client.post("/v1/training-records", json=body, headers=headers)
+    again = await client.post("/v1/training-records", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    other_body = await client.post(
+        "/v1/training-records", json={**body, "completed_on": "2024-01-02"}, headers=headers
+    )
+    assert_problem(other_body, 422)
+    listed = await client.get("/v1/training-records", headers=ally_headers(tokens, "ally-1"))
+    assert len(listed.json()["items"]) == 1
+
+    course_headers = {**tokens.coordinator, "Idempotency-Key": "key-1"}
+    created = await client.post("/v1/training-courses", json={"name": "X"}, headers=course_headers)
+    replayed = await client.post("/v1/training-courses", json={"name": "X"}, headers=course_headers)
+    assert created.status_code == replayed.status_code == 201
+    assert replayed.json() == created.json()

@@ -10,9 +10,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
 
+from allyapi.core.auth import Principal
 from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
+from allyapi.core.idempotency import IdempotencyScope, body_hash
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.security import Caller
 from allyapi.core.settings import Settings
@@ -39,3 +42,18 @@ async def coordinator_or_ally(caller: Caller, session: Session, key: PseudonymKe
 
 
 CoordinatorOrAlly = Annotated[TrainingActor, Depends(coordinator_or_ally)]
+
+
+def idempotency_scope(
+    caller: Principal,
+    key: bytes,
+    idempotency_key: str | None,
+    operation: str,
+    body: BaseModel,
+) -> IdempotencyScope | None:
+    """The caller's Idempotency-Key for one create; its own keyed reference (purpose ``idem``),
+    so the stored key cannot be joined to the caller's ally profile."""
+    if idempotency_key is None:
+        return None
+    caller_ref = subject_ref(key, "idem", caller.org, caller.sub)
+    return IdempotencyScope(caller.org, caller_ref, idempotency_key, operation, body_hash(body))

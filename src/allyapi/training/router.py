@@ -10,15 +10,21 @@ from fastapi import APIRouter, Query, Response, status
 from allyapi.core.auth import Principal
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.models import today
 from allyapi.core.openapi import problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
-from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator, IntegrationOrCoordinator
+from allyapi.core.security import (
+    Caller,
+    CoordinatorOnly,
+    EmployeeOrCoordinator,
+    IntegrationOrCoordinator,
+)
 from allyapi.training.batch import BatchService
 from allyapi.training.compliance import ComplianceService
 from allyapi.training.dates import RecordStatus
-from allyapi.training.deps import CoordinatorOrAlly, PseudonymKey
+from allyapi.training.deps import CoordinatorOrAlly, PseudonymKey, idempotency_scope
 from allyapi.training.models import TrainingRecord
 from allyapi.training.schemas import (
     ComplianceEntry,
@@ -66,9 +72,15 @@ async def list_training_courses(
     responses=problem_responses(409),
 )
 async def create_training_course(
-    caller: CoordinatorOnly, session: Session, body: TrainingCourseCreate, response: Response
+    caller: CoordinatorOnly,
+    session: Session,
+    body: TrainingCourseCreate,
+    response: Response,
+    key: PseudonymKey,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
-    course = await CourseService(session).create(caller.org, body)
+    scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
+    course = await CourseService(session).create(caller.org, body, scope)
     set_etag(response, course.id, course.version)
     response.headers["Location"] = f"/v1/training-courses/{course.id}"
     return TrainingCoursePublic.model_validate(course)
@@ -134,9 +146,16 @@ async def list_training_records(
     responses=problem_responses(409),
 )
 async def create_training_record(
-    actor: CoordinatorOrAlly, session: Session, body: TrainingRecordCreate, response: Response
+    actor: CoordinatorOrAlly,
+    caller: Caller,
+    session: Session,
+    body: TrainingRecordCreate,
+    response: Response,
+    key: PseudonymKey,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
-    record = await RecordService(session).create(actor, body)
+    scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
+    record = await RecordService(session).create(actor, body, scope)
     response.headers["Location"] = f"/v1/training-records/{record.id}"
     return _record_response(record, response)
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.etag import check_if_match
+from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
 from allyapi.core.schemas import Page
@@ -112,10 +113,20 @@ class CourseService:
             raise NotFound("training course not found")
         return course
 
-    async def create(self, org_id: str, body: TrainingCourseCreate) -> TrainingCourse:
+    async def create(
+        self, org_id: str, body: TrainingCourseCreate, idempotency: IdempotencyScope | None
+    ) -> TrainingCourse:
+        """With an Idempotency-Key, a repeat answers the course as it is now (no second row,
+        no 409); a 409 is not remembered, so retrying after one tries again."""
+        if idempotency is not None:
+            replay = await Idempotency(self.session).claim(idempotency)
+            if replay is not None:
+                return await self.get(org_id, replay.resource_id)
         course = TrainingCourse(org_id=org_id, **body.model_dump())
         self.repo.add(course)
         await self._flush_unique_name()
+        if idempotency is not None:
+            await Idempotency(self.session).remember(idempotency, course.id, 201)
         return course
 
     async def update(
@@ -198,7 +209,23 @@ class RecordService:
             raise NotFound("training record not found")
         return record
 
-    async def create(self, actor: TrainingActor, body: TrainingRecordCreate) -> TrainingRecord:
+    async def create(
+        self,
+        actor: TrainingActor,
+        body: TrainingRecordCreate,
+        idempotency: IdempotencyScope | None,
+    ) -> TrainingRecord:
+        """With an Idempotency-Key, a repeat answers the record as it is now (404 once deleted)."""
+        if idempotency is not None:
+            replay = await Idempotency(self.session).claim(idempotency)
+            if replay is not None:
+                return await self.get(actor, replay.resource_id)
+        record = await self._create(actor, body)
+        if idempotency is not None:
+            await Idempotency(self.session).remember(idempotency, record.id, 201)
+        return record
+
+    async def _create(self, actor: TrainingActor, body: TrainingRecordCreate) -> TrainingRecord:
         ally_id = await self._ally_for_new_record(actor, body.ally_id)
         course = await self.courses.get(actor.org, body.course_id, share=True)
         if course is None:
