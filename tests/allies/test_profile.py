@@ -70,9 +70,34 @@ async def test_unique_constraint_decides_a_race(
     monkeypatch.setattr(AllyRepository, "by_subject", nobody)
     with pytest.raises(Conflict):
         await AllyService(session).volunteer(
-            ORG, tokens.ally_ref("alex"), AllyCreate(display_name="Second")
+            ORG, tokens.ally_ref("alex"), AllyCreate(display_name="Second"), None
         )
     await session.rollback()
+
+
+async def test_idempotency_key_replays_the_creation(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    headers = {**employee(tokens, "alex"), "Idempotency-Key": "volunteer-1"}
+    first = await client.post("/v1/allies", json=PROFILE, headers=headers)
+    assert first.status_code == 201
+    replay = await client.post("/v1/allies", json=PROFILE, headers=headers)
+    assert replay.status_code == 201, replay.text
+    assert replay.json() == first.json()
+    assert len((await session.execute(select(Ally))).scalars().all()) == 1
+    other_body = await client.post(
+        "/v1/allies", json={**PROFILE, "bio": "Changed my mind"}, headers=headers
+    )
+    assert_problem(other_body, 422)
+    # Without the key (or with a new one) the second profile is the usual 409.
+    again = {**employee(tokens, "alex"), "Idempotency-Key": "volunteer-2"}
+    assert_problem(await client.post("/v1/allies", json=PROFILE, headers=again), 409)
+    assert_problem(
+        await client.post("/v1/allies", json=PROFILE, headers=employee(tokens, "alex")), 409
+    )
+    # Keys belong to their caller: someone else's same key creates their own profile.
+    blake = {**employee(tokens, "blake"), "Idempotency-Key": "volunteer-1"}
+    assert (await client.post("/v1/allies", json=PROFILE, headers=blake)).status_code == 201
 
 
 async def test_own_profile_read_and_patch_with_if_match(

@@ -19,6 +19,7 @@ from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.security import EmployeeOnly, EmployeeOrCoordinator, IntegrationOnly
+from allyapi.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class AllyActor:
 
     org: str
     subject_ref: str
+    # Another purpose, so the caller's Idempotency-Key rows cannot be joined to the profile.
+    idempotency_ref: str
     # Lower-cased ``department`` claim, for the "not in my reporting line" rule.
     department_key: str | None
     is_coordinator: bool
@@ -43,11 +46,28 @@ def pseudonym_key(request: Request) -> bytes:
 PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
 
 
+def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
+
+
+def ally_service(session: Session, settings: AppSettings) -> AllyService:
+    """The service with the app's settings (hand-backs give re-matched requests its window)."""
+    return AllyService(session, settings)
+
+
+Allies = Annotated[AllyService, Depends(ally_service)]
+
+
 def _actor(principal: Principal, key: bytes) -> AllyActor:
     department = (principal.department or "").strip().lower() or None
     return AllyActor(
         org=principal.org,
         subject_ref=subject_ref(key, "ally", principal.org, principal.sub),
+        idempotency_ref=subject_ref(key, "idem", principal.org, principal.sub),
         department_key=department,
         is_coordinator=principal.has("coordinator"),
     )

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, Field
 
 from allyapi.allies.deps import (
+    Allies,
     CoordinatorOrTheAllyThemselves,
     Employee,
     EmployeeOrCoordinatorActor,
@@ -38,6 +39,7 @@ from allyapi.allies.schemas import (
 from allyapi.allies.service import AllyRow, AllyService, managed_view, public_view
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.openapi import problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import LanguageTag, Page, Tag
@@ -50,6 +52,7 @@ Timezone = Annotated[TimezoneName, AfterValidator(check_timezone)]
 LanguageQuery = Annotated[LanguageTag | None, Query(description="BCP 47 tag, e.g. en-GB")]
 TopicQuery = Annotated[Tag | None, Query(description="A topic tag (case-insensitive)")]
 OWN_PROFILE = "/v1/me/ally-profile"
+VOLUNTEER = "allies.volunteer"  # the Idempotency-Key operation name
 MAX_SUGGESTIONS = 20
 
 
@@ -72,9 +75,18 @@ def _own(response: Response, row: AllyRow) -> AllyOwnView:
     responses=problem_responses(409),
 )
 async def volunteer_as_ally(
-    actor: Employee, session: Session, body: AllyCreate, response: Response
+    actor: Employee,
+    session: Session,
+    body: AllyCreate,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> AllyOwnView:
-    row = await AllyService(session).volunteer(actor.org, actor.subject_ref, body)
+    scope = None
+    if idempotency_key is not None:
+        scope = IdempotencyScope(
+            actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body)
+        )
+    row = await AllyService(session).volunteer(actor.org, actor.subject_ref, body, scope)
     response.headers["Location"] = OWN_PROFILE
     return _own(response, row)
 
@@ -134,11 +146,11 @@ async def suggest_allies(
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    org: IntegrationOrg, session: Session, key: PseudonymKey, body: RosterSync
+    org: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
-    return await AllyService(session).sync_roster(org, body.subs, key)
+    return await allies.sync_roster(org, body.subs, key)
 
 
 @router.get("/{ally_id}", summary="An ally's profile")
@@ -154,18 +166,18 @@ async def get_ally(
 
 
 async def _transition(
-    session: Session, org: str, ally_id: uuid.UUID, name: str, response: Response
+    allies: AllyService, org: str, ally_id: uuid.UUID, name: str, response: Response
 ) -> AllyCoordinatorView:
-    return _managed(response, await AllyService(session).transition(org, ally_id, name))
+    return _managed(response, await allies.transition(org, ally_id, name))
 
 
 @router.post(
     "/{ally_id}/approve", summary="Approve an applied ally", responses=problem_responses(409)
 )
 async def approve_ally(
-    caller: CoordinatorOnly, session: Session, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(session, caller.org, ally_id, "approve", response)
+    return await _transition(allies, caller.org, ally_id, "approve", response)
 
 
 @router.post(
@@ -174,16 +186,16 @@ async def approve_ally(
     responses=problem_responses(409),
 )
 async def pause_ally(
-    actor: CoordinatorOrTheAllyThemselves, session: Session, ally_id: uuid.UUID, response: Response
+    actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(session, actor.org, ally_id, "pause", response)
+    return await _transition(allies, actor.org, ally_id, "pause", response)
 
 
 @router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=problem_responses(409))
 async def resume_ally(
-    actor: CoordinatorOrTheAllyThemselves, session: Session, ally_id: uuid.UUID, response: Response
+    actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(session, actor.org, ally_id, "resume", response)
+    return await _transition(allies, actor.org, ally_id, "resume", response)
 
 
 @router.post(
@@ -192,9 +204,9 @@ async def resume_ally(
     responses=problem_responses(409),
 )
 async def retire_ally(
-    caller: CoordinatorOnly, session: Session, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(session, caller.org, ally_id, "retire", response)
+    return await _transition(allies, caller.org, ally_id, "retire", response)
 
 
 @me_router.get("/ally-profile", summary="Your own ally profile", responses=problem_responses(404))

@@ -27,10 +27,12 @@ from allyapi.allies.schemas import (
 )
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.etag import check_if_match
+from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.schemas import Page
+from allyapi.core.settings import Settings
 from allyapi.webhooks.events import ally_listing_changed
 
 # Transition name → (states it may start from, state it ends in).
@@ -74,9 +76,11 @@ def _refresh_derived(ally: Ally) -> None:
 
 
 class AllyService:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings | None = None) -> None:
         self.session = session
         self.repo = AllyRepository(session)
+        # The response window and retention that re-matched requests get (hand-back).
+        self.settings = settings
 
     async def get_row(self, org_id: str, ally_id: uuid.UUID, *, for_update: bool = False) -> Ally:
         row = await self.repo.get(org_id, ally_id, today(), for_update=for_update)
@@ -97,9 +101,16 @@ class AllyService:
             raise NotFound("you have no ally profile; POST /v1/allies to volunteer")
         return row
 
-    async def volunteer(self, org_id: str, subject: str, body: AllyCreate) -> AllyRow:
+    async def volunteer(
+        self, org_id: str, subject: str, body: AllyCreate, idempotency: IdempotencyScope | None
+    ) -> AllyRow:
         """A new profile in ``applied``. The unique (org, subject_ref) constraint is the rule;
-        the pre-check only spares the common case a failed INSERT."""
+        the pre-check only spares the common case a failed INSERT. With an Idempotency-Key, a
+        repeat of the same body answers the profile (as it is now) instead of a 409."""
+        if idempotency is not None:
+            replay = await Idempotency(self.session).claim(idempotency)
+            if replay is not None:
+                return await self.read(org_id, replay.resource_id, coordinator=True)
         if await self.repo.by_subject(org_id, subject, today()) is not None:
             raise Conflict("you already have an ally profile")
         ally = Ally(org_id=org_id, subject_ref=subject, **body.model_dump(mode="json"))
@@ -109,6 +120,8 @@ class AllyService:
             await self.session.flush()
         except IntegrityError:
             raise Conflict("you already have an ally profile") from None
+        if idempotency is not None:
+            await Idempotency(self.session).remember(idempotency, ally.id, 201)
         return ally, False
 
     async def update_own(
@@ -191,7 +204,7 @@ class AllyService:
         ally.updated_at = now
         await self.session.flush()
         if target in (AllyStatus.paused, AllyStatus.retired):
-            await on_ally_unavailable(self.session, org_id, ally.id)
+            await on_ally_unavailable(self.session, org_id, ally.id, self.settings)
         listed = await self.repo.is_listed(org_id, ally.id, today())
         await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
         return ally, listed
@@ -210,7 +223,7 @@ class AllyService:
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
         await self.repo.retire_many(org_id, leavers, utcnow())
         for ally_id in leavers:
-            await on_ally_unavailable(self.session, org_id, ally_id)
+            await on_ally_unavailable(self.session, org_id, ally_id, self.settings)
             await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
 
