@@ -295,7 +295,7 @@ async def test_batch_routes_have_room_for_their_documented_size(
         ("accepting", 0),
         ("accepting", "true"),
         ("max_open_requests", "3"),
-        ("max_open_requests", 3.0),
+        ("max_open_requests", True),
     ],
 )
 async def test_booleans_and_integers_must_have_their_json_type(

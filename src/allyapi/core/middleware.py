@@ -165,18 +165,22 @@ class MethodNotAllowed:
         self.routes = routes
         self._table: list[tuple[re.Pattern[str], bool, frozenset[str]]] | None = None
 
+    def _build(self) -> list[tuple[re.Pattern[str], bool, frozenset[str]]]:
+        table = []
+        for context in iter_route_contexts(self.routes()):
+            path, route_methods = context.path, getattr(context, "methods", None)
+            if path and route_methods:
+                table.append((compile_path(path)[0], "{" not in path, frozenset(route_methods)))
+        return table
+
     def _methods(self, path: str, *, fixed_only: bool) -> set[str]:
         if self._table is None:  # built on first use: every router is included by then
-            self._table = [
-                (compile_path(context.path)[0], "{" not in context.path, frozenset(methods))
-                for context in iter_route_contexts(self.routes())
-                if (methods := getattr(context, "methods", None))
-            ]
-        methods: set[str] = set()
+            self._table = self._build()
+        allowed: set[str] = set()
         for pattern, fixed, route_methods in self._table:
             if (fixed or not fixed_only) and pattern.match(path):
-                methods |= route_methods
-        return methods
+                allowed |= route_methods
+        return allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

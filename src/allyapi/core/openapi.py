@@ -99,8 +99,8 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
         "schema": {"type": "string", "maxLength": 100},
     },
     "Retry-After": {
-        "description": "Seconds to wait before the next write is accepted",
-        "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 3600},
+        "description": "Seconds to wait before retrying (up to a week for weekly quotas)",
+        "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 604800},
     },
 }
 
@@ -160,8 +160,14 @@ def _query_params_not_nullable(operation: dict[str, Any]) -> None:
                 schema.pop("default")
 
 
-def _body_refers_to_ids(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
-    """A body naming another resource (``ally_id``, ``course_id``...) can get a 404 for it."""
+def _names_other_resources(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
+    """A query or a body naming another resource (``ally_id``, ``course_id``...) can get a
+    404 for it (missing or another organisation's, P8)."""
+    if any(
+        p.get("in") == "query" and str(p.get("name", "")).endswith("_id")
+        for p in operation.get("parameters", [])
+    ):
+        return True
     content = operation.get("requestBody", {}).get("content", {})
     seen: set[str] = set()
     stack = [media.get("schema", {}) for media in content.values()]
@@ -225,7 +231,9 @@ def install_openapi(app: FastAPI) -> None:
             for method, operation in item.items():
                 _complete(operation, path)
                 _query_params_not_nullable(operation)
-                if "404" not in operation["responses"] and _body_refers_to_ids(operation, schemas):
+                if "404" not in operation["responses"] and _names_other_resources(
+                    operation, schemas
+                ):
                     operation["responses"]["404"] = _problem(404)
                 if method.upper() in WRITE_METHODS and path.startswith("/v1/"):
                     _rate_limited(operation)

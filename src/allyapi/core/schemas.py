@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from functools import cache
 from types import UnionType
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -22,7 +25,7 @@ class RequestBody(BaseModel):
     """Every request body: unknown fields are a 422, so nobody mass-assigns ``status``.
 
     Booleans and integers must be JSON booleans and integers: pydantic's lax mode would read
-    ``0`` or ``"yes"`` as ``false``/``true`` and ``"3"`` or ``3.0`` as ``3``, which the contract
+    ``0`` or ``"yes"`` as ``false``/``true`` and ``"3"`` as ``3``, which the contract
     does not allow (found by Schemathesis). Strings, dates, enums and numbers keep the usual
     JSON parsing.
     """
@@ -37,7 +40,8 @@ class RequestBody(BaseModel):
             return value
         if kind is bool and not isinstance(value, bool):
             raise ValueError("must be true or false")
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        # JSON Schema counts 2.0 as an integer; pydantic refuses 2.5 itself.
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError("must be an integer")
         return value
 
@@ -80,4 +84,14 @@ LanguageTag = Annotated[
     str,
     StringConstraints(min_length=2, max_length=35, pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"),
 ]
+
+
+def _iso_date_text(value: Any) -> Any:
+    """Only ``YYYY-MM-DD``: lax parsing would read ``0`` as 1970-01-01 (found by Schemathesis)."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date as YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
 CountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]

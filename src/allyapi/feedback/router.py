@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, status
 from allyapi.core.database import Session
 from allyapi.core.models import today
 from allyapi.core.openapi import problem_responses
+from allyapi.core.schemas import IsoDate
 from allyapi.core.security import EmployeeOnly
 from allyapi.core.settings import Settings
 from allyapi.feedback.deps import SummaryReader
@@ -74,11 +75,11 @@ async def get_feedback_summary(
     scope: SummaryReader,
     session: Session,
     from_: Annotated[
-        date | None,
+        IsoDate | None,
         Query(alias="from", description="First day; snapped to its month. Default: a year ago"),
     ] = None,
     to: Annotated[
-        date | None, Query(description="Last day; snapped to its month's end. Default: today")
+        IsoDate | None, Query(description="Last day; snapped to its month's end. Default: today")
     ] = None,
 ) -> FeedbackSummary:
     """Coordinators: the programme, or one ally with `ally_id`. Allies: their own only.

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
 from allyapi.core.database import Session
+from allyapi.core.schemas import IsoDate
 from allyapi.core.security import CoordinatorOrAnalyst
 from allyapi.core.settings import Settings
 from allyapi.reports.buckets import Interval
@@ -23,11 +23,11 @@ async def get_program_report(
     caller: CoordinatorOrAnalyst,
     session: Session,
     from_: Annotated[
-        date | None,
+        IsoDate | None,
         Query(alias="from", description="First day; snapped back to its ISO week or month"),
     ] = None,
     to: Annotated[
-        date | None, Query(description="Last day; snapped forward to its period's end")
+        IsoDate | None, Query(description="Last day; snapped forward to its period's end")
     ] = None,
     interval: Annotated[Interval, Query(description="Period length")] = Interval.week,
     group_by: Annotated[GroupBy | None, Query(description="Breakdown within each period")] = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, StringConstraints, field_validator
+from pydantic import Field, HttpUrl, StringConstraints, UrlConstraints, field_validator
 
 from allyapi.core.schemas import CountryCode, PublicSchema, RequestBody
 from allyapi.resources.models import ResourceCategory
@@ -14,6 +14,8 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=2000)]
 Phone = Annotated[str, StringConstraints(min_length=3, max_length=50, pattern=r"^[0-9+()\-. ]+$")]
 Hours = Annotated[str, StringConstraints(max_length=200)]
+# 499 as typed: normalising may add a trailing "/", and the stored form must fit 500.
+Url = Annotated[HttpUrl, UrlConstraints(max_length=499)]
 
 
 class _UrlCheck(RequestBody):
@@ -32,7 +34,7 @@ class ResourceCreate(_UrlCheck):
     country: CountryCode | None = Field(
         default=None, description="ISO 3166-1 alpha-2; omit for global"
     )
-    url: HttpUrl | None = None
+    url: Url | None = None
     phone: Phone | None = None
     hours: Hours | None = None
 
@@ -42,7 +44,7 @@ class ResourceUpdate(_UrlCheck):
     description: Description | None = None
     category: ResourceCategory | None = None
     country: CountryCode | None = None
-    url: HttpUrl | None = None
+    url: Url | None = None
     phone: Phone | None = None
     hours: Hours | None = None
 

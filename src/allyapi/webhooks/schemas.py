@@ -24,6 +24,7 @@ class WebhookCreate(RequestBody):
     url: str = Field(
         min_length=8,
         max_length=MAX_URL_CHARS,
+        pattern=r"^https?://",
         description="https URL to POST events to (http and private addresses only where "
         "ALLYAPI_WEBHOOK_ALLOW_PRIVATE is on, as in development)",
     )
