@@ -200,3 +200,28 @@ async def test_ssrf_guard_accepts_a_public_https_address(
     body = {"url": "https://93.184.215.14/hook", "events": ["ally.listed"]}
     response = await strict_client.post("/v1/webhooks", json=body, headers=tokens.coordinator)
     assert response.status_code == 201, response.text
+
+
+async def test_idempotency_key_replays_the_subscription_and_its_secret(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    body = {"url": "https://h.example.test/x", "events": ["ally.listed"]}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = await client.post("/v1/webhooks", json=body, headers={**tokens.integration, **key})
+    again = await client.post("/v1/webhooks", json=body, headers={**tokens.integration, **key})
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    listed = await client.get("/v1/webhooks", headers=tokens.integration)
+    assert len(listed.json()["items"]) == 1
+    other_body = {**body, "events": ["ally.unlisted"]}
+    clash = await client.post(
+        "/v1/webhooks", json=other_body, headers={**tokens.integration, **key}
+    )
+    assert_problem(clash, 422)
+    # Keys belong to their caller: another caller's same key creates its own subscription.
+    mine = await client.post("/v1/webhooks", json=body, headers={**tokens.coordinator, **key})
+    assert mine.status_code == 201
+    assert mine.json()["id"] != first.json()["id"]
+    await client.delete(f"/v1/webhooks/{first.json()['id']}", headers=tokens.integration)
+    gone = await client.post("/v1/webhooks", json=body, headers={**tokens.integration, **key})
+    assert_problem(gone, 404)

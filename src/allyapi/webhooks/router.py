@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response, status
 
 from allyapi.core.database import Session
+from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.openapi import problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
@@ -31,9 +32,13 @@ Service = Annotated[WebhookService, Depends(webhook_service)]
     summary="Subscribe a URL to events (the signing secret is shown once)",
 )
 async def create_webhook(
-    caller: IntegrationOrCoordinator, service: Service, body: WebhookCreate, response: Response
+    caller: IntegrationOrCoordinator,
+    service: Service,
+    body: WebhookCreate,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> WebhookCreated:
-    created = await service.create(caller.org, body)
+    created = await service.create(caller.org, caller.sub, body, idempotency_key)
     response.headers["Location"] = f"/v1/webhooks/{created.id}"
     return created
 

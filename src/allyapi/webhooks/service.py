@@ -7,8 +7,9 @@ Choices where the SPEC is silent:
 - a manual retry re-queues a ``failed`` or ``delivered`` delivery at once with a fresh attempt
   budget (the same ``webhook-id``, so receivers can de-duplicate); a delivery that is still
   ``pending`` is already queued: 409;
-- ``POST /v1/webhooks`` does not take ``Idempotency-Key``: a repeated create makes a second
-  subscription with its own secret, which the caller can see in the list and delete.
+- ``POST /v1/webhooks`` honours ``Idempotency-Key``: a replay answers the same subscription
+  *with its secret* (the caller who created it may see it again within the key's 24 h; the
+  secret is sealed, not hashed, for this and for signing); if it was deleted since, 404.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.core.crypto import Cipher, aad_for
 from allyapi.core.errors import Conflict, InvalidInput, NotFound
+from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pseudonym import subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
@@ -35,6 +38,8 @@ from allyapi.webhooks.schemas import (
 from allyapi.webhooks.signing import new_secret
 from allyapi.webhooks.ssrf import BlockedUrl, check_url
 
+CREATE = "webhooks.create"
+
 
 def secret_aad(webhook_id: uuid.UUID) -> str:
     return aad_for("webhook_subscriptions", webhook_id, "secret")
@@ -46,7 +51,23 @@ class WebhookService:
         self.settings = settings
         self.repo = WebhookRepository(session)
 
-    async def create(self, org_id: str, body: WebhookCreate) -> WebhookCreated:
+    async def create(
+        self, org_id: str, sub: str, body: WebhookCreate, idempotency_key: str | None
+    ) -> WebhookCreated:
+        if idempotency_key is None:
+            return await self._create(org_id, body)
+        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", org_id, sub)
+        scope = IdempotencyScope(org_id, caller_ref, idempotency_key, CREATE, body_hash(body))
+        replay = await Idempotency(self.session).claim(scope)
+        if replay is not None:
+            row = await self.get(org_id, replay.resource_id)
+            secret = Cipher(self.settings.data_key_ring).open(row.secret_sealed, secret_aad(row.id))
+            return WebhookCreated.model_validate({**_public_fields(row), "secret": secret})
+        created = await self._create(org_id, body)
+        await Idempotency(self.session).remember(scope, created.id, 201)
+        return created
+
+    async def _create(self, org_id: str, body: WebhookCreate) -> WebhookCreated:
         try:
             await check_url(body.url, allow_private=self.settings.allow_private_webhooks)
         except BlockedUrl as error:
