@@ -1,4 +1,4 @@
-"""feedback: request feedback, anonymous programme feedback, weekly quota buckets
+"""feedback: request feedback, anonymous programme feedback, weekly quota buckets; report cell cache
 
 Revision ID: 0006
 Revises: 0003
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0006"
 down_revision: str | None = "0003"
@@ -80,9 +81,24 @@ def upgrade() -> None:
             "ix_request_feedback_ally", ["org_id", "ally_id", "created_on"], unique=False
         )
         batch_op.create_index("ix_request_feedback_report", ["org_id", "created_on"], unique=False)
+    op.create_table(
+        "report_cells",
+        sa.Column("org_id", sa.String(length=128), nullable=False),
+        sa.Column("interval", sa.String(length=8), nullable=False),
+        sa.Column("breakdown", sa.String(length=40), nullable=False),
+        sa.Column("bucket", sa.Date(), nullable=False),
+        sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "cells", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.PrimaryKeyConstraint(
+            "org_id", "interval", "breakdown", "bucket", name=op.f("pk_report_cells")
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("report_cells")
     with op.batch_alter_table("request_feedback", schema=None) as batch_op:
         batch_op.drop_index("ix_request_feedback_report")
         batch_op.drop_index("ix_request_feedback_ally")

@@ -12,6 +12,7 @@ from allyapi.contact_requests.models import (
 from allyapi.core.idempotency import IdempotencyKey
 from allyapi.core.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
+from allyapi.reports.models import ReportCellCache
 from allyapi.resources.models import Resource
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.webhooks.models import WebhookDelivery, WebhookMarker, WebhookSubscription
@@ -27,6 +28,7 @@ __all__ = [
     "IdempotencyKey",
     "ProgramFeedback",
     "RateLimitBucket",
+    "ReportCellCache",
     "RequestFeedback",
     "RequesterLoad",
     "Resource",

@@ -1,19 +1,23 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.reports.models import ReportCellCache
 from tests.feedback.factories import ally, contact_request
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
 
 REPORT = "/v1/reports/program"
 HIDDEN = {"value": None, "suppressed": True}
-# Wednesday 2026-11-11, in ISO week 2026-W46 (Monday 2026-11-09 .. Sunday 2026-11-15).
-WEDNESDAY = datetime(2026, 11, 11, 10, 0, tzinfo=UTC)
-WEEK = "from=2026-11-09&to=2026-11-15"
+# Last week (recent, so computed live rather than served from the settled-period cache).
+MONDAY = date.today() - timedelta(days=date.today().weekday() + 7)
+WEDNESDAY = datetime.combine(MONDAY + timedelta(days=2), time(10), tzinfo=UTC)
+WEEK = f"from={MONDAY}&to={MONDAY + timedelta(days=6)}"
+LABEL = "{}-W{:02d}".format(*MONDAY.isocalendar()[:2])
 
 
 async def requests_in_week(
@@ -38,7 +42,7 @@ async def test_four_then_five_requesters_flip_a_cell(
     for _ in range(3):
         await contact_request(session, tokens, "r-0", created_at=WEDNESDAY)
     report = await get(client, WEEK, tokens.analyst)
-    assert [p["label"] for p in report["periods"]] == ["2026-W46"]
+    assert [p["label"] for p in report["periods"]] == [LABEL]
     assert report["periods"][0]["total"]["requests_created"] == HIDDEN
 
     await requests_in_week(session, tokens, 1, prefix="r-new")
@@ -105,29 +109,60 @@ async def test_overlapping_ranges_share_identical_cells(
     client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
 ) -> None:
     await requests_in_week(session, tokens, 5)
-    # A Monday (10th) one day after the range start: snapped to the same whole week.
+    # A Saturday of the same week: inside the whole week both queries snap to.
     await contact_request(session, tokens, "late", created_at=WEDNESDAY + timedelta(days=3))
-    one = await get(client, "from=2026-11-11&to=2026-11-12", tokens.analyst)
-    two = await get(client, "from=2026-11-02&to=2026-11-20", tokens.analyst)
-    assert (one["starts_on"], one["ends_on"]) == ("2026-11-09", "2026-11-15")
-    shared = next(p for p in two["periods"] if p["label"] == "2026-W46")
+    wednesday = WEDNESDAY.date()
+    one = await get(client, f"from={wednesday}&to={wednesday + timedelta(days=1)}", tokens.analyst)
+    wider = f"from={MONDAY - timedelta(days=6)}&to={MONDAY + timedelta(days=10)}"
+    two = await get(client, wider, tokens.analyst)
+    assert (one["starts_on"], one["ends_on"]) == (str(MONDAY), str(MONDAY + timedelta(days=6)))
+    assert len(two["periods"]) == 3
+    shared = next(p for p in two["periods"] if p["label"] == LABEL)
     assert one["periods"] == [shared]
     assert shared["total"]["requests_created"]["value"] == 6
 
 
-async def test_topics_below_k_are_folded_into_other(
+async def test_topics_are_the_ones_allies_offer_others_fold_into_other(
     client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
 ) -> None:
+    await ally(session, tokens, "ally-1", topics=["stress", "grief"])
+    await ally(session, tokens, "ally-2", topics=["stress", "sleep"])
     await requests_in_week(session, tokens, 6, prefix="s", topic="stress")
     await requests_in_week(session, tokens, 5, prefix="g", topic="grief")
-    await requests_in_week(session, tokens, 1, prefix="x", topic="rare thing")
+    await requests_in_week(session, tokens, 1, prefix="x", topic="rarething")
     period = (await get(client, f"{WEEK}&group_by=topic", tokens.analyst))["periods"][0]
     keys = [group["key"] for group in period["groups"]]
-    assert keys == ["grief", "stress", "(other)"]
+    assert keys == ["grief", "sleep", "stress", "(other)"]  # never "rarething"
     cells = {group["key"]: group["cells"]["requests_created"] for group in period["groups"]}
-    assert cells["(other)"] == HIDDEN
-    assert cells["grief"] == HIDDEN
     assert cells["stress"] == {"value": 6, "suppressed": False}
+    # sleep (0) and (other) (1) are hidden; together < k, so grief (5) is hidden too.
+    assert cells["sleep"] == cells["(other)"] == cells["grief"] == HIDDEN
+    assert period["total"]["requests_created"] == {"value": 12, "suppressed": False}
+
+
+async def test_settled_periods_are_cached_for_a_day(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    old_monday = MONDAY - timedelta(weeks=10)
+    old = datetime.combine(old_monday + timedelta(days=1), time(9), tzinfo=UTC)
+    query = f"from={old_monday}&to={old_monday}"
+    for index in range(4):
+        await contact_request(session, tokens, f"old-{index}", created_at=old)
+    first = await get(client, query, tokens.analyst)
+    assert first["periods"][0]["total"]["requests_created"] == HIDDEN
+    await contact_request(session, tokens, "old-late", created_at=old)
+    cached = await get(client, query, tokens.analyst)
+    assert cached["periods"] == first["periods"]  # served from report_cells
+
+    await session.execute(
+        sa.update(ReportCellCache).values(computed_at=datetime.now(UTC) - timedelta(hours=25))
+    )
+    await session.commit()
+    refreshed = await get(client, query, tokens.analyst)
+    assert refreshed["periods"][0]["total"]["requests_created"] == {
+        "value": 5,
+        "suppressed": False,
+    }
 
 
 async def test_monthly_feedback_averages_and_current_figures(

@@ -61,75 +61,108 @@ class ReportRepository:
             return sa.literal(OTHER_TOPICS)
         return sa.case((col(CR.topic).in_(self.topics), col(CR.topic)), else_=OTHER_TOPICS)
 
-    async def load_topics(self, org: str, start: date, end: date, k: int) -> list[str]:
-        """Topics asked about by ≥ k distinct requesters over the whole range.
+    async def load_topics(self, org: str) -> list[str]:
+        """The topics the org's allies offer (public profile data), sorted.
 
-        Only those get a group of their own, so a topic's name never appears in a report
-        because one or two people asked about it; the rest are counted under ``(other)``.
+        Only these get a group of their own; any other topic a request names is counted under
+        ``(other)``. The list never depends on the report's range or on what requesters
+        asked, so a rare topic's name never appears because one person asked about it, and
+        two queries over different ranges group rows identically (no differencing between
+        an ``(other)`` cell that holds a topic and one that does not).
         """
-        query = (
-            sa.select(col(CR.topic))
-            .where(*self._range(org, start, end))
-            .group_by(col(CR.topic))
-            .having(sa.func.count(sa.distinct(col(CR.requester_ref))) >= k)
-            .order_by(col(CR.topic))
-            .limit(MAX_TOPIC_GROUPS)
-        )
-        self.topics = list((await self.session.execute(query)).scalars().all())
+        query = sa.select(col(Ally.topics)).where(col(Ally.org_id) == org)
+        offered = {
+            topic.lower()
+            for topics in (await self.session.execute(query)).scalars().all()
+            for topic in topics or ()
+            if isinstance(topic, str)
+        }
+        self.topics = sorted(offered)[:MAX_TOPIC_GROUPS]
         return self.topics
+
+    async def _grouped(
+        self, base: Any, aggregates: list[Any], group_by: GroupBy | None
+    ) -> list[tuple[Key, Any]]:
+        """Aggregate ``base`` per bucket (the period totals) and, with a breakdown, per
+        (bucket, group) too: one pass with ``GROUPING SETS`` on PostgreSQL, two on SQLite."""
+        bucket, group = base.c.bucket, base.c.grp
+        totals = sa.select(bucket, *aggregates).group_by(bucket)
+        if group_by is None:
+            return [((as_date(r[0]), None), r[1:]) for r in await self._all(totals)]
+        if self.dialect == "postgresql":
+            query = sa.select(bucket, group, sa.func.grouping(group), *aggregates).group_by(
+                sa.func.grouping_sets(sa.tuple_(bucket, group), sa.tuple_(bucket))
+            )
+            return [
+                ((as_date(r[0]), None if r[2] else r[1]), r[3:]) for r in await self._all(query)
+            ]
+        per_group = sa.select(bucket, group, *aggregates).group_by(bucket, group)
+        return [((as_date(r[0]), None), r[1:]) for r in await self._all(totals)] + [
+            ((as_date(r[0]), r[1]), r[2:]) for r in await self._all(per_group)
+        ]
+
+    async def _all(self, query: Any) -> list[Any]:
+        return list((await self.session.execute(query)).all())
 
     async def requests(
         self, org: str, start: date, end: date, interval: Interval, group_by: GroupBy | None
     ) -> Cells:
-        bucket = bucket_of(col(CR.created_at), interval, self.dialect)
-        group = self._group_column(group_by)
-        who = col(CR.requester_ref)
-        accepted = col(CR.accepted_at).is_not(None)
-        completed = col(CR.status) == RequestStatus.completed
-        debriefed = col(CR.signposted).is_not(None)
-        columns = [
-            bucket.label("bucket"),
-            group.label("grp"),
-            sa.func.count(),
-            sa.func.count(sa.distinct(who)),
-            sa.func.count(col(CR.accepted_at)),
-            sa.func.count(sa.distinct(_when(accepted, who))),
-            sa.func.count(_when(completed, 1)),
-            sa.func.count(sa.distinct(_when(completed, who))),
-            sa.func.count(_when(col(CR.signposted).is_(True), 1)),
-            sa.func.count(col(CR.signposted)),
-            sa.func.count(sa.distinct(_when(debriefed, who))),
-            sa.func.avg(col(CR.wellbeing)),
-            sa.func.count(sa.distinct(_when(col(CR.wellbeing).is_not(None), col(CR.ally_id)))),
-        ]
-        if self.dialect == "postgresql":
-            hours = sa.extract("epoch", col(CR.accepted_at) - col(CR.created_at)) / 3600.0
-            columns.append(sa.func.percentile_cont(0.5).within_group(hours))
-        query = (
-            sa.select(*columns)
-            .where(*self._range(org, start, end))
-            .group_by(sa.text("1"), sa.text("2"))
+        """Per bucket (and group) of the requests *created* in it. Totals: group None."""
+        postgres = self.dialect == "postgresql"
+        hours = (
+            sa.extract("epoch", col(CR.accepted_at) - col(CR.created_at)) / 3600.0
+            if postgres
+            else sa.null()
         )
-        rows = (await self.session.execute(query)).all()
+        base = (
+            sa.select(
+                bucket_of(col(CR.created_at), interval, self.dialect).label("bucket"),
+                self._group_column(group_by).label("grp"),
+                col(CR.requester_ref).label("who"),
+                col(CR.accepted_at),
+                col(CR.status),
+                col(CR.signposted),
+                col(CR.wellbeing),
+                col(CR.ally_id),
+                hours.label("hours"),
+            )
+            .where(*self._range(org, start, end))
+            .subquery()
+        )
+        c = base.c
+        completed = c.status == RequestStatus.completed
+        aggregates: list[Any] = [
+            sa.func.count(),
+            sa.func.count(sa.distinct(c.who)),
+            sa.func.count(c.accepted_at),
+            sa.func.count(sa.distinct(_when(c.accepted_at.is_not(None), c.who))),
+            sa.func.count(_when(completed, 1)),
+            sa.func.count(sa.distinct(_when(completed, c.who))),
+            sa.func.count(_when(c.signposted.is_(True), 1)),
+            sa.func.count(c.signposted),
+            sa.func.count(sa.distinct(_when(c.signposted.is_not(None), c.who))),
+            sa.func.avg(c.wellbeing),
+            sa.func.count(sa.distinct(_when(c.wellbeing.is_not(None), c.ally_id))),
+        ]
+        if postgres:
+            aggregates.append(sa.func.percentile_cont(0.5).within_group(c.hours))
+        rows = await self._grouped(base, aggregates, group_by)
         medians = (
-            {}
-            if self.dialect == "postgresql"
-            else await self._medians_in_python(org, start, end, interval, group_by)
+            {} if postgres else await self._medians_in_python(org, start, end, interval, group_by)
         )
         cells: Cells = {}
-        for row in rows:
-            key = (as_date(row[0]), row[1])
-            median = row[13] if self.dialect == "postgresql" else medians.get(key)
+        for key, row in rows:
+            median = row[11] if postgres else medians.get(key)
             cells[key] = {
-                "requests_created": Measure(row[2], row[3]),
-                "requests_accepted": Measure(row[4], row[5]),
-                "requests_completed": Measure(row[6], row[7]),
+                "requests_created": Measure(row[0], row[1]),
+                "requests_accepted": Measure(row[2], row[3]),
+                "requests_completed": Measure(row[4], row[5]),
                 "median_hours_to_accept": Measure(
-                    None if median is None else round(float(median), 1), row[5]
+                    None if median is None else round(float(median), 1), row[3]
                 ),
-                "signposting_rate": Measure(_ratio(row[8], row[9], 3), row[10]),
+                "signposting_rate": Measure(_ratio(row[6], row[7], 3), row[8]),
                 "ally_wellbeing_average": Measure(
-                    None if row[11] is None else round(float(row[11]), 2), row[12]
+                    None if row[9] is None else round(float(row[9]), 2), row[10]
                 ),
             }
         return cells
@@ -145,24 +178,25 @@ class ReportRepository:
             *self._range(org, start, end), col(CR.accepted_at).is_not(None)
         )
         values: dict[Key, list[float]] = defaultdict(list)
-        for row in (await self.session.execute(query)).all():
-            values[(as_date(row[0]), row[1])].append(float(row[2]))
+        for row in await self._all(query):
+            day = as_date(row[0])
+            values[(day, None)].append(float(row[2]))
+            if group_by is not None:
+                values[(day, row[1])].append(float(row[2]))
         return {key: statistics.median(found) for key, found in values.items()}
 
     async def feedback(
         self, org: str, start: date, end: date, interval: Interval, group_by: GroupBy | None
     ) -> Cells:
-        """Feedback given in each period; grouped by the request's topic/urgency."""
-        bucket = bucket_of(col(RequestFeedback.created_on), interval, self.dialect)
-        query = (
+        """Feedback *given* in each period, grouped by the request's topic/urgency."""
+        base = (
             sa.select(
-                bucket.label("bucket"),
+                bucket_of(col(RequestFeedback.created_on), interval, self.dialect).label("bucket"),
                 self._group_column(group_by).label("grp"),
-                sa.func.count(),
-                sa.func.count(sa.distinct(col(CR.requester_ref))),
-                sa.func.sum(col(RequestFeedback.rating)),
-                sa.func.sum(sa.cast(col(RequestFeedback.felt_heard), sa.Integer)),
-                sa.func.sum(sa.cast(col(RequestFeedback.would_recommend), sa.Integer)),
+                col(CR.requester_ref).label("who"),
+                col(RequestFeedback.rating),
+                sa.cast(col(RequestFeedback.felt_heard), sa.Integer).label("heard"),
+                sa.cast(col(RequestFeedback.would_recommend), sa.Integer).label("recommend"),
             )
             .join(CR, col(CR.id) == col(RequestFeedback.request_id))
             .where(
@@ -170,15 +204,23 @@ class ReportRepository:
                 col(RequestFeedback.created_on) >= start,
                 col(RequestFeedback.created_on) < end,
             )
-            .group_by(sa.text("1"), sa.text("2"))
+            .subquery()
         )
+        c = base.c
+        aggregates = [
+            sa.func.count(),
+            sa.func.count(sa.distinct(c.who)),
+            sa.func.sum(c.rating),
+            sa.func.sum(c.heard),
+            sa.func.sum(c.recommend),
+        ]
         cells: Cells = {}
-        for row in (await self.session.execute(query)).all():
-            answers, people = row[2], row[3]
-            cells[(as_date(row[0]), row[1])] = {
-                "feedback_rating_average": Measure(_ratio(row[4], answers, 2), people),
-                "feedback_felt_heard_rate": Measure(_ratio(row[5], answers, 3), people),
-                "feedback_would_recommend_rate": Measure(_ratio(row[6], answers, 3), people),
+        for key, row in await self._grouped(base, aggregates, group_by):
+            answers, people = row[0], row[1]
+            cells[key] = {
+                "feedback_rating_average": Measure(_ratio(row[2], answers, 2), people),
+                "feedback_felt_heard_rate": Measure(_ratio(row[3], answers, 3), people),
+                "feedback_would_recommend_rate": Measure(_ratio(row[4], answers, 3), people),
             }
         return cells
 

@@ -18,7 +18,8 @@ How a suppressed cell is kept from being recovered:
    (the classic "linked tables" problem) is accepted, as in survey tools.
 
 Range bounds: 2 years of weeks, 5 years of months (422 beyond). Defaults: the last 52 weeks
-(or 12 months) up to today.
+(or 12 months) up to today. Periods that ended over five weeks ago are served from a cache of
+their cells refreshed daily (reports/cells.py); recent periods are computed live.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from datetime import date, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.core.models import today
-from allyapi.reports.anonymity import EMPTY, Figure, Measure, breakdown, figure
+from allyapi.reports.anonymity import EMPTY, Figure, breakdown, figure
 from allyapi.reports.buckets import Interval, label, next_bucket, snap
-from allyapi.reports.repository import OTHER_TOPICS, Cells, Key, ReportRepository
+from allyapi.reports.cells import TOTAL, BucketCells, CellSource
+from allyapi.reports.repository import OTHER_TOPICS, ReportRepository
 from allyapi.reports.schemas import (
     CurrentFigures,
     GroupBy,
@@ -44,17 +46,10 @@ METRICS = tuple(ReportCells.model_fields)
 URGENCIES = ("low", "normal", "high")
 
 
-def _merge(*sources: Cells) -> dict[Key, dict[str, Measure]]:
-    merged: dict[Key, dict[str, Measure]] = {}
-    for source in sources:
-        for key, measures in source.items():
-            merged.setdefault(key, {}).update(measures)
-    return merged
-
-
 class ReportService:
     def __init__(self, session: AsyncSession, k: int) -> None:
         self.repo = ReportRepository(session)
+        self.source = CellSource(session, self.repo)
         self.k = k
 
     async def program(
@@ -68,55 +63,37 @@ class ReportService:
         last = last or today()
         first = first or last - timedelta(days=364 if interval is Interval.week else 334)
         starts = snap(first, last, interval)
-        start, end = starts[0], next_bucket(starts[-1], interval)
-        totals = _merge(
-            await self.repo.requests(org, start, end, interval, None),
-            await self.repo.feedback(org, start, end, interval, None),
-        )
-        groups: dict[Key, dict[str, Measure]] = {}
         keys: list[str] = []
         if group_by is GroupBy.topic:
-            keys = [*await self.repo.load_topics(org, start, end, self.k), OTHER_TOPICS]
+            keys = [*await self.repo.load_topics(org), OTHER_TOPICS]
         elif group_by is GroupBy.urgency:
             keys = list(URGENCIES)
-        if group_by is not None:
-            groups = _merge(
-                await self.repo.requests(org, start, end, interval, group_by),
-                await self.repo.feedback(org, start, end, interval, group_by),
-            )
-        periods = [
-            self._period(bucket, interval, totals, groups, keys, group_by is not None)
-            for bucket in starts
-        ]
+        cells = await self.source.cells(org, starts, interval, group_by, keys)
         return ProgramReport(
             interval=interval,
             group_by=group_by,
-            starts_on=start,
-            ends_on=end - timedelta(days=1),
+            starts_on=starts[0],
+            ends_on=next_bucket(starts[-1], interval) - timedelta(days=1),
             k=self.k,
-            periods=periods,
+            periods=[
+                self._period(bucket, interval, cells[bucket], keys, group_by is not None)
+                for bucket in starts
+            ],
             current=await self._current(org),
         )
 
     def _period(
-        self,
-        bucket: date,
-        interval: Interval,
-        totals: dict[Key, dict[str, Measure]],
-        groups: dict[Key, dict[str, Measure]],
-        keys: list[str],
-        grouped: bool,
+        self, bucket: date, interval: Interval, cells: BucketCells, keys: list[str], grouped: bool
     ) -> ReportPeriod:
-        total_measures = totals.get((bucket, None), {})
         total_figures: dict[str, Figure] = {}
         group_figures: dict[str, dict[str, Figure]] = {key: {} for key in keys}
         for metric in METRICS:
-            total = total_measures.get(metric, EMPTY)
+            total = cells.get(TOTAL, {}).get(metric, EMPTY)
             if not grouped:
                 total_figures[metric] = figure(total, self.k)
                 continue
-            cells = {key: groups.get((bucket, key), {}).get(metric, EMPTY) for key in keys}
-            shown, total_figures[metric] = breakdown(cells, total, self.k)
+            breakdown_cells = {key: cells.get(key, {}).get(metric, EMPTY) for key in keys}
+            shown, total_figures[metric] = breakdown(breakdown_cells, total, self.k)
             for key, value in shown.items():
                 group_figures[key][metric] = value
         return ReportPeriod(

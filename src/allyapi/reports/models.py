@@ -1,0 +1,29 @@
+"""Cached report cells of settled periods (see reports/cells.py).
+
+A row holds the computed aggregates of one period bucket for one breakdown: values and their
+populations, never a row, a person or a requester reference. Like the report itself, it is
+data any coordinator or analyst of the org may see (after suppression).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlmodel import Field, SQLModel
+
+from allyapi.core.models import ORG_ID_MAX, JSONType, utc_column
+
+
+class ReportCellCache(SQLModel, table=True):
+    __tablename__ = "report_cells"
+
+    org_id: str = Field(max_length=ORG_ID_MAX, primary_key=True)
+    interval: str = Field(max_length=8, primary_key=True)
+    # "" (no breakdown), "urgency", or "topic:" + a digest of the topic list grouped by.
+    breakdown: str = Field(max_length=40, primary_key=True)
+    bucket: date = Field(primary_key=True)
+    computed_at: datetime = utc_column()
+    cells: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONType, sa_column_kwargs={"nullable": False}
+    )
