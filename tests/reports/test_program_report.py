@@ -224,3 +224,12 @@ async def test_roles_auth_and_bounds(client: httpx.AsyncClient, tokens: TokenFac
         assert_problem(await client.get(f"{REPORT}?{query}", headers=tokens.analyst), 422)
     months = await get(client, "interval=month&from=2021-03-15&to=2026-01-02", tokens.analyst)
     assert (months["starts_on"], months["ends_on"]) == ("2021-03-01", "2026-01-31")
+
+
+async def test_analysts_read_reports_but_no_individual_request(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    request = await contact_request(session, tokens, "emp-1", created_at=WEDNESDAY)
+    assert (await client.get(REPORT, headers=tokens.analyst)).status_code == 200
+    one = await client.get(f"/v1/contact-requests/{request.id}", headers=tokens.analyst)
+    assert_problem(one, 403)
