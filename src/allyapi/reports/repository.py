@@ -44,6 +44,21 @@ def _ratio(part: Any, whole: Any, digits: int) -> float | None:
     return round(float(part) / float(whole), digits) if whole else None
 
 
+def _request_measures(row: Any, median: Any) -> dict[str, Measure]:
+    return {
+        "requests_created": Measure(row[0], row[1]),
+        "requests_accepted": Measure(row[2], row[3]),
+        "requests_completed": Measure(row[4], row[5]),
+        "median_hours_to_accept": Measure(
+            None if median is None else round(float(median), 1), row[3]
+        ),
+        "signposting_rate": Measure(_ratio(row[6], row[7], 3), row[8]),
+        "ally_wellbeing_average": Measure(
+            None if row[9] is None else round(float(row[9]), 2), row[10]
+        ),
+    }
+
+
 class ReportRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -104,17 +119,15 @@ class ReportRepository:
     async def _all(self, query: Any) -> list[Any]:
         return list((await self.session.execute(query)).all())
 
-    async def requests(
+    def _request_base(
         self, org: str, start: date, end: date, interval: Interval, group_by: GroupBy | None
-    ) -> Cells:
-        """Per bucket (and group) of the requests *created* in it. Totals: group None."""
-        postgres = self.dialect == "postgresql"
+    ) -> Any:
         hours = (
             sa.extract("epoch", col(CR.accepted_at) - col(CR.created_at)) / 3600.0
-            if postgres
+            if self.dialect == "postgresql"
             else sa.null()
         )
-        base = (
+        return (
             sa.select(
                 bucket_of(col(CR.created_at), interval, self.dialect).label("bucket"),
                 self._group_column(group_by).label("grp"),
@@ -129,6 +142,13 @@ class ReportRepository:
             .where(*self._range(org, start, end))
             .subquery()
         )
+
+    async def requests(
+        self, org: str, start: date, end: date, interval: Interval, group_by: GroupBy | None
+    ) -> Cells:
+        """Per bucket (and group) of the requests *created* in it. Totals: group None."""
+        postgres = self.dialect == "postgresql"
+        base = self._request_base(org, start, end, interval, group_by)
         c = base.c
         completed = c.status == RequestStatus.completed
         aggregates: list[Any] = [
@@ -150,22 +170,10 @@ class ReportRepository:
         medians = (
             {} if postgres else await self._medians_in_python(org, start, end, interval, group_by)
         )
-        cells: Cells = {}
-        for key, row in rows:
-            median = row[11] if postgres else medians.get(key)
-            cells[key] = {
-                "requests_created": Measure(row[0], row[1]),
-                "requests_accepted": Measure(row[2], row[3]),
-                "requests_completed": Measure(row[4], row[5]),
-                "median_hours_to_accept": Measure(
-                    None if median is None else round(float(median), 1), row[3]
-                ),
-                "signposting_rate": Measure(_ratio(row[6], row[7], 3), row[8]),
-                "ally_wellbeing_average": Measure(
-                    None if row[9] is None else round(float(row[9]), 2), row[10]
-                ),
-            }
-        return cells
+        return {
+            key: _request_measures(row, row[11] if postgres else medians.get(key))
+            for key, row in rows
+        }
 
     async def _medians_in_python(
         self, org: str, start: date, end: date, interval: Interval, group_by: GroupBy | None
