@@ -33,6 +33,7 @@ from allyapi.reports.schemas import GroupBy
 
 SETTLED_DAYS = 35
 CACHE_HOURS = 24
+CHUNK_BUCKETS = {Interval.week: 13, Interval.month: 3}
 TOTAL = ""  # the key of a bucket's total row; group keys are never empty
 
 # group key (TOTAL for the period's total) -> metric -> measure
@@ -80,11 +81,14 @@ class CellSource:
         cached = await self._load(org, interval, breakdown, settled)
         wanted = [b for b in starts if b not in cached]
         computed: dict[date, BucketCells] = {}
-        if wanted:
-            end = next_bucket(wanted[-1], interval)
-            computed = await self._compute(org, wanted[0], end, interval, group_by)
-            fresh = {b: computed.get(b, {}) for b in wanted if b in settled}
-            await self._store(org, interval, breakdown, fresh)
+        # A few buckets per statement: each stays short and small in memory, whatever the
+        # range (a cold two-year report is 8+ statements, not one long one).
+        for offset in range(0, len(wanted), CHUNK_BUCKETS[interval]):
+            chunk = wanted[offset : offset + CHUNK_BUCKETS[interval]]
+            end = next_bucket(chunk[-1], interval)
+            computed.update(await self._compute(org, chunk[0], end, interval, group_by))
+        fresh = {b: computed.get(b, {}) for b in wanted if b in settled}
+        await self._store(org, interval, breakdown, fresh)
         return {b: cached[b] if b in cached else computed.get(b, {}) for b in starts}
 
     async def _compute(
