@@ -18,7 +18,7 @@ from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
-from tests.helpers import TokenFactory
+from tests.helpers import TokenFactory, assert_problem
 from tests.jobs.factories import make_ally
 
 pytestmark = pytest.mark.postgres_only
@@ -28,23 +28,37 @@ def body(ally: Ally, n: int = 0) -> dict[str, Any]:
     return {"ally_id": str(ally.id), "topic": "stress", "message": f"race message {n}"}
 
 
+RETRIES = 5
+
+
 async def fire(
     http: httpx.AsyncClient,
     servers: list[Server],
     calls: list[tuple[dict[str, str], dict[str, Any]]],
 ) -> list[httpx.Response]:
-    """All calls at once, alternating between the two processes."""
+    """All calls at once, alternating between the two processes; the final answer of each.
+
+    A 503 (the database pool stayed busy past its timeout: likely on a loaded CI machine) is
+    documented as "nothing was stored, retry after Retry-After"; it is retried like a
+    well-behaved client would, so the invariants are checked on the answers that count.
+    """
     start = asyncio.Event()
 
     async def one(n: int, headers: dict[str, str], payload: dict[str, Any]) -> httpx.Response:
         await start.wait()
         url = f"{servers[n % len(servers)].base_url}/v1/contact-requests"
-        return await http.post(url, json=payload, headers=headers)
+        for _ in range(RETRIES):
+            response = await http.post(url, json=payload, headers=headers)
+            if response.status_code != 503:
+                return response
+            assert_problem(response, 503)
+            await asyncio.sleep(min(float(response.headers.get("Retry-After", "1")), 2.0))
+        return response
 
     tasks = [asyncio.create_task(one(n, h, p)) for n, (h, p) in enumerate(calls)]
     await asyncio.sleep(0)
     start.set()
-    return await asyncio.wait_for(asyncio.gather(*tasks), timeout=45)
+    return await asyncio.wait_for(asyncio.gather(*tasks), timeout=50)
 
 
 async def rows_for(session: AsyncSession, ally: Ally) -> int:
