@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import Field
 
-from allyapi.allies.schemas import AllyPublic
 from allyapi.contact_requests.deps import (
     ContactRequests,
     EmployeeWithoutOversight,
@@ -31,39 +29,25 @@ from allyapi.contact_requests.schemas import (
     MessageCreate,
     MessagePublic,
 )
-from allyapi.core.errors import PROBLEM_JSON, Problem
 from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.openapi import problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
-from allyapi.resources.schemas import ResourcePublic
 
 router = APIRouter(prefix="/contact-requests", tags=["contact requests"])
 me_router = APIRouter(prefix="/me", tags=["contact requests"])
 
 
-class ContactRequestConflict(Problem):
-    """409 on create: ``alternatives`` (ally unavailable) or ``resources`` (no ally at all)."""
-
-    alternatives: list[AllyPublic] | None = Field(default=None, max_length=3)
-    resources: list[ResourcePublic] | None = Field(default=None, max_length=20)
-
-
-def _inline_problem_schema(model: type[Problem]) -> dict[str, Any]:
-    """The schema inline, its parts by reference: a ``model`` here would also be published as
-    ``application/json``, and problems are ``application/problem+json`` only."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    schema.pop("$defs", None)
-    return schema
-
-
-CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **problem_responses(429),
-    409: {
-        "description": "The chosen ally is not accepting or is at capacity (`alternatives`), "
-        "or no ally has room (`resources`)",
-        "content": {PROBLEM_JSON: {"schema": _inline_problem_schema(ContactRequestConflict)}},
-    },
+# Every error response of the contract is the one Problem schema; the 409's extension members
+# are described here: ``alternatives`` (up to 3 AllyPublic profiles) when the chosen ally is
+# not accepting or is at capacity, ``resources`` (ResourcePublic list) when no ally has room.
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = problem_responses(409, 429)
+CREATE_RESPONSES[409] = {
+    **CREATE_RESPONSES[409],
+    "description": "The chosen ally is not accepting or is at capacity: the problem carries "
+    "`alternatives`, up to 3 public ally profiles (AllyPublic). Or no ally has room: it "
+    "carries `resources`, crisis, EAP and professional help (ResourcePublic) for the "
+    "caller's country and global ones.",
 }
 StatusFilter = Annotated[RequestStatus | None, Query(description="Only requests in this status")]
 
