@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactRequest
@@ -146,3 +147,22 @@ async def test_concurrent_requests_never_exceed_the_requester_cap(
     cap = settings.max_open_requests
     assert sorted(r.status_code for r in responses) == [201] * cap + [429] * (10 - cap)
     assert await count(session, ContactRequest) == cap
+
+
+async def test_a_key_older_than_24_hours_is_forgotten(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
+) -> None:
+    await make_ally(session, settings, "robin")
+    headers = keyed(tokens.employee, "old-key")
+    first = await client.post(PATH, json=BODY, headers=headers)
+    assert first.status_code == 201
+    await session.execute(
+        update(IdempotencyKey).values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    )
+    await session.commit()
+    # Another body is no longer a conflict: the old key is gone and this is a new create.
+    again = await client.post(PATH, json={**BODY, "urgency": "low"}, headers=headers)
+    assert again.status_code == 201
+    assert again.json()["id"] != first.json()["id"]
+    assert "idempotent-replayed" not in again.headers
+    assert await count(session, ContactRequest) == 2
