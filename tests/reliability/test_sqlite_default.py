@@ -118,3 +118,54 @@ async def test_concurrent_writes_in_one_process_never_see_database_is_locked(
         resources = await session.scalar(sa.select(sa.func.count(col(Resource.id))))
         requests = await session.scalar(sa.select(sa.func.count(col(ContactRequest.id))))
     assert (resources, requests) == (total // 2, total // 2)
+
+
+async def test_read_then_write_requests_racing_creates_never_see_database_is_locked(
+    sqlite_app: FastAPI, sqlite_db: Database, sqlite_settings: Settings, tokens: TokenFactory
+) -> None:
+    """Accept and thread messages read the request before writing (the lock-upgrade shape);
+    they race fresh creates on the same allies."""
+    n = counts(20, 100)
+    async with sqlite_db.sessionmaker() as session:
+        allies = [
+            await make_ally(session, sqlite_settings, sub=f"busy-ally-{i}", capacity=50)
+            for i in range(n // 10)
+        ]
+    ally_ids = [str(ally.id) for ally in allies]
+    transport = httpx.ASGITransport(app=sqlite_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        pending = []
+        for i in range(n):
+            body = {"ally_id": ally_ids[i % len(allies)], "topic": "stress", "message": "m"}
+            created = await http.post(
+                "/v1/contact-requests", json=body, headers=tokens.headers(f"first-{i}", "employee")
+            )
+            assert created.status_code == 201, created.text
+            pending.append((created.json()["id"], f"busy-ally-{i % len(allies)}", f"first-{i}"))
+
+        async def accept_and_talk(request_id: str, ally: str, requester: str) -> list[int]:
+            base = f"/v1/contact-requests/{request_id}"
+            accepted = await http.post(f"{base}/accept", headers=tokens.headers(ally, "employee"))
+            said = await http.post(
+                f"{base}/messages",
+                json={"body": "hello"},
+                headers=tokens.headers(requester, "employee"),
+            )
+            return [accepted.status_code, said.status_code]
+
+        async def create(i: int) -> list[int]:
+            body = {"ally_id": ally_ids[i % len(allies)], "topic": "stress", "message": "m"}
+            created = await http.post(
+                "/v1/contact-requests", json=body, headers=tokens.headers(f"second-{i}", "employee")
+            )
+            return [created.status_code]
+
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(accept_and_talk(*entry) for entry in pending), *(create(i) for i in range(n))
+            ),
+            timeout=60,
+        )
+
+    statuses = Counter(status for result in results for status in result)
+    assert statuses == {200: n, 201: 2 * n}, statuses
