@@ -125,7 +125,8 @@ async def make_request(
 
 def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a CLI or server process on the test database, with the same secrets
-    as the test settings (so tokens minted by the tests verify there), jobs disabled."""
+    as the test settings (so tokens minted by the tests verify there), background jobs and
+    webhook deliveries disabled."""
     assert settings.jwt_secret
     assert settings.pseudonym_key
     assert settings.data_keys
@@ -139,5 +140,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         "ALLYAPI_PSEUDONYM_KEY": settings.pseudonym_key,
         "ALLYAPI_DATA_KEYS": settings.data_keys,
         "ALLYAPI_JOBS_INTERVAL_SECONDS": "0",
+        # A server left running on the test database would deliver other tests' webhooks.
+        "ALLYAPI_WEBHOOK_INTERVAL_SECONDS": "0",
         **extra,
     }
