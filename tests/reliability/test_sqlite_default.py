@@ -85,7 +85,7 @@ async def test_foreign_keys_are_enforced(sqlite_db: Database) -> None:
 async def test_concurrent_writes_in_one_process_never_see_database_is_locked(
     sqlite_app: FastAPI, sqlite_db: Database, sqlite_settings: Settings, tokens: TokenFactory
 ) -> None:
-    total = counts(50, 400)
+    total = counts(50, 200)
     async with sqlite_db.sessionmaker() as session:
         allies = [
             await make_ally(session, sqlite_settings, capacity=50) for _ in range(total // 100 + 1)
