@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from allyapi.allies.models import AllyStatus
-from allyapi.core.schemas import LanguageTag, PublicSchema, RequestBody, Tag
+from allyapi.core.schemas import Count, LanguageTag, PublicSchema, RequestBody, Tag
 
 MAX_LANGUAGES = 10
 MAX_TOPICS = 20
@@ -212,8 +212,8 @@ class RosterSync(RequestBody):
 
 
 class RosterSyncResult(PublicSchema):
-    retired: int = Field(ge=0, description="Allies retired by this call (leavers)")
-    kept: int = Field(ge=0, description="Allies not retired who are on the roster")
+    retired: Count = Field(description="Allies retired by this call (leavers)")
+    kept: Count = Field(description="Allies not retired who are on the roster")
 
 
 class ContactChannelPublic(PublicSchema):

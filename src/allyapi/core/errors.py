@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +26,9 @@ PROBLEM_BASE = "https://allyapi.dev/problems/"
 
 
 class ValidationIssue(BaseModel):
-    loc: list[str | int] = Field(max_length=16)
+    loc: list[Annotated[str, Field(max_length=100)] | Annotated[int, Field(ge=0, le=2**31 - 1)]] = (
+        Field(max_length=16)
+    )
     msg: str = Field(max_length=500)
     type: str = Field(max_length=100)
 

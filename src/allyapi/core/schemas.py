@@ -78,6 +78,8 @@ class Page(PublicSchema, Generic[T]):
     next_cursor: str | None = Field(default=None, max_length=512)
 
 
+# A count of rows: bounded by the database's 32-bit integers (the contract states it).
+Count = Annotated[int, Field(ge=0, le=2**31 - 1)]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 LanguageTag = Annotated[

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEV_SECRETS_FILE = "secrets.json"
+K_MAX = 10_000  # a k-anonymity threshold above this would suppress every real figure
 
 
 class OidcIssuer(BaseModel):
@@ -76,8 +77,8 @@ class Settings(BaseSettings):
     pseudonym_key: str | None = None
     data_keys: str | None = None
 
-    k_anonymity: int = Field(default=5, ge=3)
-    k_comments: int = Field(default=10, ge=3)
+    k_anonymity: int = Field(default=5, ge=3, le=K_MAX)
+    k_comments: int = Field(default=10, ge=3, le=K_MAX)
     retention_days: int = Field(default=30, ge=1)
     response_window_hours: int = Field(default=72, ge=1)
     max_open_requests: int = Field(default=3, ge=1)

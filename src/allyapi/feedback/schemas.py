@@ -54,7 +54,7 @@ class ProgramFeedbackReceipt(PublicSchema):
 
 class Comments(PublicSchema):
     suppressed: bool = Field(description="True below k_comments respondents (P6)")
-    items: list[str] | None = Field(
+    items: list[Annotated[str, StringConstraints(max_length=2000)]] | None = Field(
         default=None,
         max_length=MAX_COMMENTS,
         description="Random order, no dates; at most 200, a random sample when there are more",

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from allyapi.core.schemas import PublicSchema
+from allyapi.core.schemas import Count, PublicSchema
 
 
 class Figure(PublicSchema):
     """One aggregate value, or ``null`` with ``suppressed: true`` (P6)."""
 
-    value: int | float | None = Field(
+    value: Count | float | None = Field(
         description="The figure; null when suppressed or when there is nothing to compute"
     )
     suppressed: bool = Field(description="True when hidden to protect fewer than k people")

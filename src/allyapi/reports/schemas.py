@@ -7,7 +7,8 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from allyapi.core.schemas import PublicSchema
+from allyapi.core.schemas import Count, PublicSchema
+from allyapi.core.settings import K_MAX
 from allyapi.reports.anonymity import Figure
 from allyapi.reports.buckets import Interval
 
@@ -52,8 +53,8 @@ class ReportPeriod(PublicSchema):
 class CurrentFigures(PublicSchema):
     """Today's state of the ally network (not per period: there is no history of it)."""
 
-    listed_allies: int = Field(ge=0)
-    active_allies: int = Field(ge=0)
+    listed_allies: Count
+    active_allies: Count
     training_compliance: float | None = Field(
         description="Share of active allies holding every required course (null: none active)"
     )
@@ -64,6 +65,6 @@ class ProgramReport(PublicSchema):
     group_by: GroupBy | None
     starts_on: date = Field(description="`from` snapped back to the start of its period")
     ends_on: date = Field(description="`to` snapped forward to the end of its period")
-    k: int = Field(ge=3, description="The k-anonymity threshold in force")
+    k: int = Field(ge=3, le=K_MAX, description="The k-anonymity threshold in force")
     periods: list[ReportPeriod] = Field(max_length=110)
     current: CurrentFigures

@@ -199,10 +199,10 @@ class BatchRowResult(PublicSchema):
 
 
 class TrainingRecordBatchResult(PublicSchema):
-    created: int = Field(ge=0)
-    updated: int = Field(ge=0)
-    unchanged: int = Field(ge=0)
-    errors: int = Field(ge=0)
+    created: int = Field(ge=0, le=BATCH_MAX_ROWS)
+    updated: int = Field(ge=0, le=BATCH_MAX_ROWS)
+    unchanged: int = Field(ge=0, le=BATCH_MAX_ROWS)
+    errors: int = Field(ge=0, le=BATCH_MAX_ROWS)
     results: list[BatchRowResult] = Field(max_length=BATCH_MAX_ROWS)
 
 
