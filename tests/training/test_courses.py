@@ -145,6 +145,8 @@ async def test_bad_input_is_422_without_echo(
         {"name": "X", "validity_months": 241},
         {"name": ""},
         {"name": "X" * 201},
+        {"name": "X", "required": "yes"},
+        {"name": "X", "validity_months": "12"},
     ):
         response = await client.post("/v1/training-courses", json=body, headers=tokens.coordinator)
         assert_problem(response, 422)
@@ -154,6 +156,14 @@ async def test_bad_input_is_422_without_echo(
     )
     assert assert_problem(unknown, 422)["errors"][0]["loc"] == ["body", "status"]
     assert "s3cret" not in unknown.text
+    course = await post_course(client, tokens)
+    patch = await client.patch(
+        f"/v1/training-courses/{course['id']}",
+        json={"version": "s3cret"},
+        headers=tokens.coordinator,
+    )
+    assert assert_problem(patch, 422)["errors"][0]["loc"] == ["body", "version"]
+    assert "s3cret" not in patch.text
 
 
 async def test_auth_cases(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
