@@ -156,7 +156,7 @@ async def test_queries_per_page_do_not_grow_with_the_page(
         statements.append(statement)
 
     counts = []
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(database.session_engine.sync_engine, "before_cursor_execute", record)
     try:
         for limit in (2, 12):
             statements.clear()
@@ -164,5 +164,5 @@ async def test_queries_per_page_do_not_grow_with_the_page(
             assert len(response.json()["items"]) == limit
             counts.append(len([s for s in statements if s.lstrip().upper().startswith("SELECT")]))
     finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(database.session_engine.sync_engine, "before_cursor_execute", record)
     assert counts[0] == counts[1] == 3

@@ -33,6 +33,7 @@ from allyapi.training.dates import expires_on
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository
 from allyapi.training.schemas import (
+    BatchErrorCode,
     BatchRow,
     BatchRowError,
     BatchRowResult,
@@ -90,7 +91,7 @@ class References:
         return self.course_by_name.get(row.course_name or "")
 
 
-def _error(index: int, external_id: str | None, code: Any, detail: str) -> BatchRowResult:
+def _error(index: int, external_id: str, code: BatchErrorCode, detail: str) -> BatchRowResult:
     return BatchRowResult(
         index=index,
         external_id=external_id,

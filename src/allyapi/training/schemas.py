@@ -185,14 +185,17 @@ class TrainingRecordBatch(RequestBody):
     rows: list[BatchRow] = Field(min_length=1, max_length=BATCH_MAX_ROWS)
 
 
+BatchErrorCode = Literal["invalid", "duplicate_external_id", "ally_not_found", "course_not_found"]
+
+
 class BatchRowError(PublicSchema):
-    code: Literal["invalid", "duplicate_external_id", "ally_not_found", "course_not_found"]
+    code: BatchErrorCode
     detail: str = Field(max_length=500)
 
 
 class BatchRowResult(PublicSchema):
-    index: int = Field(ge=0, lt=BATCH_MAX_ROWS)
-    external_id: str | None = Field(default=None, max_length=200)
+    index: int = Field(ge=0, lt=BATCH_MAX_ROWS, description="The row's position in `rows`")
+    external_id: str = Field(max_length=200)
     status: Literal["created", "updated", "unchanged", "error"]
     id: uuid.UUID | None = None
     error: BatchRowError | None = None
