@@ -1,12 +1,13 @@
 """Schemathesis 4 against the real app (issue 5 item 3): every operation of the contract, all
-checks, positive and negative data, as an employee and as a coordinator.
+checks, positive and negative data, as an employee and as a coordinator; then the stateful
+phase (call sequences along inferred links) as a coordinator.
 
 The cases come from the contract integrators get (``openapi_document()``, the source of
 openapi/openapi.json); they are sent in-process to an app instance with its own engine
 (Schemathesis drives it from its own event-loop thread) on the suite's migrated database;
 tables are emptied after each test as usual. ``MAX_EXAMPLES`` per operation keeps each leg
-around a minute. The two exclusions below (an opaque input, rules JSON Schema cannot state)
-are narrow and say why.
+around a minute. The exclusions below (opaque inputs, rules JSON Schema cannot state) are
+narrow and say why.
 """
 
 from __future__ import annotations
@@ -93,12 +94,16 @@ def excluded(case: Any) -> list[Any]:
 
 
 def prepare(case: Any, app: FastAPI) -> None:
-    """The one input we do not let Schemathesis invent: ``cursor`` is opaque, it only comes
+    """Inputs we do not let Schemathesis invent: ``cursor`` is opaque, it only comes
     from a previous page's ``next_cursor``; any other value is rightly a 422, which the
     positive-data check would read as a valid request refused. (Tampered cursors have their
     own tests per domain.)"""
     if case.query:
         case.query.pop("cursor", None)
+    # Same for ``If-Match``: an ETag only comes from a previous read; a made-up one is rightly
+    # a 412 (stale-ETag handling has its own tests per domain).
+    if case.headers:
+        case.headers.pop("If-Match", None)
     # The schema was loaded before the app existed (it needs the suite's fixtures): route this
     # case, and every follow-up request a check makes, to the app in-process.
     case.operation.schema.app = app
@@ -121,3 +126,34 @@ def test_api_as_coordinator(
 ) -> None:
     prepare(case, fuzzed_app)
     case.call_and_validate(headers=tokens.coordinator, excluded_checks=excluded(case))
+
+
+def test_stateful_as_coordinator(
+    fuzzed_app: FastAPI, tokens: TokenFactory, database: Database
+) -> None:
+    """Sequences of calls along the links Schemathesis infers (create, then read, change,
+    delete what was created), with every check on every step."""
+    headers = tokens.coordinator
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:
+            prepare(case, fuzzed_app)
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"headers": headers}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(
+                response, excluded_checks=excluded(case), transport_kwargs=kwargs or None
+            )
+
+    Workflow.run(
+        settings=settings(
+            Workflow.TestCase.settings,
+            max_examples=MAX_EXAMPLES,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+        )
+    )
