@@ -56,8 +56,15 @@ async def make_ally(
     return ally
 
 
+async def fresh(session: AsyncSession) -> None:
+    """Read what is committed now: detach the test's objects (they keep their loaded values),
+    then end the session's transaction, whose snapshot (SQLite) may predate the app's writes."""
+    session.expunge_all()
+    await session.rollback()
+
+
 async def load_of(session: AsyncSession, ally_id: uuid.UUID) -> int:
-    session.expunge_all()  # fresh rows; the test keeps its detached objects
+    await fresh(session)
     ally = await session.get(Ally, ally_id)
     assert ally is not None
     return ally.open_requests

@@ -18,6 +18,7 @@ from tests.contact_requests.factories import (
     MESSAGE,
     act,
     create,
+    fresh,
     load_of,
     make_ally,
     make_resource,
@@ -30,7 +31,7 @@ DEBRIEF: dict[str, Any] = {"signposted": True, "follow_up": False, "wellbeing": 
 
 
 async def stored(session: AsyncSession, request_id: str) -> ContactRequest:
-    session.expunge_all()  # fresh rows; the test keeps its detached objects
+    await fresh(session)
     row = await session.get(ContactRequest, uuid.UUID(request_id))
     assert row is not None
     return row
@@ -248,7 +249,7 @@ async def test_erasing_a_completed_request_keeps_ratings_but_not_the_comment(
     assert given.status_code == 201, given.text
     deleted = await client.delete(f"{PATH}/{created['id']}", headers=tokens.employee)
     assert deleted.status_code == 204
-    session.expunge_all()
+    await fresh(session)
     row = (await session.execute(select(RequestFeedback))).scalars().one()
     assert (row.rating, row.comment_sealed) == (5, None)
     assert (await stored(session, created["id"])).status == "completed"
