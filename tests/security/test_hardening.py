@@ -305,3 +305,13 @@ async def test_booleans_and_integers_must_have_their_json_type(
     response = await client.post("/v1/allies", json=body, headers=tokens.employee)
     problem = assert_problem(response, 422)
     assert problem["errors"][0]["loc"] == ["body", field]
+
+
+async def test_nul_characters_are_refused_not_a_database_error(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """PostgreSQL text cannot hold NUL: found by Schemathesis as a 500 on the PostgreSQL leg."""
+    assert_problem(await client.get("/v1/allies?q=a%00b", headers=tokens.employee), 422)
+    body = {"display_name": "Sam\u0000", "topics": ["a\u0000"]}
+    response = await client.post("/v1/allies", json=body, headers=tokens.employee)
+    assert_problem(response, 422)

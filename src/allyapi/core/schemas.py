@@ -35,6 +35,8 @@ class RequestBody(BaseModel):
     @field_validator("*", mode="before")
     @classmethod
     def _json_scalar_types(cls, value: Any, info: ValidationInfo) -> Any:
+        if _has_nul(value):  # PostgreSQL text cannot hold it: a 422, not a 500 (Schemathesis)
+            raise ValueError("must not contain a NUL character")
         kind = _scalar_kinds(cls).get(info.field_name or "")
         if value is None or kind is None:
             return value
@@ -44,6 +46,14 @@ class RequestBody(BaseModel):
         if kind is int and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise ValueError("must be an integer")
         return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(isinstance(item, str) and "\x00" in item for item in value)
+    return False
 
 
 @cache
