@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -56,25 +57,35 @@ JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
 
 class json_array_contains(ColumnElement[bool]):
-    """``value`` is an element of the JSON array in ``column`` (GIN-indexable on PostgreSQL)."""
+    """``value`` is an element of the JSON array in ``column`` (GIN-indexable on PostgreSQL).
+
+    The value is a bound parameter listed in ``_traverse_internals`` so statements using this
+    element have a cache key: SQLAlchemy compiles them once and binds each call's value, instead
+    of compiling the whole statement on every request (half the directory's CPU before).
+    A value created at compile time instead would be baked into the cached SQL.
+    """
 
     inherit_cache = True
     type = sa.Boolean()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("value", InternalTraversal.dp_clauseelement),
+    ]
 
     def __init__(self, column: Any, value: str) -> None:
         self.column = column
-        self.value = value
+        self.value = sa.bindparam(None, value, type_=sa.String())
 
 
 @compiles(json_array_contains, "postgresql")
 def _contains_pg(element: json_array_contains, compiler: Any, **kw: Any) -> str:
-    param = sa.cast(sa.func.jsonb_build_array(sa.literal(element.value)), JSONB)
+    param = sa.cast(sa.func.jsonb_build_array(element.value), JSONB)
     return f"({compiler.process(element.column, **kw)} @> {compiler.process(param, **kw)})"
 
 
 @compiles(json_array_contains)
 def _contains_default(element: json_array_contains, compiler: Any, **kw: Any) -> str:
-    value = compiler.process(sa.literal(element.value), **kw)
+    value = compiler.process(element.value, **kw)
     column = compiler.process(element.column, **kw)
     return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})"  # noqa: S608
 
