@@ -38,7 +38,9 @@ class AllyActor:
         return f"AllyActor(org={self.org!r}, coordinator={self.is_coordinator})"
 
 
-def pseudonym_key(request: Request) -> bytes:
+# Trivial dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a thread hop per request for a getter (bench issue 6 measured it on the directory).
+async def pseudonym_key(request: Request) -> bytes:
     key: bytes = request.app.state.settings.pseudonym_key_bytes
     return key
 
@@ -46,7 +48,7 @@ def pseudonym_key(request: Request) -> bytes:
 PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
 
 
-def app_settings(request: Request) -> Settings:
+async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -54,7 +56,7 @@ def app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
-def ally_service(session: Session, settings: AppSettings) -> AllyService:
+async def ally_service(session: Session, settings: AppSettings) -> AllyService:
     """The service with the app's settings (hand-backs give re-matched requests its window)."""
     return AllyService(session, settings)
 

@@ -8,6 +8,7 @@ a required course expiring unlists the ally without anyone doing anything.
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,6 +26,9 @@ def current_record_clause(today: date) -> ColumnElement[bool]:
     )
 
 
+# Memoised per date: the expressions are immutable, so every statement of the day can share
+# them instead of rebuilding the nested EXISTS on each request (bench issue 6).
+@lru_cache(maxsize=4)
 def missing_required_training(today: date) -> ColumnElement[bool]:
     """True when some required course of the ally's org has no current record."""
     has_current = (
@@ -51,6 +55,7 @@ def missing_required_training(today: date) -> ColumnElement[bool]:
     )
 
 
+@lru_cache(maxsize=4)
 def listed_clause(today: date) -> ColumnElement[bool]:
     return sa.and_(
         col(Ally.status) == AllyStatus.active,

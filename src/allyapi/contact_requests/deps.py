@@ -27,7 +27,9 @@ from allyapi.core.settings import Settings
 OVERSIGHT_ROLES = ("coordinator", "analyst", "integration")
 
 
-def app_settings(request: Request) -> Settings:
+# Trivial dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread
+# pool, a thread hop per request for a getter (bench issue 6 measured it on the create path).
+async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -46,11 +48,11 @@ async def an_employee_without_oversight_role(caller: Caller, settings: AppSettin
 EmployeeWithoutOversight = Annotated[Person, Depends(an_employee_without_oversight_role)]
 
 
-def contact_request_service(session: Session, settings: AppSettings) -> ContactRequestService:
+async def contact_request_service(session: Session, settings: AppSettings) -> ContactRequestService:
     return ContactRequestService(session, settings)
 
 
-def thread_service(session: Session, settings: AppSettings) -> ThreadService:
+async def thread_service(session: Session, settings: AppSettings) -> ThreadService:
     return ThreadService(session, settings)
 
 

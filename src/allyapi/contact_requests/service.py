@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,7 +98,14 @@ def next_cursor(rows: Sequence[Any], limit: int, time_field: str) -> str | None:
 
 
 def cipher_of(settings: Settings) -> Cipher:
-    return Cipher(settings.data_key_ring)
+    return _cipher(tuple(settings.data_key_ring))
+
+
+@lru_cache(maxsize=8)
+def _cipher(ring: tuple[tuple[str, bytes], ...]) -> Cipher:
+    """One Cipher per key ring, not one per request: building the AES-GCM key objects was
+    repeated work on every create (bench issue 6). A new ring (rotation) gets its own."""
+    return Cipher(list(ring))
 
 
 class ContactRequestService:
