@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.database import Database, make_sessionmaker
 from allyapi.core.migrations import upgrade
 from allyapi.core.settings import Settings
 from allyapi.tables import metadata
@@ -172,8 +172,11 @@ async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-un
 
 @pytest.fixture
 async def session(database: Database) -> AsyncIterator[AsyncSession]:
-    """A session for factories and for looking at stored rows; commits are the test's job."""
-    async with database.sessionmaker() as db_session:
+    """A session for factories and for looking at stored rows; commits are the test's job.
+
+    Bound to the plain engine: on SQLite a test holding it open while the app writes must not
+    hold the write lock the way request sessions do (see core/database.py)."""
+    async with make_sessionmaker(database.engine)() as db_session:
         yield db_session
 
 

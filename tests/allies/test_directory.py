@@ -277,7 +277,7 @@ async def test_one_query_per_page(
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         statements.append(statement)
 
-    event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(database.session_engine.sync_engine, "before_cursor_execute", record)
     try:
         for headers in (tokens.employee, tokens.coordinator):
             statements.clear()
@@ -285,4 +285,4 @@ async def test_one_query_per_page(
             assert len(response.json()["items"]) == 3
             assert len([s for s in statements if "allies" in s]) == 1, statements
     finally:
-        event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+        event.remove(database.session_engine.sync_engine, "before_cursor_execute", record)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -35,13 +35,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
     (a writer waits for the lock instead of failing at once), foreign keys (off by default in
     SQLite), synchronous=NORMAL (durable at WAL checkpoints; safe with WAL).
 
-    Why no ``BEGIN IMMEDIATE``: the driver keeps pysqlite's default transaction handling, where
-    a SELECT runs outside a transaction and the first INSERT/UPDATE/DELETE opens one and takes
-    the write lock at once. So no transaction ever holds a read snapshot and then asks to
-    write (the lock upgrade that fails with ``database is locked`` whatever the busy timeout);
-    writers simply queue on the busy timeout. tests/reliability/test_sqlite_default.py fires
-    concurrent writes through one app to keep it so. Races are held by conditional UPDATEs and
-    constraints, not by read-then-write isolation.
+    Session transactions start with ``BEGIN IMMEDIATE`` (see ``_sqlite_begin``): pysqlite's default
+    runs a SELECT outside any transaction, so a read ``FOR UPDATE`` (ignored by SQLite) and the
+    write after it were not atomic: a concurrent accept and cancel of one request both
+    succeeded and released its capacity twice. Taking the write lock at BEGIN serialises
+    writers for the whole read-modify-write, as row locks do on PostgreSQL, and never asks
+    to upgrade a read snapshot (the upgrade that fails with ``database is locked`` whatever
+    the busy timeout); writers simply queue on the busy timeout. WAL readers outside a
+    transaction (none of ours) would still not block.
     """
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -51,10 +52,22 @@ def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+def _sqlite_manual_begin(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
+    dbapi_conn.isolation_level = None  # the driver opens no transaction; _sqlite_begin does
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, pool_size: int = 10, immediate: bool = False) -> AsyncEngine:
+    """``immediate`` (SQLite only): every transaction takes the write lock at BEGIN."""
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 5})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if immediate:
+            event.listen(engine.sync_engine, "connect", _sqlite_manual_begin)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(
         url,
@@ -74,7 +87,13 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.url = settings.effective_database_url
         self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
-        self.sessionmaker = make_sessionmaker(self.engine)
+        # Sessions serve requests and jobs (read-modify-write): on SQLite they get their own
+        # engine whose transactions take the write lock at BEGIN (see _sqlite_pragmas). The
+        # plain engine (readiness, migrations, tests looking at rows) keeps the driver default.
+        self.session_engine = (
+            make_engine(self.url, immediate=True) if is_sqlite(self.url) else self.engine
+        )
+        self.sessionmaker = make_sessionmaker(self.session_engine)
 
     @property
     def dialect(self) -> str:
@@ -82,6 +101,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.session_engine is not self.engine:
+            await self.session_engine.dispose()
 
 
 def sync_engine_of(engine: AsyncEngine) -> Engine:
