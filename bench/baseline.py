@@ -60,12 +60,14 @@ ALL_COLUMNS = PUBLIC + (
     "allies.status, allies.max_open_requests, allies.open_requests, allies.search_text, "
     "allies.department_key, allies.approved_at, allies.retired_at"
 )
-DIRECTORY = f"""SELECT {ALL_COLUMNS}, {LISTED} AS listed FROM allies
-WHERE allies.org_id = $2 AND {LISTED}
+# The directory's listed clause has a planner fence in its inner EXISTS (allies/listing.py).
+LISTED_PAGE = LISTED.replace("$1::DATE)))))", "$1::DATE) LIMIT ALL OFFSET 0))))")
+DIRECTORY = f"""SELECT {ALL_COLUMNS}, {LISTED_PAGE} AS listed FROM allies
+WHERE allies.org_id = $2 AND {LISTED_PAGE}
   AND (allies.languages @> CAST(jsonb_build_array($3::VARCHAR) AS JSONB))
 ORDER BY allies.display_name, allies.id LIMIT $4"""
-DIRECTORY_ALL = f"""SELECT {ALL_COLUMNS}, {LISTED} AS listed FROM allies
-WHERE allies.org_id = $2 AND {LISTED}
+DIRECTORY_ALL = f"""SELECT {ALL_COLUMNS}, {LISTED_PAGE} AS listed FROM allies
+WHERE allies.org_id = $2 AND {LISTED_PAGE}
 ORDER BY allies.display_name, allies.id LIMIT $3"""
 RATE = (
     "INSERT INTO rate_limit_buckets (key, window_start, count) VALUES ($1, $2, 1) "

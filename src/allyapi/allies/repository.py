@@ -89,7 +89,7 @@ class AllyRepository:
         after: tuple[str, uuid.UUID] | None,
     ) -> Sequence[tuple[Ally, bool]]:
         """One query per page, ordered by (display_name, id); ``limit + 1`` rows."""
-        listed = listed_clause(today)
+        listed = listed_clause(today, per_row=True)
         query = select(Ally, listed.label("listed")).where(Ally.org_id == org_id)
         query = query.where(listed if where.status is None else col(Ally.status) == where.status)
         for clause in _filter_clauses(where):
