@@ -121,11 +121,16 @@ def _rate_limited(operation: dict[str, Any]) -> None:
 # Lengths implied by a string format: true for every value the API accepts or emits.
 _FORMAT_MAX_LENGTH = {"uuid": 36, "date": 10, "date-time": 64, "time": 32}
 _INT32 = 2**31 - 1
+# Free text may hold anything but NUL, which PostgreSQL text cannot store: the API refuses it
+# (core/schemas.py, core/middleware.py), and the contract says so.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+NOT_BLANK_PATTERN = "^(?!\\s*$)[^\\u0000]*$"
 
 
 def _bound_by_format(node: Any) -> None:
     """Writes down bounds the types already enforce, so clients and fuzzers know them:
-    the length of a UUID or a date, and the integer width (int32 when min/max fit in it)."""
+    the length of a UUID or a date, the integer width (int32 when min/max fit in it), and
+    that free text holds no NUL character."""
     if isinstance(node, list):
         for item in node:
             _bound_by_format(item)
@@ -136,6 +141,9 @@ def _bound_by_format(node: Any) -> None:
     unbounded = not {"maxLength", "enum", "const"}.intersection(node)
     if kind == "string" and unbounded and node.get("format") in _FORMAT_MAX_LENGTH:
         node["maxLength"] = _FORMAT_MAX_LENGTH[node["format"]]
+    if kind == "string" and not {"pattern", "format", "enum", "const"}.intersection(node):
+        # Bodies strip surrounding whitespace before minLength is checked: "  " is empty.
+        node["pattern"] = NOT_BLANK_PATTERN if node.get("minLength") else NO_NUL_PATTERN
     if kind == "integer" and "format" not in node:
         low, high = node.get("minimum"), node.get("maximum")
         fits = low is not None and high is not None and low >= -_INT32 - 1 and high <= _INT32
