@@ -79,12 +79,13 @@ async def volunteer_as_ally(
     session: Session,
     body: AllyCreate,
     response: Response,
+    key: PseudonymKey,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> AllyOwnView:
     scope = None
     if idempotency_key is not None:
         scope = IdempotencyScope(
-            actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body)
+            actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body, key)
         )
     row = await AllyService(session).volunteer(actor.org, actor.subject_ref, body, scope)
     response.headers["Location"] = OWN_PROFILE

@@ -129,7 +129,7 @@ class ContactRequestService:
         if idempotency_key is not None:
             scope = IdempotencyScope(
                 person.org, person.idempotency_ref, idempotency_key, CREATE_OPERATION,
-                body_hash(body),
+                body_hash(body, self.settings.pseudonym_key_bytes),
             )  # fmt: skip
             replay = await Idempotency(self.session).claim(scope)
             if replay is not None:

@@ -23,6 +23,7 @@ is forgotten and may be used again; the purge job deletes old rows.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import uuid
 from dataclasses import dataclass
@@ -77,12 +78,16 @@ class IdempotencyKey(SQLModel, table=True):
     expires_at: datetime = utc_column(index=True)
 
 
-def body_hash(body: BaseModel) -> str:
-    """sha256 of the canonical JSON of a validated body (key order and spacing do not count)."""
+def body_hash(body: BaseModel, key: bytes) -> str:
+    """HMAC-SHA256 (pseudonym key) of the canonical JSON of a validated body.
+
+    Keyed, not a bare sha256: the body holds a message and a contact detail, and an unkeyed
+    hash in a database dump would let anyone confirm a guessed message.
+    """
     canonical = json.dumps(
         body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -56,4 +56,4 @@ def idempotency_scope(
     if idempotency_key is None:
         return None
     caller_ref = subject_ref(key, "idem", caller.org, caller.sub)
-    return IdempotencyScope(caller.org, caller_ref, idempotency_key, operation, body_hash(body))
+    return IdempotencyScope(caller.org, caller_ref, idempotency_key, operation, body_hash(body, key))
