@@ -18,8 +18,12 @@ from allyapi.core.auth import Principal
 from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
 from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import EmployeeOnly, EmployeeOrCoordinator, IntegrationOnly
-from allyapi.core.settings import Settings
+from allyapi.core.security import (
+    AppSettings,
+    EmployeeOnly,
+    EmployeeOrCoordinator,
+    IntegrationOnly,
+)
 
 
 @dataclass(frozen=True)
@@ -46,14 +50,6 @@ async def pseudonym_key(request: Request) -> bytes:
 
 
 PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
-
-
-async def app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 async def ally_service(session: Session, settings: AppSettings) -> AllyService:

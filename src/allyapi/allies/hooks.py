@@ -16,26 +16,14 @@ from __future__ import annotations
 
 import uuid
 
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.service import rematch_pending_of_unavailable_ally
 from allyapi.core.settings import Settings
 
 
-def _configured_durations() -> Settings:
-    """The response window and retention as configured (environment / .env); the defaults if
-    the environment cannot be read. Only those two durations are used from it."""
-    try:
-        return Settings()
-    except ValidationError:
-        return Settings.model_construct()
-
-
 async def on_ally_unavailable(
-    session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings | None = None
+    session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings
 ) -> int:
     """Re-match the ally's pending requests; returns how many were handed back."""
-    return await rematch_pending_of_unavailable_ally(
-        session, org_id, ally_id, settings or _configured_durations()
-    )
+    return await rematch_pending_of_unavailable_ally(session, org_id, ally_id, settings)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from allyapi.contact_requests.access import Person, RequestAccess, Role, person_of, resolve
 from allyapi.contact_requests.repository import ContactRequestRepository
@@ -21,20 +21,9 @@ from allyapi.contact_requests.service import ContactRequestService
 from allyapi.contact_requests.thread import ThreadService
 from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
-from allyapi.core.security import Caller
-from allyapi.core.settings import Settings
+from allyapi.core.security import AppSettings, Caller
 
 OVERSIGHT_ROLES = ("coordinator", "analyst", "integration")
-
-
-# Trivial dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread
-# pool, a thread hop per request for a getter (bench issue 6 measured it on the create path).
-async def app_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 async def an_employee_without_oversight_role(caller: Caller, settings: AppSettings) -> Person:

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from allyapi.core.auth import Principal, TokenVerifier
 from allyapi.core.errors import Forbidden, Unauthorized
+from allyapi.core.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="A JWT from a configured issuer (SPEC §1)")
 
@@ -31,6 +32,16 @@ async def current_principal(
 
 
 Caller = Annotated[Principal, Depends(current_principal)]
+
+
+# ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool (a thread hop per
+# request for a getter; measured on the hot paths, issue 6).
+async def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
