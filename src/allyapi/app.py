@@ -26,6 +26,7 @@ from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
+from allyapi.reports.warm import start_report_warmer
 from allyapi.resources.router import router as resources_router
 from allyapi.training.router import router as training_router
 from allyapi.webhooks.router import router as webhooks_router
@@ -54,8 +55,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs = start_background_jobs(settings, database)
+        warmer = start_report_warmer(settings, database)
         webhooks = start_webhook_workers(settings, database)
         yield
+        if warmer is not None:
+            await warmer.stop()
         if webhooks is not None:
             await webhooks.stop()
         if jobs is not None:

@@ -74,11 +74,15 @@ class CellSource:
         interval: Interval,
         group_by: GroupBy | None,
         keys: list[str],
+        *,
+        fresh_hours: int = CACHE_HOURS,
     ) -> dict[date, BucketCells]:
+        """``fresh_hours``: cached cells older than this are recomputed (the warmer uses less
+        than CACHE_HOURS, so a report never finds its settled cells expired)."""
         settled_before = today() - timedelta(days=SETTLED_DAYS)
         settled = [b for b in starts if next_bucket(b, interval) <= settled_before]
         breakdown = breakdown_key(group_by, keys)
-        cached = await self._load(org, interval, breakdown, settled)
+        cached = await self._load(org, interval, breakdown, settled, fresh_hours)
         wanted = [b for b in starts if b not in cached]
         computed: dict[date, BucketCells] = {}
         # A few buckets per statement: each stays short and small in memory, whatever the
@@ -106,11 +110,11 @@ class CellSource:
         return result
 
     async def _load(
-        self, org: str, interval: Interval, breakdown: str, buckets: list[date]
+        self, org: str, interval: Interval, breakdown: str, buckets: list[date], fresh_hours: int
     ) -> dict[date, BucketCells]:
         if not buckets:
             return {}
-        fresh_since = utcnow() - timedelta(hours=CACHE_HOURS)
+        fresh_since = utcnow() - timedelta(hours=fresh_hours)
         query = sa.select(col(ReportCellCache.bucket), col(ReportCellCache.cells)).where(
             col(ReportCellCache.org_id) == org,
             col(ReportCellCache.interval) == interval.value,

@@ -63,11 +63,7 @@ class ReportService:
         last = last or today()
         first = first or last - timedelta(days=364 if interval is Interval.week else 334)
         starts = snap(first, last, interval)
-        keys: list[str] = []
-        if group_by is GroupBy.topic:
-            keys = [*await self.repo.load_topics(org), OTHER_TOPICS]
-        elif group_by is GroupBy.urgency:
-            keys = list(URGENCIES)
+        keys = await self.group_keys(org, group_by)
         cells = await self.source.cells(org, starts, interval, group_by, keys)
         return ProgramReport(
             interval=interval,
@@ -81,6 +77,13 @@ class ReportService:
             ],
             current=await self._current(org),
         )
+
+    async def group_keys(self, org: str, group_by: GroupBy | None) -> list[str]:
+        if group_by is GroupBy.topic:
+            return [*await self.repo.load_topics(org), OTHER_TOPICS]
+        if group_by is GroupBy.urgency:
+            return list(URGENCIES)
+        return []
 
     def _period(
         self, bucket: date, interval: Interval, cells: BucketCells, keys: list[str], grouped: bool
