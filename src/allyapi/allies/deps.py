@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from allyapi.allies.service import AllyService
 from allyapi.core.auth import Principal
@@ -23,6 +23,7 @@ from allyapi.core.security import (
     EmployeeOnly,
     EmployeeOrCoordinator,
     IntegrationOnly,
+    PseudonymKey,
 )
 
 
@@ -40,16 +41,6 @@ class AllyActor:
 
     def __repr__(self) -> str:
         return f"AllyActor(org={self.org!r}, coordinator={self.is_coordinator})"
-
-
-# Trivial dependencies are ``async def``: FastAPI runs a plain ``def`` dependency in the thread
-# pool, a thread hop per request for a getter (bench issue 6 measured it on the directory).
-async def pseudonym_key(request: Request) -> bytes:
-    key: bytes = request.app.state.settings.pseudonym_key_bytes
-    return key
-
-
-PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
 
 
 async def ally_service(session: Session, settings: AppSettings) -> AllyService:

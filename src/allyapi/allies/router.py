@@ -19,7 +19,6 @@ from allyapi.allies.deps import (
     Employee,
     EmployeeOrCoordinatorActor,
     IntegrationOrg,
-    PseudonymKey,
 )
 from allyapi.allies.models import AllyStatus
 from allyapi.allies.repository import DirectoryFilter, SuggestionQuery
@@ -43,7 +42,7 @@ from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, bod
 from allyapi.core.openapi import problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import LanguageTag, Page, Tag
-from allyapi.core.security import CoordinatorOnly
+from allyapi.core.security import CoordinatorOnly, PseudonymKey
 
 router = APIRouter(prefix="/allies", tags=["allies"])
 me_router = APIRouter(prefix="/me", tags=["allies"])

@@ -44,6 +44,14 @@ async def app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
+async def pseudonym_key(request: Request) -> bytes:
+    key: bytes = request.app.state.settings.pseudonym_key_bytes
+    return key
+
+
+PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
+
+
 def require_roles(*roles: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     async def dependency(principal: Caller) -> Principal:
         if not principal.has(*roles):

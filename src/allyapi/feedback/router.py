@@ -6,14 +6,13 @@ import uuid
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 
 from allyapi.core.database import Session
 from allyapi.core.models import today
 from allyapi.core.openapi import problem_responses
 from allyapi.core.schemas import IsoDate
-from allyapi.core.security import EmployeeOnly
-from allyapi.core.settings import Settings
+from allyapi.core.security import AppSettings, EmployeeOnly
 from allyapi.feedback.deps import SummaryReader
 from allyapi.feedback.schemas import (
     FeedbackSummary,
@@ -28,11 +27,6 @@ from allyapi.feedback.summary import SummaryService
 router = APIRouter(tags=["feedback"])
 
 
-def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 @router.post(
     "/contact-requests/{request_id}/feedback",
     status_code=status.HTTP_201_CREATED,
@@ -40,7 +34,7 @@ def _settings(request: Request) -> Settings:
     responses=problem_responses(409),
 )
 async def give_request_feedback(
-    request: Request,
+    settings: AppSettings,
     caller: EmployeeOnly,
     session: Session,
     request_id: uuid.UUID,
@@ -51,7 +45,7 @@ async def give_request_feedback(
     Anyone else gets 404, as for a request that does not exist. The comment is encrypted at
     rest and is shown to coordinators and the ally only in aggregate (P6).
     """
-    service = FeedbackService(session, _settings(request))
+    service = FeedbackService(session, settings)
     return await service.give_request_feedback(caller.org, caller.sub, request_id, body)
 
 
@@ -62,16 +56,16 @@ async def give_request_feedback(
     responses=problem_responses(429),
 )
 async def give_program_feedback(
-    request: Request, caller: EmployeeOnly, session: Session, body: ProgramFeedbackCreate
+    settings: AppSettings, caller: EmployeeOnly, session: Session, body: ProgramFeedbackCreate
 ) -> ProgramFeedbackReceipt:
     """Stored with no link to the person; at most 5 per person per ISO week (429)."""
-    service = FeedbackService(session, _settings(request))
+    service = FeedbackService(session, settings)
     return await service.give_program_feedback(caller.org, caller.sub, body)
 
 
 @router.get("/feedback/summary", summary="Feedback summary (k-anonymous)")
 async def get_feedback_summary(
-    request: Request,
+    settings: AppSettings,
     scope: SummaryReader,
     session: Session,
     from_: Annotated[
@@ -89,4 +83,4 @@ async def get_feedback_summary(
     """
     last = to or today()
     first = from_ or last - timedelta(days=365)
-    return await SummaryService(session, _settings(request)).summary(scope, first, last)
+    return await SummaryService(session, settings).summary(scope, first, last)

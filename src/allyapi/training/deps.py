@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from pydantic import BaseModel
 
 from allyapi.core.auth import Principal
@@ -17,17 +17,8 @@ from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
 from allyapi.core.idempotency import IdempotencyScope, body_hash
 from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller
-from allyapi.core.settings import Settings
+from allyapi.core.security import Caller, PseudonymKey
 from allyapi.training.service import RecordService, TrainingActor
-
-
-def pseudonym_key(request: Request) -> bytes:
-    settings: Settings = request.app.state.settings
-    return settings.pseudonym_key_bytes
-
-
-PseudonymKey = Annotated[bytes, Depends(pseudonym_key)]
 
 
 async def coordinator_or_ally(caller: Caller, session: Session, key: PseudonymKey) -> TrainingActor:
@@ -56,4 +47,6 @@ def idempotency_scope(
     if idempotency_key is None:
         return None
     caller_ref = subject_ref(key, "idem", caller.org, caller.sub)
-    return IdempotencyScope(caller.org, caller_ref, idempotency_key, operation, body_hash(body, key))
+    return IdempotencyScope(
+        caller.org, caller_ref, idempotency_key, operation, body_hash(body, key)
+    )

@@ -20,11 +20,12 @@ from allyapi.core.security import (
     CoordinatorOnly,
     EmployeeOrCoordinator,
     IntegrationOrCoordinator,
+    PseudonymKey,
 )
 from allyapi.training.batch import BatchService
 from allyapi.training.compliance import ComplianceService
 from allyapi.training.dates import RecordStatus
-from allyapi.training.deps import CoordinatorOrAlly, PseudonymKey, idempotency_scope
+from allyapi.training.deps import CoordinatorOrAlly, idempotency_scope
 from allyapi.training.models import TrainingRecord
 from allyapi.training.schemas import (
     ComplianceEntry,
