@@ -5,7 +5,8 @@ exactly these. A domain that adds a sealed column appends one line here; a test 
 from __future__ import annotations
 
 from allyapi.contact_requests.models import ContactMessage, ContactRequest
-from allyapi.core.sealed import SealedColumn, table_of
+from allyapi.core.models import table_of
+from allyapi.core.sealed import SealedColumn
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
 from allyapi.webhooks.models import WebhookSubscription
 
@@ -18,7 +19,5 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn(table_of(ContactMessage), "body_sealed", "contact_messages", "body"),
     SealedColumn(table_of(RequestFeedback), "comment_sealed", "request_feedback", "comment"),
     SealedColumn(table_of(ProgramFeedback), "comment_sealed", "program_feedback", "comment"),
-    SealedColumn(
-        table_of(WebhookSubscription), "secret_sealed", "webhook_subscriptions", "secret"
-    ),
+    SealedColumn(table_of(WebhookSubscription), "secret_sealed", "webhook_subscriptions", "secret"),
 )

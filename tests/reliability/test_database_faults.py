@@ -8,7 +8,8 @@ cluster while clients create and read. What must hold:
 - the service recovers by itself: requests after the restart succeed, with no server restart;
 - every write acknowledged with a 2xx is in the database afterwards (acknowledged ids are
   counted against rows), and nothing unacknowledged was invented;
-- connections the server dropped while idle are found dead before use (``pool_pre_ping``).
+- connections the server dropped while idle are found dead before use (the pool's liveness
+  check, core/database.py).
 
 PostgreSQL only (the private cluster needs its binaries; the SQLite default has no server to
 lose). The shared PostgreSQL on 5432 is never stopped or restarted.

@@ -12,17 +12,23 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
 
 from allyapi.allies.models import Ally, AllyStatus
+from allyapi.core.models import table_of
 from allyapi.training.models import TrainingCourse, TrainingRecord
+
+# Table columns, not ORM attributes: the same SQL, usable in Core statements that never enter
+# the ORM (the directory, issue 6) as well as in ORM queries.
+ALLIES = table_of(Ally)
+COURSES = table_of(TrainingCourse)
+RECORDS = table_of(TrainingRecord)
 
 
 def current_record_clause(today: date) -> ColumnElement[bool]:
     """A training record that counts: verified and not yet expired."""
     return sa.and_(
-        col(TrainingRecord.verified).is_(True),
-        sa.or_(col(TrainingRecord.expires_on).is_(None), col(TrainingRecord.expires_on) > today),
+        RECORDS.c.verified.is_(True),
+        sa.or_(RECORDS.c.expires_on.is_(None), RECORDS.c.expires_on > today),
     )
 
 
@@ -40,8 +46,8 @@ def missing_required_training(today: date, *, per_row: bool = False) -> ColumnEl
     the hashed plan, which is cheaper when all rows are visited.
     """
     has_current = sa.select(sa.literal(1)).where(
-        col(TrainingRecord.ally_id) == col(Ally.id),
-        col(TrainingRecord.course_id) == col(TrainingCourse.id),
+        RECORDS.c.ally_id == ALLIES.c.id,
+        RECORDS.c.course_id == COURSES.c.id,
         current_record_clause(today),
     )
     if per_row:
@@ -49,15 +55,15 @@ def missing_required_training(today: date, *, per_row: bool = False) -> ColumnEl
         has_current = has_current.offset(sa.literal_column("0"))
     # Two levels down, auto-correlation would not reach ``allies``: without correlate_except
     # the subquery gets its own FROM allies and any ally's record would count for every ally.
-    has_current_exists = has_current.correlate_except(TrainingRecord).exists()
+    has_current_exists = has_current.correlate_except(RECORDS).exists()
     return (
         sa.select(sa.literal(1))
         .where(
-            col(TrainingCourse.org_id) == col(Ally.org_id),
-            col(TrainingCourse.required).is_(True),
+            COURSES.c.org_id == ALLIES.c.org_id,
+            COURSES.c.required.is_(True),
             ~has_current_exists,
         )
-        .correlate_except(TrainingCourse)
+        .correlate_except(COURSES)
         .exists()
     )
 
@@ -65,7 +71,7 @@ def missing_required_training(today: date, *, per_row: bool = False) -> ColumnEl
 @lru_cache(maxsize=8)
 def listed_clause(today: date, *, per_row: bool = False) -> ColumnElement[bool]:
     return sa.and_(
-        col(Ally.status) == AllyStatus.active,
-        col(Ally.accepting).is_(True),
+        ALLIES.c.status == AllyStatus.active,
+        ALLIES.c.accepting.is_(True),
         ~missing_required_training(today, per_row=per_row),
     )

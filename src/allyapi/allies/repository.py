@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
-from allyapi.allies.listing import listed_clause
+from allyapi.allies.listing import ALLIES, listed_clause
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.core.models import json_array_contains
 
@@ -78,27 +80,6 @@ class AllyRepository:
             col(Ally.org_id) == org_id, col(Ally.id) == ally_id
         )
         return bool((await self.session.execute(query)).scalar())
-
-    async def page(
-        self,
-        org_id: str,
-        today: date,
-        where: DirectoryFilter,
-        *,
-        limit: int,
-        after: tuple[str, uuid.UUID] | None,
-    ) -> Sequence[tuple[Ally, bool]]:
-        """One query per page, ordered by (display_name, id); ``limit + 1`` rows."""
-        listed = listed_clause(today, per_row=True)
-        query = select(Ally, listed.label("listed")).where(Ally.org_id == org_id)
-        query = query.where(listed if where.status is None else col(Ally.status) == where.status)
-        for clause in _filter_clauses(where):
-            query = query.where(clause)
-        if after is not None:
-            query = query.where(sa.tuple_(col(Ally.display_name), col(Ally.id)) > after)
-        query = query.order_by(col(Ally.display_name), col(Ally.id)).limit(limit + 1)
-        rows = (await self.session.execute(query)).all()
-        return [(row[0], bool(row[1])) for row in rows]
 
     async def suggestions(
         self, org_id: str, today: date, wanted: SuggestionQuery
@@ -169,17 +150,62 @@ def _last_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return sa.case((condition, 1), else_=0)
 
 
-def _filter_clauses(where: DirectoryFilter) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if where.language is not None:
-        clauses.append(json_array_contains(col(Ally.languages), where.language))
-    if where.topic is not None:
-        clauses.append(json_array_contains(col(Ally.topics), where.topic))
-    if where.location is not None:
-        clauses.append(sa.func.lower(col(Ally.location)) == where.location)
-    if where.q is not None:
-        # search_text is stored lower-cased; autoescape makes % and _ in q literal.
-        clauses.append(col(Ally.search_text).contains(where.q, autoescape=True))
-    if where.accepting is not None:
-        clauses.append(col(Ally.accepting).is_(where.accepting))
-    return clauses
+async def directory_page(
+    connection: AsyncConnection,
+    org_id: str,
+    today: date,
+    where: DirectoryFilter,
+    *,
+    limit: int,
+    after: tuple[str, uuid.UUID] | None,
+) -> Sequence[sa.Row[Any]]:
+    """One page of the directory, ordered by (display_name, id); ``limit + 1`` rows.
+
+    Core rows (every ally column plus ``listed``), never ORM entities: the directory is the
+    hottest read, and building entities was a third of its CPU (bench/RESULTS.md, issue 6).
+    """
+    present = tuple(f.name for f in fields(where) if getattr(where, f.name) is not None)
+    query = _directory_statement(today, present, after is not None)
+    params: dict[str, Any] = {"org_id": org_id, "limit": limit + 1}
+    params.update({name: getattr(where, name) for name in present})
+    if where.q is not None:  # search_text is stored lower-cased; % and _ in q are literal
+        params["q"] = "%" + _escape_like(where.q) + "%"
+    if after is not None:
+        params["after_name"], params["after_id"] = after
+    return list((await connection.execute(query, params)).all())
+
+
+@lru_cache(maxsize=256)
+def _directory_statement(today: date, present: tuple[str, ...], keyset: bool) -> sa.Select[Any]:
+    """The statement for one combination of filters, built once (per day) and reused with
+    new bound values: no statement construction on the request path."""
+    listed = listed_clause(today, per_row=True)
+    query = sa.select(ALLIES, listed.label("listed")).where(
+        ALLIES.c.org_id == sa.bindparam("org_id")
+    )
+    query = query.where(listed if "status" not in present else ALLIES.c.status == _param("status"))
+    for name in present:
+        if name != "status":
+            query = query.where(_FILTERS[name]())
+    if keyset:
+        after = (_param("after_name"), sa.bindparam("after_id", type_=ALLIES.c.id.type))
+        query = query.where(sa.tuple_(ALLIES.c.display_name, ALLIES.c.id) > sa.tuple_(*after))
+    return query.order_by(ALLIES.c.display_name, ALLIES.c.id).limit(sa.bindparam("limit"))
+
+
+def _param(name: str) -> sa.BindParameter[str]:
+    return sa.bindparam(name, type_=sa.String())
+
+
+# Directory filters, by DirectoryFilter field; values are bound at execution.
+_FILTERS: dict[str, Any] = {
+    "language": lambda: json_array_contains(ALLIES.c.languages, _param("language")),
+    "topic": lambda: json_array_contains(ALLIES.c.topics, _param("topic")),
+    "location": lambda: sa.func.lower(ALLIES.c.location) == _param("location"),
+    "q": lambda: ALLIES.c.search_text.like(_param("q"), escape="/"),
+    "accepting": lambda: ALLIES.c.accepting == sa.bindparam("accepting", type_=sa.Boolean()),
+}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")

@@ -35,8 +35,8 @@ from allyapi.allies.schemas import (
     canonical_language,
     check_timezone,
 )
-from allyapi.allies.service import AllyRow, AllyService, managed_view, public_view
-from allyapi.core.database import Session
+from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
+from allyapi.core.database import Reader, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.openapi import problem_responses
@@ -94,7 +94,7 @@ async def volunteer_as_ally(
 @router.get("", summary="The ally directory (coordinators: any status)")
 async def list_allies(
     actor: EmployeeOrCoordinatorActor,
-    session: Session,
+    reader: Reader,
     limit: Limit = 20,
     cursor: Cursor = None,
     language: LanguageQuery = None,
@@ -117,8 +117,8 @@ async def list_allies(
         q=q.lower() if q else None,
         accepting=accepting,
     )
-    return await AllyService(session).directory(
-        actor.org, where, coordinator=actor.is_coordinator, limit=limit, cursor=cursor
+    return await directory(
+        reader, actor.org, where, coordinator=actor.is_coordinator, limit=limit, cursor=cursor
     )
 
 

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.allies.repository import AllyRepository, DirectoryFilter, SuggestionQuery
+from allyapi.allies.repository import (
+    AllyRepository,
+    DirectoryFilter,
+    SuggestionQuery,
+    directory_page,
+)
 from allyapi.allies.schemas import (
     AllyCoordinatorView,
     AllyCreate,
@@ -51,14 +57,44 @@ AllyRow = tuple[Ally, bool]  # the ally and whether it is listed today
 V = TypeVar("V", bound=AllyCoordinatorView)
 
 
-def managed_view(ally: Ally, listed: bool, schema: type[V]) -> V:
+def managed_view(ally: Ally | sa.Row[Any], listed: bool, schema: type[V]) -> V:
     """The coordinator's or the ally's own view; ``listed`` comes from SQL, not the row."""
     fields = {name: getattr(ally, name) for name in schema.model_fields if name != "listed"}
     return schema.model_validate({**fields, "listed": listed})
 
 
-def public_view(ally: Ally) -> AllyPublic:
+def public_view(ally: Ally | sa.Row[Any]) -> AllyPublic:
     return AllyPublic.model_validate(ally)
+
+
+async def directory(
+    reader: AsyncConnection,
+    org_id: str,
+    where: DirectoryFilter,
+    *,
+    coordinator: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
+    """Listed allies for everyone; coordinators may ask for any ``status`` instead.
+
+    One Core statement on an autocommit connection (see ``directory_page``).
+    """
+    if where.status is not None and not coordinator:
+        raise Forbidden("only coordinators may filter the directory by status")
+    rows = await directory_page(reader, org_id, today(), where, limit=limit, after=_after(cursor))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(last.display_name, last.id)
+    if coordinator:
+        return Page[AllyCoordinatorView](
+            items=[managed_view(row, row.listed, AllyCoordinatorView) for row in rows[:limit]],
+            next_cursor=next_cursor,
+        )
+    return Page[AllyPublic](
+        items=[public_view(row) for row in rows[:limit]], next_cursor=next_cursor
+    )
 
 
 def _refresh_derived(ally: Ally) -> None:
@@ -147,35 +183,6 @@ class AllyService:
         ally.updated_at = utcnow()
         await self.session.flush()
         return ally, await self.repo.is_listed(org_id, ally.id, today())
-
-    async def directory(
-        self,
-        org_id: str,
-        where: DirectoryFilter,
-        *,
-        coordinator: bool,
-        limit: int,
-        cursor: str | None,
-    ) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
-        """Listed allies for everyone; coordinators may ask for any ``status`` instead."""
-        if where.status is not None and not coordinator:
-            raise Forbidden("only coordinators may filter the directory by status")
-        rows = await self.repo.page(org_id, today(), where, limit=limit, after=_after(cursor))
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1][0]
-            next_cursor = encode_cursor(last.display_name, last.id)
-        if coordinator:
-            return Page[AllyCoordinatorView](
-                items=[
-                    managed_view(ally, listed, AllyCoordinatorView) for ally, listed in rows[:limit]
-                ],
-                next_cursor=next_cursor,
-            )
-        return Page[AllyPublic](
-            items=[public_view(ally) for ally, _ in rows[:limit]],
-            next_cursor=next_cursor,
-        )
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
         """Ranked matches, best first. Only listed allies with free capacity

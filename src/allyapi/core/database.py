@@ -7,19 +7,23 @@ handler returns and rolled back on any error: the only commit point of a request
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_
 
 from allyapi.core.settings import Settings
 
@@ -60,6 +64,42 @@ def _sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# A connection idle longer than this is pinged before use; a busier one is not (see below).
+PING_AFTER_IDLE_SECONDS = 10.0
+_CHECKED_IN_AT = "allyapi_checked_in_at"
+
+
+def _note_checkin(_: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _check_alive(dbapi_conn: Any, record: ConnectionPoolEntry, _: PoolProxiedConnection) -> None:
+    """Replaces ``pool_pre_ping``, which cost three round trips (BEGIN, ``;``, ROLLBACK) on
+    every checkout: about 15 % of the hot paths' throughput (bench/RESULTS.md, issue 6).
+
+    - A connection the server closed (restart, ``pg_terminate_backend``, idle timeout) is
+      known to asyncpg without a round trip: the server's goodbye and the EOF reached the
+      event loop, and ``is_closed()`` says so. Checked on every checkout, for free.
+    - A connection idle for more than ``PING_AFTER_IDLE_SECONDS`` may have been dropped
+      silently on the way (a NAT or firewall forgetting it sends no EOF): it gets one
+      ``;`` (one round trip, no transaction), which is when a ping is worth its cost.
+
+    Raising ``DisconnectionError`` makes the pool discard the connection and check out
+    another (SQLAlchemy's documented "pessimistic disconnect handling" hook), so the request
+    never sees the dead one. Connections that die *while in use* fail that request with a
+    503 (core/dbfaults.py), as before.
+    """
+    driver = dbapi_conn.driver_connection
+    if driver.is_closed():
+        raise DisconnectionError("connection closed by the server")
+    checked_in = record.info.get(_CHECKED_IN_AT)  # None: connected just now
+    if checked_in is not None and time.monotonic() - checked_in > PING_AFTER_IDLE_SECONDS:
+        try:
+            await_(driver.fetchrow(";"))
+        except Exception as exc:
+            raise DisconnectionError("connection failed its ping") from exc
+
+
 def make_engine(url: str, *, pool_size: int = 10, immediate: bool = False) -> AsyncEngine:
     """``immediate`` (SQLite only): every transaction takes the write lock at BEGIN."""
     if is_sqlite(url):
@@ -69,14 +109,16 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = False) -> As
             event.listen(engine.sync_engine, "connect", _sqlite_manual_begin)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 15},
     )
+    event.listen(engine.sync_engine, "checkin", _note_checkin)
+    event.listen(engine.sync_engine, "checkout", _check_alive)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -94,6 +136,10 @@ class Database:
             make_engine(self.url, immediate=True) if is_sqlite(self.url) else self.engine
         )
         self.sessionmaker = make_sessionmaker(self.session_engine)
+        # One statement, no transaction around it: a single-statement read or an atomic
+        # upsert costs one round trip instead of three (BEGIN, statement, COMMIT). Same pool;
+        # the isolation level is set on checkout and reset on checkin, in Python only.
+        self.autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def dialect(self) -> str:
@@ -136,3 +182,19 @@ async def _rollback_quietly(session: AsyncSession) -> None:
 
 # scope="function": commit before the response is sent, so a 2xx always means "stored".
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def get_reader(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A Core connection in autocommit for routes that run exactly one read statement.
+
+    One statement is its own consistent snapshot, so nothing is lost without a transaction;
+    what is saved is the BEGIN and COMMIT round trips and the ORM session (issue 6). A route
+    that reads twice, or writes, takes a ``Session``.
+    """
+    database: Database = request.app.state.database
+    async with database.autocommit.connect() as connection:
+        yield connection
+
+
+# scope="function": the connection goes back to the pool before the response is sent.
+Reader = Annotated[AsyncConnection, Depends(get_reader, scope="function")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
@@ -72,9 +72,14 @@ class json_array_contains(ColumnElement[bool]):
         ("value", InternalTraversal.dp_clauseelement),
     ]
 
-    def __init__(self, column: Any, value: str) -> None:
+    def __init__(self, column: Any, value: str | sa.BindParameter[str]) -> None:
+        """``value``: the element to look for, or a named bind parameter (prepared statements)."""
         self.column = column
-        self.value = sa.bindparam(None, value, type_=sa.String())
+        self.value = (
+            value
+            if isinstance(value, sa.BindParameter)
+            else sa.bindparam(None, value, type_=sa.String())
+        )
 
 
 @compiles(json_array_contains, "postgresql")
@@ -88,6 +93,11 @@ def _contains_default(element: json_array_contains, compiler: Any, **kw: Any) ->
     value = compiler.process(element.value, **kw)
     column = compiler.process(element.column, **kw)
     return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})"  # noqa: S608
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a table model, typed (SQLModel does not declare ``__table__``)."""
+    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
 
 
 def json_column(**kw: Any) -> Any:

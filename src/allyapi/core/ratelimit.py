@@ -1,8 +1,8 @@
 """Per-caller write rate limit, counted in the database so every process shares it (SPEC §5).
 
 A fixed one-minute window per caller: one atomic upsert-increment per write request
-(``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, PostgreSQL and SQLite ≥ 3.35 alike), in its
-own short transaction so the count stands even when the request itself fails or is refused,
+(``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, PostgreSQL and SQLite ≥ 3.35 alike), in
+autocommit so the count stands even when the request itself fails or is refused,
 and no row lock is held while the request runs. Over the limit: 429 with ``Retry-After``.
 Every counted response carries the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
 ``RateLimit-Policy: "writes";q=120;w=60`` and ``RateLimit: "writes";r=<left>;t=<seconds>``.
@@ -67,15 +67,18 @@ def headers_for(limit: int, used: int, reset_in: int) -> dict[str, str]:
 
 
 async def count_write(database: Database, key: str, now: float) -> tuple[int, int]:
-    """Add one write to the caller's current window; (count so far, seconds to reset)."""
+    """Add one write to the caller's current window; (count so far, seconds to reset).
+
+    The upsert runs in autocommit: one atomic statement, one round trip, committed at once
+    (not with the request, so refused and failed requests count too).
+    """
     window = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
-    async with database.sessionmaker() as session:
+    async with database.autocommit.connect() as connection:
         count = int(
-            (await session.execute(_INCREMENT, {"key": key, "window": window})).scalar_one()
+            (await connection.execute(_INCREMENT, {"key": key, "window": window})).scalar_one()
         )
         if count == 1:
-            await session.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
-        await session.commit()
+            await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
     return count, max(window + WINDOW_SECONDS - int(now), 1)
 
 

@@ -16,17 +16,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import SQLModel
 
 from allyapi.core.crypto import Cipher, DecryptionError, aad_for
-
-
-def table_of(model: type[SQLModel]) -> sa.Table:
-    return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
