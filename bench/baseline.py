@@ -54,7 +54,7 @@ PUBLIC = (
     "allies.location, allies.timezone, allies.languages, allies.topics, allies.bio, "
     "allies.contact_channels, allies.availability, allies.accepting"
 )
-# Our app selects every column of the row (the ORM loads the entity); so does the baseline.
+# The create's answer loads the ally entity (every column) for its public profile.
 ALL_COLUMNS = PUBLIC + (
     ", allies.version, allies.org_id, allies.created_at, allies.updated_at, allies.subject_ref, "
     "allies.status, allies.max_open_requests, allies.open_requests, allies.search_text, "
@@ -62,11 +62,12 @@ ALL_COLUMNS = PUBLIC + (
 )
 # The directory's listed clause has a planner fence in its inner EXISTS (allies/listing.py).
 LISTED_PAGE = LISTED.replace("$1::DATE)))))", "$1::DATE) LIMIT ALL OFFSET 0))))")
-DIRECTORY = f"""SELECT {ALL_COLUMNS}, {LISTED_PAGE} AS listed FROM allies
+# An employee's page selects exactly the public profile's columns (allies/service.py).
+DIRECTORY = f"""SELECT {PUBLIC} FROM allies
 WHERE allies.org_id = $2 AND {LISTED_PAGE}
   AND (allies.languages @> CAST(jsonb_build_array($3::VARCHAR) AS JSONB))
 ORDER BY allies.display_name, allies.id LIMIT $4"""
-DIRECTORY_ALL = f"""SELECT {ALL_COLUMNS}, {LISTED_PAGE} AS listed FROM allies
+DIRECTORY_ALL = f"""SELECT {PUBLIC} FROM allies
 WHERE allies.org_id = $2 AND {LISTED_PAGE}
 ORDER BY allies.display_name, allies.id LIMIT $3"""
 RATE = (

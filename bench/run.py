@@ -203,8 +203,9 @@ async def main_async(args: argparse.Namespace, opts: Options) -> int:
         rows = [(best[(name, "ours")], best[(name, "baseline")]) for name in names]
         rows += [(best[(name, "baseline")], None) for name in names]
         table("Maximum rate (closed loop)", rows)
-        await half_rate([ours, base], [directory, create], opts, best)
-        await scaling(settings, ours, deep_cursor, opts)
+        if not args.max_only:
+            await half_rate([ours, base], [directory, create], opts, best)
+            await scaling(settings, ours, deep_cursor, opts)
         peaks = [
             f"{s.name} {s.peak_rss_mb():.0f} MB after {s.served:,} requests" for s in (ours, base)
         ]
@@ -224,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--loader", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--smoke", action="store_true", help="seed tiny data; sub-second loads")
+    parser.add_argument(
+        "--max-only", action="store_true", help="only the maximum rates (quick A/B while tuning)"
+    )
     args = parser.parse_args(argv)
     if args.smoke:
         seed.main(["--smoke"])

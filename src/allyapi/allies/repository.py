@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
@@ -152,37 +153,42 @@ def _last_when(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 async def directory_page(
     connection: AsyncConnection,
+    fields: tuple[str, ...],
     org_id: str,
     today: date,
     where: DirectoryFilter,
     *,
     limit: int,
     after: tuple[str, uuid.UUID] | None,
-) -> Sequence[sa.Row[Any]]:
-    """One page of the directory, ordered by (display_name, id); ``limit + 1`` rows.
+) -> list[dict[str, Any]]:
+    """One page of the directory as dicts of ``fields``, ordered by (display_name, id);
+    ``limit + 1`` rows.
 
-    Core rows (every ally column plus ``listed``), never ORM entities: the directory is the
-    hottest read, and building entities was a third of its CPU (bench/RESULTS.md, issue 6).
+    ``fields`` are ally columns, or ``listed`` (computed). Core rows of exactly those columns,
+    never ORM entities: the directory is the hottest read, and building entities was a third
+    of its CPU (bench/RESULTS.md, issue 6).
     """
-    present = tuple(f.name for f in fields(where) if getattr(where, f.name) is not None)
-    query = _directory_statement(today, present, after is not None)
+    present = tuple(f.name for f in dataclass_fields(where) if getattr(where, f.name) is not None)
+    query = _directory_statement(fields, today, present, after is not None)
     params: dict[str, Any] = {"org_id": org_id, "limit": limit + 1}
     params.update({name: getattr(where, name) for name in present})
     if where.q is not None:  # search_text is stored lower-cased; % and _ in q are literal
         params["q"] = "%" + _escape_like(where.q) + "%"
     if after is not None:
         params["after_name"], params["after_id"] = after
-    return list((await connection.execute(query, params)).all())
+    result = await connection.execute(query, params)
+    return [dict(zip(fields, row, strict=True)) for row in result]
 
 
 @lru_cache(maxsize=256)
-def _directory_statement(today: date, present: tuple[str, ...], keyset: bool) -> sa.Select[Any]:
-    """The statement for one combination of filters, built once (per day) and reused with
-    new bound values: no statement construction on the request path."""
+def _directory_statement(
+    fields: tuple[str, ...], today: date, present: tuple[str, ...], keyset: bool
+) -> sa.Select[Any]:
+    """The statement for one combination of columns and filters, built once (per day) and
+    reused with new bound values: no statement construction on the request path."""
     listed = listed_clause(today, per_row=True)
-    query = sa.select(ALLIES, listed.label("listed")).where(
-        ALLIES.c.org_id == sa.bindparam("org_id")
-    )
+    columns = [listed if name == "listed" else ALLIES.c[name] for name in fields]
+    query = sa.select(*columns).where(ALLIES.c.org_id == sa.bindparam("org_id"))
     query = query.where(listed if "status" not in present else ALLIES.c.status == _param("status"))
     for name in present:
         if name != "status":

@@ -82,19 +82,24 @@ async def directory(
     """
     if where.status is not None and not coordinator:
         raise Forbidden("only coordinators may filter the directory by status")
-    rows = await directory_page(reader, org_id, today(), where, limit=limit, after=_after(cursor))
+    schema = AllyCoordinatorView if coordinator else AllyPublic
+    fields = _SCHEMA_FIELDS[schema]
+    rows = await directory_page(
+        reader, fields, org_id, today(), where, limit=limit, after=_after(cursor)
+    )
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
-        next_cursor = encode_cursor(last.display_name, last.id)
-    if coordinator:
-        return Page[AllyCoordinatorView](
-            items=[managed_view(row, row.listed, AllyCoordinatorView) for row in rows[:limit]],
-            next_cursor=next_cursor,
-        )
-    return Page[AllyPublic](
-        items=[public_view(row) for row in rows[:limit]], next_cursor=next_cursor
-    )
+        next_cursor = encode_cursor(last["display_name"], last["id"])
+    # The whole page validated in one call from plain dicts: pydantic-core's fast path.
+    page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
+    return page_type.model_validate({"items": rows[:limit], "next_cursor": next_cursor})
+
+
+# The columns each directory view selects: exactly its fields (``listed`` is computed).
+_SCHEMA_FIELDS = {
+    schema: tuple(schema.model_fields) for schema in (AllyPublic, AllyCoordinatorView)
+}
 
 
 def _refresh_derived(ally: Ally) -> None:

@@ -11,14 +11,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from allyapi.allies.listing import listed_clause, missing_required_training
+from allyapi.allies.listing import ALLIES, listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.schemas import AllyPublic
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -26,11 +29,15 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
-from allyapi.core.upsert import insert_ignoring_conflict
+from allyapi.core.models import table_of
+from allyapi.core.upsert import dialect_insert
 from allyapi.feedback.models import RequestFeedback
 from allyapi.resources.models import Resource
 
 Keyset = tuple[datetime, uuid.UUID]
+LOADS = table_of(RequesterLoad)
+REQUESTS = table_of(ContactRequest)
+PUBLIC_PROFILE = tuple(AllyPublic.model_fields)  # the columns a claim returns
 
 
 class ContactRequestRepository:
@@ -133,21 +140,16 @@ class ContactRequestRepository:
 
     # Counters -------------------------------------------------------------------------------
 
-    async def claim_ally_slot(self, org_id: str, ally_id: uuid.UUID, today: date) -> bool:
-        """One more open request for a listed ally with free capacity; False if none is left."""
-        load = col(Ally.open_requests)
+    async def claim_ally_slot(
+        self, org_id: str, ally_id: uuid.UUID, today: date
+    ) -> dict[str, Any] | None:
+        """One more open request for a listed ally with free capacity: the ally's public
+        profile (one statement: ``UPDATE ... RETURNING``), or None if no slot was left."""
         result = await self.session.execute(
-            sa.update(Ally)
-            .where(
-                col(Ally.org_id) == org_id,
-                col(Ally.id) == ally_id,
-                load < col(Ally.max_open_requests),
-                listed_clause(today),
-            )
-            .values(open_requests=load + 1)
-            .execution_options(synchronize_session=False)
+            _ally_slot_statement(today), {"slot_org": org_id, "slot_ally": ally_id}
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        row = result.first()
+        return None if row is None else dict(zip(PUBLIC_PROFILE, row, strict=True))
 
     async def release_ally_slot(self, org_id: str, ally_id: uuid.UUID) -> None:
         load = col(Ally.open_requests)
@@ -159,23 +161,18 @@ class ContactRequestRepository:
         )
 
     async def claim_requester_slot(self, org_id: str, requester_ref: str, cap: int) -> bool:
-        await insert_ignoring_conflict(
-            self.session,
-            RequesterLoad,
-            {"org_id": org_id, "requester_ref": requester_ref, "open_requests": 0},
-        )
-        load = col(RequesterLoad.open_requests)
+        """One more open request for this requester unless ``cap`` are open: one upsert
+        (``ON CONFLICT DO UPDATE ... WHERE open_requests < cap RETURNING``)."""
+        dialect = self.session.get_bind().dialect.name
         result = await self.session.execute(
-            sa.update(RequesterLoad)
-            .where(
-                col(RequesterLoad.org_id) == org_id,
-                col(RequesterLoad.requester_ref) == requester_ref,
-                load < cap,
-            )
-            .values(open_requests=load + 1)
-            .execution_options(synchronize_session=False)
+            _requester_slot_statement(dialect),
+            {"org_id": org_id, "requester_ref": requester_ref, "cap": cap},
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return result.first() is not None
+
+    async def insert_request(self, values: dict[str, Any]) -> None:
+        """A new request row, without building an ORM entity (the create hot path)."""
+        await self.session.execute(REQUESTS.insert(), values)
 
     async def release_requester_slot(self, org_id: str, requester_ref: str) -> None:
         load = col(RequesterLoad.open_requests)
@@ -240,3 +237,38 @@ class ContactRequestRepository:
             col(Resource.org_id) == org_id, col(Resource.id).in_(list(ids))
         )
         return set((await self.session.execute(query)).scalars())
+
+
+# Statements of the create path, built once (per dialect, or per day for *listed*) with every
+# value a bound parameter: no statement construction per request (issue 6).
+
+
+@lru_cache(maxsize=4)
+def _ally_slot_statement(today: date) -> Any:
+    load = ALLIES.c.open_requests
+    return (
+        sa.update(ALLIES)
+        .where(
+            # Not named after columns: an UPDATE reserves those names for its SET values.
+            ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
+            ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
+            load < ALLIES.c.max_open_requests,
+            listed_clause(today),
+        )
+        .values(open_requests=load + 1)
+        .returning(*(ALLIES.c[name] for name in PUBLIC_PROFILE))
+    )
+
+
+@lru_cache(maxsize=4)
+def _requester_slot_statement(dialect: str) -> Any:
+    insert = dialect_insert(dialect, LOADS).values(
+        org_id=sa.bindparam("org_id", type_=sa.String()),
+        requester_ref=sa.bindparam("requester_ref", type_=sa.String()),
+        open_requests=1,
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[LOADS.c.org_id, LOADS.c.requester_ref],
+        set_={"open_requests": LOADS.c.open_requests + 1},
+        where=LOADS.c.open_requests < sa.bindparam("cap", type_=sa.Integer()),
+    ).returning(LOADS.c.open_requests)

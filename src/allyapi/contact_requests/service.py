@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -43,7 +43,7 @@ from allyapi.contact_requests.schemas import (
     ContactRequestRequesterView,
     Urgency,
 )
-from allyapi.contact_requests.views import Views
+from allyapi.contact_requests.views import NewRequest, Views
 from allyapi.core.crypto import Cipher
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
@@ -125,68 +125,78 @@ class ContactRequestService:
     async def create(
         self, person: Person, body: ContactRequestCreate, idempotency_key: str | None
     ) -> Created:
-        scope = None
+        request_id = uuid.uuid4()  # first: the key's claim and the seals are bound to it
         if idempotency_key is not None:
             scope = IdempotencyScope(
                 person.org, person.idempotency_ref, idempotency_key, CREATE_OPERATION,
                 body_hash(body, self.settings.pseudonym_key_bytes),
             )  # fmt: skip
-            replay = await Idempotency(self.session).claim(scope)
+            replay = await Idempotency(self.session).claim(scope, resource=(request_id, 201))
             if replay is not None:
                 request = await self.repo.get(person.org, replay.resource_id)
                 if request is None:
                     raise NotFound("the request created with this Idempotency-Key was erased")
                 view = await self.requester_view(request, person)
                 return Created(view, replay.status_code, replayed=True)
-        request = await self._create(person, body)
-        if scope is not None:
-            await Idempotency(self.session).remember(scope, request.id, 201)
-        return Created(await self.requester_view(request, person), 201, replayed=False)
+        new, ally = await self._create(person, body, request_id)
+        resources = await self._urgent_resources(new.urgency, new.org_id, person)
+        return Created(self.views.for_requester(new, ally, resources), 201, replayed=False)
 
-    async def _create(self, person: Person, body: ContactRequestCreate) -> ContactRequest:
+    async def _create(
+        self, person: Person, body: ContactRequestCreate, request_id: uuid.UUID
+    ) -> tuple[NewRequest, Ally | dict[str, Any]]:
+        """The hot path (issue 6): conditional statements that each decide one rule, in this
+        order, and reads only on the way to an error. Every refusal rolls the whole
+        transaction back (the requester slot and the key's claim included)."""
         on, now = today(), utcnow()
-        if body.ally_id is not None and not await self.repo.is_reachable(
-            person.org, body.ally_id, on
-        ):
-            raise NotFound("ally not found")
         cap = self.settings.max_open_requests
         if not await self.repo.claim_requester_slot(person.org, person.requester_ref, cap):
+            await self._reachable_or_404(person, body, on)  # an unknown ally is a 404 first
             raise TooManyRequests(
                 f"at most {cap} open requests at a time: cancel or close one first",
                 retry_after=REQUESTER_CAP_RETRY_AFTER,
             )
-        ally_id = await self._assign(person, body)
-        request = ContactRequest(
-            id=uuid.uuid4(),  # before sealing: the ciphertexts are bound to the row id
+        ally_id, ally = await self._assign(person, body)
+        new = NewRequest(
+            id=request_id,
             org_id=person.org,
-            requester_ref=person.requester_ref,
             ally_id=ally_id,
             topic=body.topic,
             urgency=body.urgency,
             language=body.language,
             preferred_channel=body.preferred_channel,
             anonymous=body.anonymous,
-            expires_at=now + timedelta(hours=self.settings.response_window_hours),
             created_at=now,
-            updated_at=now,
+            expires_at=now + timedelta(hours=self.settings.response_window_hours),
+            message_sealed=self.views.seal_new(request_id, "message", body.message),
+            contact_detail_sealed=self.views.seal_new(
+                request_id, "contact_detail", body.contact_detail
+            ),
+            alias_sealed=self.views.seal_new(request_id, "alias", body.alias),
         )
-        request.message_sealed = self.views.seal(request, "message", body.message)
-        request.contact_detail_sealed = self.views.seal(
-            request, "contact_detail", body.contact_detail
-        )
-        request.alias_sealed = self.views.seal(request, "alias", body.alias)
-        self.repo.add(request)
-        await self.session.flush()
-        await contact_request_assigned(self.session, person.org, request.id, ally_id)
-        return request
+        await self.repo.insert_request(new.row(person.requester_ref))
+        await contact_request_assigned(self.session, person.org, request_id, ally_id)
+        return new, ally
 
-    async def _assign(self, person: Person, body: ContactRequestCreate) -> uuid.UUID:
-        """The ally whose slot this transaction took; 409 when none can take it."""
+    async def _reachable_or_404(self, person: Person, body: ContactRequestCreate, on: date) -> None:
+        """A named ally that is unknown, of another org, paused, retired or untrained: 404."""
+        if body.ally_id is not None and not await self.repo.is_reachable(
+            person.org, body.ally_id, on
+        ):
+            raise NotFound("ally not found")
+
+    async def _assign(
+        self, person: Person, body: ContactRequestCreate
+    ) -> tuple[uuid.UUID, Ally | dict[str, Any]]:
+        """The ally whose slot this transaction took, with its public profile; 409 when none
+        can take it."""
         on, matcher = today(), Matcher(self.session)
         wanted = Wanted(body.topic, body.language, department_key(person.department))
         if body.ally_id is not None:
-            if await self.repo.claim_ally_slot(person.org, body.ally_id, on):
-                return body.ally_id
+            profile = await self.repo.claim_ally_slot(person.org, body.ally_id, on)
+            if profile is not None:
+                return body.ally_id, profile
+            await self._reachable_or_404(person, body, on)
             others = Wanted(wanted.topic, wanted.language, wanted.avoid_department, {body.ally_id})
             alternatives = await matcher.alternatives(person.org, on, others)
             raise AllyUnavailable(
@@ -202,7 +212,17 @@ class ContactRequestService:
                 "no listed ally has room right now; these services can help meanwhile",
                 extensions={"resources": [_resource(r) for r in resources]},
             )
-        return ally.id
+        return ally.id, ally
+
+    async def _urgent_resources(
+        self, urgency: str, org_id: str, person: Person
+    ) -> Sequence[Resource] | None:
+        """Crisis and professional help shown with a high-urgency request (reader's country)."""
+        if urgency != Urgency.high:
+            return None
+        return await ResourceRepository(self.session).for_signposting(
+            org_id, person.country, URGENT_CATEGORIES
+        )
 
     # Reads --------------------------------------------------------------------------------
 
@@ -212,11 +232,7 @@ class ContactRequestService:
         ally = None
         if request.ally_id is not None:
             ally = await self.repo.ally(request.org_id, request.ally_id)
-        resources: Sequence[Resource] | None = None
-        if request.urgency == Urgency.high:
-            resources = await ResourceRepository(self.session).for_signposting(
-                request.org_id, person.country, URGENT_CATEGORIES
-            )
+        resources = await self._urgent_resources(request.urgency, request.org_id, person)
         return self.views.for_requester(request, ally, resources)
 
     async def ally_view(self, access: RequestAccess) -> ContactRequestAllyView:

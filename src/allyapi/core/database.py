@@ -109,10 +109,15 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = False) -> As
             event.listen(engine.sync_engine, "connect", _sqlite_manual_begin)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
+    # No overflow: an overflow connection is opened for a burst and closed on its return,
+    # so a steady load just above pool_size opened and closed a PostgreSQL connection (TLS
+    # probe, auth, backend fork) on most requests: the bench measured it. ``pool_size``
+    # connections stay open; a request beyond them waits for one (up to pool_timeout, then
+    # 503 + Retry-After).
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=0,
         pool_timeout=5,
         connect_args={"timeout": 5, "command_timeout": 15},
     )

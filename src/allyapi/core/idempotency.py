@@ -8,10 +8,14 @@ How a create uses it (in the same transaction as the create itself)::
     resource = <create>
     await Idempotency(session).remember(scope, resource.id, 201)
 
-``claim`` inserts the key with ``ON CONFLICT DO NOTHING``. The primary key serialises racing
-processes: on PostgreSQL a second insert of the same key waits for the first transaction, then
-does nothing and reads the committed row (a replay); if the first rolled back (the create
-failed), the second insert succeeds and creates. So only successful creates are remembered:
+(or, when the create chooses its id first, ``claim(scope, resource=(id, 201))`` and no
+``remember``: one statement instead of three, on the contact-request hot path.)
+
+``claim`` inserts the key with ``ON CONFLICT DO UPDATE ... WHERE`` the stored key has expired.
+The primary key serialises racing processes: on PostgreSQL a second insert of the same key
+waits for the first transaction, then finds it unexpired, changes nothing and reads the
+committed row (a replay); if the first rolled back (the create failed), the second insert
+succeeds and creates. So only successful creates are remembered:
 a 409 or a 429 is not replayed, and retrying after it tries again (the client's intent).
 
 Same key + same body (sha256 of the canonical JSON of the *validated* body) → the same status
@@ -28,7 +32,8 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from functools import lru_cache
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import Header
@@ -37,8 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
 from allyapi.core.errors import Conflict, InvalidInput
-from allyapi.core.models import ORG_ID_MAX, utc_column, utcnow
-from allyapi.core.upsert import insert_ignoring_conflict
+from allyapi.core.models import ORG_ID_MAX, table_of, utc_column, utcnow
+from allyapi.core.upsert import dialect_insert
 
 KEY_TTL = timedelta(hours=24)
 
@@ -121,28 +126,40 @@ class Idempotency:
             col(IdempotencyKey.key) == scope.key,
         )
 
-    async def claim(self, scope: IdempotencyScope, now: datetime | None = None) -> Replay | None:
-        """None: the key is new and now ours (create, then ``remember``); else what to replay."""
+    async def claim(
+        self,
+        scope: IdempotencyScope,
+        now: datetime | None = None,
+        *,
+        resource: tuple[uuid.UUID, int] | None = None,
+    ) -> Replay | None:
+        """None: the key is new (or had expired) and is now ours; else what to replay.
+
+        ``resource``: the id and status the create *will* answer, stored with the claim so no
+        ``remember`` is needed (the create picks its id before claiming). The claim commits
+        or rolls back with the create either way.
+
+        One statement: insert the key, or take over an expired one (``ON CONFLICT DO UPDATE
+        ... WHERE expires_at <= now``); a row comes back only when the key is ours.
+        """
         now = now or utcnow()
-        await self.session.execute(
-            sa.delete(IdempotencyKey).where(
-                self._this_key(scope), col(IdempotencyKey.expires_at) <= now
-            )
-        )
-        inserted = await insert_ignoring_conflict(
-            self.session,
-            IdempotencyKey,
+        resource_id, status_code = resource if resource is not None else (None, None)
+        dialect = self.session.get_bind().dialect.name
+        claimed = await self.session.execute(
+            _claim_statement(dialect),
             {
                 "org_id": scope.org_id,
                 "caller_ref": scope.caller_ref,
                 "key": scope.key,
                 "operation": scope.operation,
                 "request_hash": scope.request_hash,
+                "resource_id": resource_id,
+                "status_code": status_code,
                 "created_at": now,
                 "expires_at": now + KEY_TTL,
             },
         )
-        if inserted:
+        if claimed.first() is not None:
             return None
         stored = (
             await self.session.execute(sa.select(IdempotencyKey).where(self._this_key(scope)))
@@ -164,4 +181,29 @@ class Idempotency:
             sa.update(IdempotencyKey)
             .where(self._this_key(scope))
             .values(resource_id=resource_id, status_code=status_code)
+            .execution_options(synchronize_session=False)
         )
+
+
+_TAKEN_OVER = (
+    "operation",
+    "request_hash",
+    "resource_id",
+    "status_code",
+    "created_at",
+    "expires_at",
+)
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> Any:
+    """Built once per dialect; every value is a bound parameter."""
+    keys = table_of(IdempotencyKey)
+    insert = dialect_insert(dialect, keys).values(
+        {column.name: sa.bindparam(column.name, type_=column.type) for column in keys.c}
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[keys.c.org_id, keys.c.caller_ref, keys.c.key],
+        set_={name: insert.excluded[name] for name in _TAKEN_OVER},
+        where=keys.c.expires_at <= insert.excluded.created_at,
+    ).returning(keys.c.key)

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
+
+Insert = postgresql.Insert | sqlite.Insert
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Insert:
+    """An INSERT that knows ``ON CONFLICT`` (and ``excluded``) for ``dialect``."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
 async def insert_ignoring_conflict(
@@ -20,8 +28,6 @@ async def insert_ignoring_conflict(
     """Insert one row unless its key exists; True when this call inserted it."""
     dialect = session.get_bind().dialect.name
     table = model.__table__  # type: ignore[attr-defined]
-    statement = (
-        postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    ).on_conflict_do_nothing()
+    statement = dialect_insert(dialect, table).on_conflict_do_nothing()
     result = await session.execute(statement.values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -40,6 +40,15 @@ ALLOWED_DATA: dict[str, frozenset[str]] = {
 assert set(ALLOWED_DATA) == set(EVENT_TYPES)
 
 
+# Built once: this lookup runs in every create's transaction (issue 6).
+_SUBSCRIBERS = sa.select(col(WebhookSubscription.id)).where(
+    col(WebhookSubscription.org_id) == sa.bindparam("org_id", type_=sa.String()),
+    json_array_contains(
+        col(WebhookSubscription.events), sa.bindparam("event_type", type_=sa.String())
+    ),
+)
+
+
 def payload(
     event_id: uuid.UUID, event_type: str, org_id: str, data: dict[str, Any], at: datetime
 ) -> str:
@@ -64,12 +73,7 @@ async def enqueue(
     if extra:
         raise ValueError(f"{event_type} may not carry {sorted(extra)}")
     subscriptions = list(
-        await session.scalars(
-            sa.select(col(WebhookSubscription.id)).where(
-                col(WebhookSubscription.org_id) == org_id,
-                json_array_contains(col(WebhookSubscription.events), event_type),
-            )
-        )
+        await session.scalars(_SUBSCRIBERS, {"org_id": org_id, "event_type": event_type})
     )
     if not subscriptions:
         return None
