@@ -12,6 +12,12 @@ python-jose is used only as a signature/claim primitive. The rules that matter a
   (``crit``) is refused outright: keys come from configuration only, never from the token.
 Every failure is the same ``Unauthorized`` with a generic detail: no claim value is echoed.
 
+A token that verified is remembered (``VerifiedCache``) for at most ``CACHE_SECONDS`` and never
+past its ``exp``: the same bearer token on the next request skips parsing and the signature
+check (a fifth of the directory's CPU, issue 6). Only successes are cached, keyed by a hash of
+the exact token string, so any altered token is verified afresh; a key removed from a JWKS
+stops being accepted within ``CACHE_SECONDS``.
+
 Identity providers (``ALLYAPI_OIDC_ISSUERS``) verify with a static PEM or keys from a JWKS
 URL (core/jwks.py: cached, fetched asynchronously, refreshed on an unknown ``kid`` at most
 once a minute). ``verify_async`` is what requests use (it may fetch keys); ``verify`` uses
@@ -21,7 +27,9 @@ roles or groups, and how groups translate to our roles.
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +49,8 @@ DEV_ALGORITHMS = ["HS256"]
 # RFC 7515: keys named by the token itself (attacker-controlled) and extensions we do not
 # implement (``crit`` must then be rejected). ``kid`` and ``x5t`` only pick among our own keys.
 REFUSED_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+CACHE_SECONDS = 60.0
+CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class Principal:
     country: str | None = None
     department: str | None = None
     locale: str | None = None
+    # exp + leeway: when this principal stops being valid (the verified-token cache's limit).
+    expires_at: float = 0.0
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -74,8 +86,38 @@ class Issuer:
     role_map: Mapping[str, str] | None = None
 
 
+class VerifiedCache:
+    """Tokens that verified: sha256(token) → (usable until, principal); LRU, bounded."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self.entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, key: bytes, now: float) -> Principal | None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return None
+        until, principal = entry
+        if now >= until:
+            del self.entries[key]
+            return None
+        self.entries.move_to_end(key)
+        return principal
+
+    def put(self, key: bytes, principal: Principal, until: float) -> None:
+        self.entries[key] = (until, principal)
+        self.entries.move_to_end(key)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
+        self.verified = VerifiedCache()
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
         self.issuers: dict[str, Issuer] = {}
@@ -107,10 +149,18 @@ class TokenVerifier:
         return self._decode_jwk(token, issuer, issuer.jwks.cached(_kid(header)))
 
     async def verify_async(self, token: str) -> Principal:
+        key, now = VerifiedCache.key(token), time.time()
+        cached = self.verified.get(key, now)
+        if cached is not None:
+            return cached
         header, issuer = self._select(token)
         if issuer.jwks is None:
-            return self._decode(token, issuer, issuer.key, issuer.algorithms)
-        return self._decode_jwk(token, issuer, await issuer.jwks.key_for(_kid(header)))
+            principal = self._decode(token, issuer, issuer.key, issuer.algorithms)
+        else:
+            jwk = await issuer.jwks.key_for(_kid(header))
+            principal = self._decode_jwk(token, issuer, jwk)
+        self.verified.put(key, principal, min(now + CACHE_SECONDS, principal.expires_at))
+        return principal
 
     def _decode_jwk(self, token: str, issuer: Issuer, jwk: dict[str, Any] | None) -> Principal:
         if jwk is None:
@@ -191,6 +241,7 @@ class TokenVerifier:
             country=_country(claims.get("country")),
             department=_optional_text(claims.get("department")),
             locale=_optional_text(claims.get("locale")),
+            expires_at=float(claims["exp"]) + self.leeway,
         )
 
 
