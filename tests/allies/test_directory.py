@@ -277,8 +277,12 @@ async def test_one_query_per_page(
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
         statements.append(statement)
 
-    # Both engines: on SQLite sessions have their own; the directory reads on the plain one.
-    engines = {database.engine.sync_engine, database.session_engine.sync_engine}
+    # Every engine: the directory reads on the autocommit one.
+    engines = {
+        database.engine.sync_engine,
+        database.session_engine.sync_engine,
+        database.autocommit.sync_engine,
+    }
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:

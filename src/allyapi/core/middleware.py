@@ -25,6 +25,7 @@ SECURITY_HEADERS = [
 # The Swagger UI page loads its own script and styles; it gets a looser policy.
 DOCS_PATHS = ("/docs", "/redoc")
 MAX_HEADER_BYTES = 16 * 1024
+FIXED_PATHS_CACHED = 4096
 
 
 def _problem(status: int, slug: str, title: str) -> bytes:
@@ -169,6 +170,9 @@ class MethodNotAllowed:
         self.app = app
         self.routes = routes
         self._table: list[tuple[re.Pattern[str], bool, frozenset[str]]] | None = None
+        # Path → methods of the fixed routes serving it, for the check every request makes
+        # (a scan of every route pattern otherwise). Bounded: paths with ids are unbounded.
+        self._fixed: dict[str, frozenset[str]] = {}
 
     def _build(self) -> list[tuple[re.Pattern[str], bool, frozenset[str]]]:
         table = []
@@ -187,11 +191,19 @@ class MethodNotAllowed:
                 allowed |= route_methods
         return allowed
 
+    def _fixed_methods(self, path: str) -> frozenset[str]:
+        methods = self._fixed.get(path)
+        if methods is None:
+            if len(self._fixed) >= FIXED_PATHS_CACHED:
+                self._fixed.clear()
+            methods = self._fixed[path] = frozenset(self._methods(path, fixed_only=True))
+        return methods
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        fixed = self._methods(scope["path"], fixed_only=True)
+        fixed = self._fixed_methods(scope["path"])
         if fixed and scope["method"] not in fixed:
             allow = ", ".join(sorted(fixed))
             await _send_problem(
