@@ -150,9 +150,7 @@ class Database:
         # upsert costs one round trip instead of three (BEGIN, statement, COMMIT). Its own
         # pool, so no connection switches isolation level on every checkout and checkin
         # (80 µs per request, issue 6): a process holds up to 2 x db_pool_size connections.
-        self.autocommit = make_engine(
-            self.url, pool_size=settings.db_pool_size, autocommit=True
-        )
+        self.autocommit = make_engine(self.url, pool_size=settings.db_pool_size, autocommit=True)
 
     @property
     def dialect(self) -> str:
