@@ -84,6 +84,15 @@ def requests_for(load: workloads.Workload, count: int) -> list[tuple[dict[str, A
     return out
 
 
+async def worker(
+    app: Any, queue: list[tuple[dict[str, Any], bytes]], statuses: dict[int, int]
+) -> None:
+    while queue:
+        scope, body = queue.pop()
+        status = await call(app, dict(scope, state={}), body)
+        statuses[status] = statuses.get(status, 0) + 1
+
+
 async def main_async(args: argparse.Namespace) -> None:
     settings = seed.bench_settings()
     allies, _ = await fixtures()
@@ -98,17 +107,11 @@ async def main_async(args: argparse.Namespace) -> None:
             queue = requests_for(load, count)
             statuses: dict[int, int] = {}
 
-            async def worker() -> None:
-                while queue:
-                    scope, body = queue.pop()
-                    status = await call(app, dict(scope, state={}), body)
-                    statuses[status] = statuses.get(status, 0) + 1
-
             profiler = cProfile.Profile() if args.cprofile and label == "measured" else None
             cpu, wall = time.process_time(), time.perf_counter()
             if profiler is not None:
                 profiler.enable()
-            await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            await asyncio.gather(*(worker(app, queue, statuses) for _ in range(args.concurrency)))
             if profiler is not None:
                 profiler.disable()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

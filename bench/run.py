@@ -200,7 +200,9 @@ async def main_async(args: argparse.Namespace, opts: Options) -> int:
               f"{SERVER_CORE}, load on core {LOAD_CORE}")  # fmt: skip
         best = await ab_rounds([ours, base], [directory, create], opts)
         names = ("directory", "create")
-        rows = [(best[(name, "ours")], best[(name, "baseline")]) for name in names]
+        rows: list[tuple[Sample, Sample | None]] = [
+            (best[(name, "ours")], best[(name, "baseline")]) for name in names
+        ]
         rows += [(best[(name, "baseline")], None) for name in names]
         table("Maximum rate (closed loop)", rows)
         if not args.max_only:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,10 @@ import workloads
 from run import DIRECTORY_PATH, ROOT, fixtures
 from servers import Server, bench_env, free_port, pinned, run_wrk
 
-PY_SPY = os.environ.get("PY_SPY", "/tmp/pyspy/bin/py-spy")
+# Installed as bench/README.md says (pip install --target <tmp>/pyspy py-spy), or on PATH.
+PY_SPY = os.environ.get(
+    "PY_SPY", shutil.which("py-spy") or str(Path(tempfile.gettempdir()) / "pyspy/bin/py-spy")
+)
 PACKAGES = (
     "allyapi", "sqlalchemy", "asyncpg", "fastapi", "starlette", "pydantic", "jose", "uvicorn",
     "cryptography", "json", "asyncio", "uvloop", "httptools",
@@ -111,7 +115,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--top", type=int, default=30)
-    parser.add_argument("--raw", type=Path, default=Path("/tmp/allyapi-profile.txt"))
+    parser.add_argument(
+        "--raw", type=Path, default=Path(tempfile.gettempdir()) / "allyapi-profile.txt"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 
