@@ -15,8 +15,8 @@ Every failure is the same ``Unauthorized`` with a generic detail: no claim value
 A token that verified is remembered (``VerifiedCache``) for at most ``CACHE_SECONDS`` and never
 past its ``exp``: the same bearer token on the next request skips parsing and the signature
 check (a fifth of the directory's CPU, issue 6). Only successes are cached, keyed by a hash of
-the exact token string, so any altered token is verified afresh; a key removed from a JWKS
-stops being accepted within ``CACHE_SECONDS``.
+the exact token string, so any altered token is verified afresh; a token verified with a JWKS
+key is verified afresh as soon as a refresh replaces or retires that key.
 
 Identity providers (``ALLYAPI_OIDC_ISSUERS``) verify with a static PEM or keys from a JWKS
 URL (core/jwks.py: cached, fetched asynchronously, refreshed on an unknown ``kid`` at most
@@ -86,12 +86,21 @@ class Issuer:
     role_map: Mapping[str, str] | None = None
 
 
+# The JWKS key a cached token was verified with: (the issuer's key set, kid, key).
+KeySource = tuple[JwksCache, str | None, dict[str, Any]]
+
+
 class VerifiedCache:
-    """Tokens that verified: sha256(token) → (usable until, principal); LRU, bounded."""
+    """Tokens that verified: sha256(token) → (usable until, principal, key); LRU, bounded.
+
+    A token verified with a JWKS key is served from here only while that very key is still
+    the issuer's current one: a refresh that retires or replaces it (rotation) sends the
+    token through full verification again, at once.
+    """
 
     def __init__(self, size: int = CACHE_SIZE) -> None:
         self.size = size
-        self.entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self.entries: OrderedDict[bytes, tuple[float, Principal, KeySource | None]] = OrderedDict()
 
     @staticmethod
     def key(token: str) -> bytes:
@@ -101,15 +110,17 @@ class VerifiedCache:
         entry = self.entries.get(key)
         if entry is None:
             return None
-        until, principal = entry
-        if now >= until:
+        until, principal, source = entry
+        if now >= until or (source is not None and source[0].cached(source[1]) is not source[2]):
             del self.entries[key]
             return None
         self.entries.move_to_end(key)
         return principal
 
-    def put(self, key: bytes, principal: Principal, until: float) -> None:
-        self.entries[key] = (until, principal)
+    def put(
+        self, key: bytes, principal: Principal, until: float, source: KeySource | None = None
+    ) -> None:
+        self.entries[key] = (until, principal, source)
         self.entries.move_to_end(key)
         while len(self.entries) > self.size:
             self.entries.popitem(last=False)
@@ -154,12 +165,17 @@ class TokenVerifier:
         if cached is not None:
             return cached
         header, issuer = self._select(token)
+        source: KeySource | None = None
         if issuer.jwks is None:
             principal = self._decode(token, issuer, issuer.key, issuer.algorithms)
         else:
-            jwk = await issuer.jwks.key_for(_kid(header))
+            kid = _kid(header)
+            jwk = await issuer.jwks.key_for(kid)
             principal = self._decode_jwk(token, issuer, jwk)
-        self.verified.put(key, principal, min(now + CACHE_SECONDS, principal.expires_at))
+            assert jwk is not None  # _decode_jwk refuses a missing key
+            source = (issuer.jwks, kid, jwk)
+        until = min(now + CACHE_SECONDS, principal.expires_at)
+        self.verified.put(key, principal, until, source)
         return principal
 
     def _decode_jwk(self, token: str, issuer: Issuer, jwk: dict[str, Any] | None) -> Principal:
