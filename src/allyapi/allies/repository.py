@@ -101,11 +101,23 @@ class AllyRepository:
             ranking.append(_first_when(json_array_contains(col(Ally.languages), wanted.language)))
         if wanted.timezone is not None:
             ranking.append(_first_when(col(Ally.timezone) == wanted.timezone))
+        keys = [*(rank.label(f"rank_{i}") for i, rank in enumerate(ranking)), load.label("load")]
+        keys += [col(Ally.display_name).label("name"), col(Ally.id).label("ally_id")]
+        # Rank narrow rows (the sort keys and the id), then load the few winners: sorting
+        # whole profiles of 10,000 allies spilled to disk (100 ms per ranking, issue 6).
+        best = (
+            sa.select(*keys)
+            .where(
+                col(Ally.org_id) == org_id, listed_clause(today), load < col(Ally.max_open_requests)
+            )
+            .order_by(*(key.name for key in keys))
+            .limit(wanted.limit)
+            .subquery("best")
+        )
         query = (
             select(Ally)
-            .where(Ally.org_id == org_id, listed_clause(today), load < col(Ally.max_open_requests))
-            .order_by(*ranking, load, col(Ally.display_name), col(Ally.id))
-            .limit(wanted.limit)
+            .join(best, col(Ally.id) == best.c.ally_id)
+            .order_by(*(best.c[key.name] for key in keys))
         )
         return (await self.session.execute(query)).scalars().all()
 
