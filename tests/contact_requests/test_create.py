@@ -168,6 +168,30 @@ async def test_requester_cap_is_429_with_retry_after(
     await create(client, tokens.employee)
 
 
+async def test_refusals_keep_their_order_and_take_no_slot(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
+) -> None:
+    """The create claims the requester's slot before it knows whether the ally exists (the
+    fast path reads reachability only on the way to an error), so: an unknown ally is still
+    a 404 before the cap's 429, a full ally is a 409, and no refusal keeps a slot."""
+    full = await make_ally(session, settings, "full", capacity=1)
+    room = await make_ally(session, settings, "room", capacity=10)
+    await create(client, person(tokens, "emp-9"), ally_id=str(full.id))  # someone else: full
+    for _ in range(3):  # refusals roll back the requester slot they claimed first
+        unknown = {**BODY, "ally_id": str(uuid.uuid4())}
+        assert_problem(await client.post(PATH, json=unknown, headers=tokens.employee), 404)
+        at_capacity = {**BODY, "ally_id": str(full.id)}
+        assert_problem(await client.post(PATH, json=at_capacity, headers=tokens.employee), 409)
+    assert await load_of(session, full.id) == 1
+    for _ in range(settings.max_open_requests):
+        await create(client, tokens.employee, ally_id=str(room.id))
+    unknown = {**BODY, "ally_id": str(uuid.uuid4())}
+    assert_problem(await client.post(PATH, json=unknown, headers=tokens.employee), 404)
+    at_capacity = {**BODY, "ally_id": str(full.id)}
+    assert_problem(await client.post(PATH, json=at_capacity, headers=tokens.employee), 429)
+    assert await load_of(session, room.id) == settings.max_open_requests
+
+
 async def test_high_urgency_signposts_crisis_and_professional_help_for_my_country(
     client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
 ) -> None:
