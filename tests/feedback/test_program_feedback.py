@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import date
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +12,22 @@ from allyapi.feedback.service import PROGRAM_FEEDBACK_PER_WEEK
 from tests.helpers import TokenFactory, assert_problem
 
 BODY = {"category": "training", "rating": 5, "comment": "More sessions please"}
+
+
+@pytest.mark.postgres_only
+async def test_the_quota_and_the_feedback_never_share_a_transaction(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    """Rows written by one transaction carry its id (``xmin``); a quota row (a keyed hash of
+    the person) sharing it with a feedback row would pair the two for anyone with the key."""
+    for _ in range(2):
+        response = await client.post("/v1/feedback", json=BODY, headers=tokens.employee)
+        assert response.status_code == 201, response.text
+    feedback = set((await session.execute(sa.text("SELECT xmin FROM program_feedback"))).scalars())
+    quota = set((await session.execute(sa.text("SELECT xmin FROM feedback_quotas"))).scalars())
+    assert len(feedback) == 2
+    assert len(quota) == 1
+    assert not feedback & quota
 
 
 async def test_anonymous_feedback_is_stored_without_a_person(

@@ -36,7 +36,7 @@ from allyapi.allies.schemas import (
     check_timezone,
 )
 from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
-from allyapi.core.database import Reader, Session
+from allyapi.core.database import Autocommit, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.openapi import problem_responses
@@ -94,7 +94,7 @@ async def volunteer_as_ally(
 @router.get("", summary="The ally directory (coordinators: any status)")
 async def list_allies(
     actor: EmployeeOrCoordinatorActor,
-    reader: Reader,
+    reader: Autocommit,
     limit: Limit = 20,
     cursor: Cursor = None,
     language: LanguageQuery = None,

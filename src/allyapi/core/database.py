@@ -196,12 +196,13 @@ async def _rollback_quietly(session: AsyncSession) -> None:
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_reader(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A Core connection in autocommit for routes that run exactly one read statement.
+async def get_autocommit(request: Request) -> AsyncIterator[AsyncConnection]:
+    """A Core connection in autocommit: each statement is its own transaction.
 
-    One statement is its own consistent snapshot, so nothing is lost without a transaction;
-    what is saved is the BEGIN and COMMIT round trips and the ORM session (issue 6). A route
-    that reads twice, or writes, takes a ``Session``.
+    For a route's single read (one statement is its own consistent snapshot; what is saved
+    is the BEGIN and COMMIT round trips and the ORM session, issue 6), or for a count that
+    must commit apart from the request's transaction (the anonymous feedback quota). A route
+    that reads twice and needs them consistent, or writes, takes a ``Session``.
     """
     database: Database = request.app.state.database
     async with database.autocommit.connect() as connection:
@@ -209,4 +210,4 @@ async def get_reader(request: Request) -> AsyncIterator[AsyncConnection]:
 
 
 # scope="function": the connection goes back to the pool before the response is sent.
-Reader = Annotated[AsyncConnection, Depends(get_reader, scope="function")]
+Autocommit = Annotated[AsyncConnection, Depends(get_autocommit, scope="function")]

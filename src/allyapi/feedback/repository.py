@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
+from allyapi.core.upsert import dialect_insert
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.buckets import Interval, as_date, bucket_of
 
@@ -68,17 +68,27 @@ class FeedbackRepository:
     def add_program(self, feedback: ProgramFeedback) -> None:
         self.session.add(feedback)
 
-    async def consume_quota(self, org_id: str, bucket: str, week: str, limit: int) -> bool:
+    @staticmethod
+    async def consume_quota(
+        connection: AsyncConnection, org_id: str, bucket: str, week: str, limit: int
+    ) -> bool:
         """Count one use of this week's bucket; False when ``limit`` is already used.
 
         One atomic upsert (``INSERT .. ON CONFLICT DO UPDATE .. WHERE used < limit``): two
-        processes racing for the last slot cannot both win.
+        processes racing for the last slot cannot both win. ``connection`` is in autocommit:
+        the count commits on its own, never in the transaction that stores the feedback, so
+        the two rows never share a transaction id (``xmin`` on PostgreSQL), which would pair
+        a person's bucket with their anonymous feedback for anyone holding the key.
         """
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        dialect = connection.dialect.name
         table = FeedbackQuota.__table__  # type: ignore[attr-defined]
+        # Quota rows of past weeks limit nothing any more: delete them.
+        await connection.execute(
+            sa.delete(table).where(table.c.org_id == org_id, table.c.week < week)
+        )
+        insert = dialect_insert(dialect, table)
         statement = (
-            insert(FeedbackQuota)
-            .values(org_id=org_id, bucket=bucket, week=week, used=1)
+            insert.values(org_id=org_id, bucket=bucket, week=week, used=1)
             .on_conflict_do_update(
                 index_elements=[table.c.org_id, table.c.bucket],
                 set_={"used": table.c.used + 1},
@@ -86,15 +96,7 @@ class FeedbackRepository:
             )
             .returning(table.c.used)
         )
-        return (await self.session.execute(statement)).first() is not None
-
-    async def forget_past_quotas(self, org_id: str, week: str) -> None:
-        """Quota rows of past weeks limit nothing any more: delete them."""
-        await self.session.execute(
-            sa.delete(FeedbackQuota).where(
-                col(FeedbackQuota.org_id) == org_id, col(FeedbackQuota.week) < week
-            )
-        )
+        return (await connection.execute(statement)).first() is not None
 
     async def ally_of_subject(self, org_id: str, subject_ref: str) -> uuid.UUID | None:
         query = sa.select(col(Ally.id)).where(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from allyapi.core.database import Session
+from allyapi.core.database import Autocommit, Session
 from allyapi.core.models import today
 from allyapi.core.openapi import problem_responses
 from allyapi.core.schemas import IsoDate
@@ -56,11 +56,15 @@ async def give_request_feedback(
     responses=problem_responses(429),
 )
 async def give_program_feedback(
-    settings: AppSettings, caller: EmployeeOnly, session: Session, body: ProgramFeedbackCreate
+    settings: AppSettings,
+    caller: EmployeeOnly,
+    session: Session,
+    quota: Autocommit,
+    body: ProgramFeedbackCreate,
 ) -> ProgramFeedbackReceipt:
     """Stored with no link to the person; at most 5 per person per ISO week (429)."""
     service = FeedbackService(session, settings)
-    return await service.give_program_feedback(caller.org, caller.sub, body)
+    return await service.give_program_feedback(caller.org, caller.sub, body, quota)
 
 
 @router.get("/feedback/summary", summary="Feedback summary (k-anonymous)")

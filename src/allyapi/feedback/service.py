@@ -11,7 +11,7 @@ import hmac
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from allyapi.contact_requests.models import RequestStatus
 from allyapi.core.crypto import Cipher, aad_for
@@ -90,13 +90,15 @@ class FeedbackService:
         )
 
     async def give_program_feedback(
-        self, org: str, sub: str, body: ProgramFeedbackCreate
+        self, org: str, sub: str, body: ProgramFeedbackCreate, quota: AsyncConnection
     ) -> ProgramFeedbackReceipt:
+        """``quota``: an autocommit connection; the weekly count commits there, apart from
+        the feedback (see ``FeedbackRepository.consume_quota``)."""
         now = utcnow()
         week = iso_week(now.date())
         bucket = subject_ref(self.settings.pseudonym_key_bytes, f"feedback:{week}", org, sub)
-        await self.repo.forget_past_quotas(org, week)
-        if not await self.repo.consume_quota(org, bucket, week, PROGRAM_FEEDBACK_PER_WEEK):
+        limit = PROGRAM_FEEDBACK_PER_WEEK
+        if not await FeedbackRepository.consume_quota(quota, org, bucket, week, limit):
             raise TooManyRequests(
                 f"at most {PROGRAM_FEEDBACK_PER_WEEK} programme feedback entries per week",
                 retry_after=seconds_to_next_week(now),
