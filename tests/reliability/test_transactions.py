@@ -62,6 +62,9 @@ def _wrapped_driver_error() -> Exception:
         (lambda: ConnectionRefusedError(111, "refused"), True),
         (lambda: asyncpg.exceptions.ConnectionDoesNotExistError("closed"), True),
         (lambda: asyncpg.exceptions.AdminShutdownError("terminating"), True),
+        # Rolled back whole by the server: sending the request again is safe.
+        (lambda: asyncpg.exceptions.DeadlockDetectedError("deadlock detected"), True),
+        (lambda: asyncpg.exceptions.SerializationError("could not serialize"), True),
         (_integrity, False),
         (lambda: sa_exc.DBAPIError("SELECT 1", {}, RuntimeError("syntax")), False),
         (lambda: ValueError("a bug"), False),

@@ -98,7 +98,9 @@ class Lifecycle:
         """Give a pending request to the best other ally; False (and no change) if none fits.
 
         The current ally's slot is released first, so an ally at capacity who declines can
-        never be the bottleneck of their own re-match.
+        never be the bottleneck of their own re-match. That holds the current ally's row
+        until commit, so candidates whose rows are held elsewhere are skipped, never waited
+        for: two allies declining towards each other at once would otherwise deadlock.
         """
         if request.status != RequestStatus.pending:
             raise Conflict(f"a {request.status} request cannot be re-matched")
@@ -108,7 +110,7 @@ class Lifecycle:
             await self.repo.release_ally_slot(request.org_id, request.ally_id)
             request.ally_id = None
         wanted = Wanted(topic=request.topic, language=request.language, exclude=exclude)
-        ally = await self.matcher.claim_best(request.org_id, today, wanted)
+        ally = await self.matcher.claim_best(request.org_id, today, wanted, skip_locked=True)
         if ally is None:
             return False
         request.ally_id = ally.id

@@ -56,10 +56,15 @@ class Matcher:
         rows = await self.allies.suggestions(org_id, today, query)
         return [ally for ally in rows if ally.id not in wanted.exclude][:limit]
 
-    async def claim_best(self, org_id: str, today: date, wanted: Wanted) -> Ally | None:
-        """The best candidate whose slot this transaction obtained, or None."""
+    async def claim_best(
+        self, org_id: str, today: date, wanted: Wanted, *, skip_locked: bool = False
+    ) -> Ally | None:
+        """The best candidate whose slot this transaction obtained, or None.
+
+        ``skip_locked``: a candidate whose row another transaction holds is passed over
+        rather than waited for (re-matching; see ``claim_ally_slot``)."""
         for ally in await self.ranked(org_id, today, wanted, MATCH_TRIES):
-            if await self.repo.claim_ally_slot(org_id, ally.id, today):
+            if await self.repo.claim_ally_slot(org_id, ally.id, today, skip_locked=skip_locked):
                 return ally
         return None
 

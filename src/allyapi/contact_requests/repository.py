@@ -141,12 +141,17 @@ class ContactRequestRepository:
     # Counters -------------------------------------------------------------------------------
 
     async def claim_ally_slot(
-        self, org_id: str, ally_id: uuid.UUID, today: date
+        self, org_id: str, ally_id: uuid.UUID, today: date, *, skip_locked: bool = False
     ) -> dict[str, Any] | None:
         """One more open request for a listed ally with free capacity: the ally's public
-        profile (one statement: ``UPDATE ... RETURNING``), or None if no slot was left."""
+        profile (one statement: ``UPDATE ... RETURNING``), or None if no slot was left.
+
+        ``skip_locked``: None, without waiting, when another transaction holds the ally's row
+        (PostgreSQL). Re-matching uses it: it already holds the declining ally's row, and
+        waiting for a second ally's row is how two crossed declines deadlock.
+        """
         result = await self.session.execute(
-            _ally_slot_statement(today), {"slot_org": org_id, "slot_ally": ally_id}
+            _ally_slot_statement(today, skip_locked), {"slot_org": org_id, "slot_ally": ally_id}
         )
         row = result.first()
         return None if row is None else dict(zip(PUBLIC_PROFILE, row, strict=True))
@@ -243,18 +248,30 @@ class ContactRequestRepository:
 # value a bound parameter: no statement construction per request (issue 6).
 
 
-@lru_cache(maxsize=4)
-def _ally_slot_statement(today: date) -> Any:
+@lru_cache(maxsize=8)
+def _ally_slot_statement(today: date, skip_locked: bool) -> Any:
     load = ALLIES.c.open_requests
+    claimable = [
+        # Not named after columns: an UPDATE reserves those names for its SET values.
+        ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
+        ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
+        load < ALLIES.c.max_open_requests,
+        listed_clause(today),
+    ]
+    if skip_locked:
+        # The row, if nobody holds it (SQLite has no row locks and renders no FOR UPDATE;
+        # its writers are serialised by BEGIN IMMEDIATE). Its own FROM: not correlated.
+        lockable = (
+            sa.select(ALLIES.c.id)
+            .where(*claimable)
+            .with_for_update(skip_locked=True)
+            .correlate(None)
+            .scalar_subquery()
+        )
+        claimable = [ALLIES.c.id == lockable, load < ALLIES.c.max_open_requests]
     return (
         sa.update(ALLIES)
-        .where(
-            # Not named after columns: an UPDATE reserves those names for its SET values.
-            ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
-            ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
-            load < ALLIES.c.max_open_requests,
-            listed_clause(today),
-        )
+        .where(*claimable)
         .values(open_requests=load + 1)
         .returning(*(ALLIES.c[name] for name in PUBLIC_PROFILE))
     )

@@ -14,6 +14,12 @@ transaction of its request did not commit). Those errors surface in several shap
 - plain ``OSError`` (connection refused or reset; ``TimeoutError`` is one) raised by a connect
   attempt, which SQLAlchemy does not wrap.
 
+PostgreSQL's transaction-rollback errors (SQLSTATE class 40: a deadlock the server broke by
+aborting this transaction, a serialization failure) are transient in the same sense: the
+transaction was rolled back whole, and the same request can simply be sent again. The
+contact-request lock order makes deadlocks rare (contact_requests/lifecycle.py); this is the
+net under it.
+
 SQLite's ``database is locked`` is an ``OperationalError`` too; it is transient as well, and a
 503 with ``Retry-After`` is the honest answer if a write ever waited past the busy timeout.
 Constraint violations (``IntegrityError``) and programming errors stay 500: retrying them
@@ -77,6 +83,6 @@ def unavailable(exc: BaseException) -> bool:
             return True
         if isinstance(item, sa_exc.DBAPIError) and item.connection_invalidated:
             return True
-        if isinstance(item, _DRIVER_CONNECTION_ERRORS):
+        if isinstance(item, (*_DRIVER_CONNECTION_ERRORS, pg.TransactionRollbackError)):
             return True
     return False
