@@ -12,8 +12,9 @@ At least once, never twice at the same moment:
 
 HTTP: httpx with a 5 s timeout, redirects never followed (a 3xx is a failure), proxies and
 ``.netrc`` from the environment ignored, the response body never read or stored. The SSRF
-guard runs again before each send. Failures back off exponentially with ±20 % jitter
-(10 s, 20 s, 40 s, … capped at 1 h); after ``max_attempts`` the delivery is ``failed`` and
+guard runs again before each send, and the connection goes to exactly the addresses it
+vetted (ssrf.PinnedBackend: no second DNS lookup to rebind). Failures back off exponentially
+with ±20 % jitter (10 s, 20 s, 40 s, … capped at 1 h); after ``max_attempts`` the delivery is ``failed`` and
 stays in the log for a manual retry. Finished deliveries are pruned after 30 days.
 """
 
@@ -28,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import httpcore
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +42,7 @@ from allyapi.core.settings import Settings
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from allyapi.webhooks.service import secret_aad
 from allyapi.webhooks.signing import headers
-from allyapi.webhooks.ssrf import BlockedUrl, check_url
+from allyapi.webhooks.ssrf import PINS, BlockedUrl, PinnedBackend, resolve_for_delivery
 
 logger = logging.getLogger("allyapi.webhooks")
 
@@ -56,9 +58,18 @@ KEEP_FINISHED = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)  # a DELETE per poll would be a write every few seconds
 
 
-def new_client() -> httpx.AsyncClient:
+def new_client(network: httpcore.AsyncNetworkBackend | None = None) -> httpx.AsyncClient:
+    """The deliverer's client: its connections go only to the addresses each delivery vetted
+    (ssrf.PinnedBackend; ``network``: what it connects through, for tests)."""
+    transport = httpx.AsyncHTTPTransport(http2=False, trust_env=False)
+    # httpx does not take a network backend; its pool does. The pinning test fails if this
+    # stops taking effect (tests/webhooks/test_dns_pinning.py).
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        network_backend=PinnedBackend(network),
+    )
     return httpx.AsyncClient(
-        timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, http2=False
+        transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
     )
 
 
@@ -163,13 +174,16 @@ class Deliverer:
 
     async def send(self, claim: Claim) -> Outcome:
         try:
-            await check_url(claim.url, allow_private=self.allow_private)
+            host, addresses = await resolve_for_delivery(
+                claim.url, allow_private=self.allow_private
+            )
             secret = self.cipher.open(claim.secret_sealed, secret_aad(claim.subscription_id))
         except BlockedUrl:
             return Outcome(None, "blocked address")
         except DecryptionError:
             return Outcome(None, "secret unreadable")
         message = headers(secret, str(claim.event_id), int(time.time()), claim.body)
+        pinned = PINS.set({host: addresses})  # this task's connection goes to these only
         try:
             async with asyncio.timeout(SEND_DEADLINE_SECONDS):
                 request = self.client.build_request(
@@ -179,6 +193,8 @@ class Deliverer:
                 await response.aclose()  # the body is never read: it could be anything
         except (httpx.HTTPError, TimeoutError) as exc:
             return Outcome(None, type(exc).__name__)
+        finally:
+            PINS.reset(pinned)
         if 200 <= response.status_code < 300:
             return Outcome(response.status_code, None)
         return Outcome(response.status_code, f"HTTP {response.status_code}")

@@ -57,7 +57,13 @@ class WebhookService:
         if idempotency_key is None:
             return await self._create(org_id, body)
         caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", org_id, sub)
-        scope = IdempotencyScope(org_id, caller_ref, idempotency_key, CREATE, body_hash(body, self.settings.pseudonym_key_bytes))
+        scope = IdempotencyScope(
+            org_id,
+            caller_ref,
+            idempotency_key,
+            CREATE,
+            body_hash(body, self.settings.pseudonym_key_bytes),
+        )
         replay = await Idempotency(self.session).claim(scope)
         if replay is not None:
             row = await self.get(org_id, replay.resource_id)
