@@ -7,7 +7,7 @@ commands make ``.venv`` when it is missing and install the project pinned by
 of ``pyproject.toml`` + ``constraints.txt``, so repeated runs start at once.
 
     python3 dev.py serve [allyapi serve options]   # demo org on embedded SQLite, tokens printed
-    python3 dev.py test  [pytest options]          # ruff check, mypy, then pytest
+    python3 dev.py test  [pytest options]          # ruff check and format, mypy, then pytest
     python3 dev.py install                          # only (re)install the environment
 """
 
@@ -85,6 +85,7 @@ def serve(extra: list[str]) -> int:
 def test(extra: list[str]) -> int:
     steps: list[tuple[str | Path, ...]] = [
         (_bin("ruff"), "check", *LINT_PATHS),
+        (_bin("ruff"), "format", "--check", *LINT_PATHS),
         (_bin("mypy"),),
         (_bin("python"), "-m", "pytest", *extra),
     ]

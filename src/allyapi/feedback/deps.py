@@ -13,13 +13,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query
 
 from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden, NotFound
 from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller
-from allyapi.core.settings import Settings
+from allyapi.core.security import Caller, PseudonymKey
 from allyapi.feedback.repository import FeedbackRepository
 
 
@@ -31,7 +30,7 @@ class SummaryScope:
 
 
 async def summary_scope(
-    request: Request,
+    key: PseudonymKey,
     caller: Caller,
     session: Session,
     ally_id: Annotated[
@@ -45,8 +44,7 @@ async def summary_scope(
             raise NotFound("ally not found")
         return SummaryScope(org=caller.org, ally_id=ally_id)
     if caller.has("employee"):
-        settings: Settings = request.app.state.settings
-        ref = subject_ref(settings.pseudonym_key_bytes, "ally", caller.org, caller.sub)
+        ref = subject_ref(key, "ally", caller.org, caller.sub)
         own = await repo.ally_of_subject(caller.org, ref)
         if own is not None:
             if ally_id is not None and ally_id != own:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from allyapi.core.database import Session
 from allyapi.core.schemas import IsoDate
-from allyapi.core.security import CoordinatorOrAnalyst
-from allyapi.core.settings import Settings
+from allyapi.core.security import AppSettings, CoordinatorOrAnalyst
 from allyapi.reports.buckets import Interval
 from allyapi.reports.schemas import GroupBy, ProgramReport
 from allyapi.reports.service import ReportService
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 
 @router.get("/program", summary="Programme report (k-anonymous, fixed calendar periods)")
 async def get_program_report(
-    request: Request,
+    settings: AppSettings,
     caller: CoordinatorOrAnalyst,
     session: Session,
     from_: Annotated[
@@ -41,7 +40,6 @@ async def get_program_report(
     Sunday, UTC) or calendar months so overlapping queries share identical cells. At most two
     years of weeks or five years of months (422 beyond). Defaults: the year up to today.
     """
-    settings: Settings = request.app.state.settings
     return await ReportService(session, settings.k_anonymity).program(
         caller.org, from_, to, interval, group_by
     )

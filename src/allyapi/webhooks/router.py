@@ -5,22 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from allyapi.core.database import Session
 from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.openapi import problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
-from allyapi.core.security import IntegrationOrCoordinator
+from allyapi.core.security import AppSettings, IntegrationOrCoordinator
 from allyapi.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
 from allyapi.webhooks.service import WebhookService
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 
-def webhook_service(request: Request, session: Session) -> WebhookService:
-    return WebhookService(session, request.app.state.settings)
+async def webhook_service(session: Session, settings: AppSettings) -> WebhookService:
+    return WebhookService(session, settings)
 
 
 Service = Annotated[WebhookService, Depends(webhook_service)]
