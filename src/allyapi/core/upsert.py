@@ -14,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from allyapi.core.models import table_of
+
 Insert = postgresql.Insert | sqlite.Insert
 
 
@@ -27,7 +29,6 @@ async def insert_ignoring_conflict(
 ) -> bool:
     """Insert one row unless its key exists; True when this call inserted it."""
     dialect = session.get_bind().dialect.name
-    table = model.__table__  # type: ignore[attr-defined]
-    statement = dialect_insert(dialect, table).on_conflict_do_nothing()
+    statement = dialect_insert(dialect, table_of(model)).on_conflict_do_nothing()
     result = await session.execute(statement.values(**values))
     return bool(result.rowcount)  # type: ignore[attr-defined]

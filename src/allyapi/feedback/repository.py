@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
+from allyapi.core.models import table_of
 from allyapi.core.upsert import dialect_insert
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.buckets import Interval, as_date, bucket_of
@@ -81,7 +82,7 @@ class FeedbackRepository:
         a person's bucket with their anonymous feedback for anyone holding the key.
         """
         dialect = connection.dialect.name
-        table = FeedbackQuota.__table__  # type: ignore[attr-defined]
+        table = table_of(FeedbackQuota)
         # Quota rows of past weeks limit nothing any more: delete them.
         await connection.execute(
             sa.delete(table).where(table.c.org_id == org_id, table.c.week < week)

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.core.models import today, utcnow
+from allyapi.core.models import table_of, today, utcnow
 from allyapi.reports.anonymity import Measure
 from allyapi.reports.buckets import Interval, next_bucket
 from allyapi.reports.models import ReportCellCache
@@ -134,7 +134,7 @@ class CellSource:
             return
         now = utcnow()
         insert = postgresql.insert if self.repo.dialect == "postgresql" else sqlite.insert
-        table = ReportCellCache.__table__  # type: ignore[attr-defined]
+        table = table_of(ReportCellCache)
         rows = [
             {
                 "org_id": org,

@@ -20,7 +20,7 @@ from sqlmodel import col
 
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.core.database import Database
-from allyapi.core.models import json_array_contains, today
+from allyapi.core.models import json_array_contains, table_of, today
 from allyapi.training.models import TrainingRecord
 from allyapi.webhooks.models import WebhookMarker, WebhookSubscription
 from allyapi.webhooks.outbox import enqueue
@@ -33,7 +33,7 @@ MAX_BATCHES = 50
 
 
 async def _mark(session: AsyncSession, org_id: str, record_id: object, window: str) -> bool:
-    table = WebhookMarker.__table__  # type: ignore[attr-defined]
+    table = table_of(WebhookMarker)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     result = await session.execute(
