@@ -21,7 +21,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_INPUT=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-RUN python -m venv /opt/allyapi
+RUN python3 -m venv /opt/allyapi
 # The wheel carries the Alembic scripts (pyproject force-includes alembic/ as allyapi/_alembic).
 # Runtime dependencies only (no [test] extra), each pinned by constraints.txt.
 COPY pyproject.toml constraints.txt README.md ./
