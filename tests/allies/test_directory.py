@@ -141,7 +141,9 @@ async def test_filters(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
     )
     headers = tokens.employee
     assert await names(client, "?language=en-gb", headers) == ["Ana", "Ben"]
-    assert await names(client, "?language=en", headers) == []
+    # RFC 4647 basic filtering: a language range matches its own tag and longer ones.
+    assert await names(client, "?language=en", headers) == ["Ana", "Ben"]
+    assert await names(client, "?language=en-US", headers) == []
     assert await names(client, "?topic=GRIEF", headers) == ["Ana", "Cy"]
     assert await names(client, "?location=london", headers) == ["Ben"]
     assert await names(client, "?location=Lon", headers) == []
@@ -294,3 +296,25 @@ async def test_one_query_per_page(
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_language_filter_is_rfc4647_basic_filtering(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    await active_ally(client, tokens, "p", display_name="Paula", languages=["pt-BR"])
+    await active_ally(client, tokens, "q", display_name="Quim", languages=["pt"])
+    await active_ally(client, tokens, "r", display_name="Rui", languages=["pt-PT"])
+    await active_ally(client, tokens, "s", display_name="Sven", languages=["sv", "ptx"])
+    await active_ally(client, tokens, "z", display_name="Zhu", languages=["zh-Hant-TW"])
+    headers = tokens.employee
+    assert await names(client, "?language=pt", headers) == ["Paula", "Quim", "Rui"]
+    assert await names(client, "?language=PT-br", headers) == ["Paula"]
+    assert await names(client, "?language=sv", headers) == ["Sven"]  # "ptx" is not "pt"
+    assert await names(client, "?language=zh", headers) == ["Zhu"]
+    assert await names(client, "?language=zh-hant", headers) == ["Zhu"]
+    assert await names(client, "?language=zh-TW", headers) == []
+    # Suggestions rank by the same rule: a pt-BR speaker is a match for "pt".
+    response = await client.get("/v1/allies/suggestions?language=pt&limit=5", headers=headers)
+    assert response.status_code == 200
+    ranked = [ally["display_name"] for ally in response.json()]
+    assert set(ranked[:3]) == {"Paula", "Quim", "Rui"}

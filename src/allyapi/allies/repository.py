@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from allyapi.allies.listing import ALLIES, listed_clause
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.models import json_array_contains
+from allyapi.core.models import json_array_contains, json_array_has_language
 
 # Bind parameters per statement: well under SQLite's 32766 and asyncpg's 32767.
 CHUNK = 1000
@@ -98,7 +98,9 @@ class AllyRepository:
         if wanted.topic is not None:
             ranking.append(_first_when(json_array_contains(col(Ally.topics), wanted.topic)))
         if wanted.language is not None:
-            ranking.append(_first_when(json_array_contains(col(Ally.languages), wanted.language)))
+            ranking.append(
+                _first_when(json_array_has_language(col(Ally.languages), wanted.language))
+            )
         if wanted.timezone is not None:
             ranking.append(_first_when(col(Ally.timezone) == wanted.timezone))
         keys = [*(rank.label(f"rank_{i}") for i, rank in enumerate(ranking)), load.label("load")]
@@ -217,7 +219,7 @@ def _param(name: str) -> sa.BindParameter[str]:
 
 # Directory filters, by DirectoryFilter field; values are bound at execution.
 _FILTERS: dict[str, Any] = {
-    "language": lambda: json_array_contains(ALLIES.c.languages, _param("language")),
+    "language": lambda: json_array_has_language(ALLIES.c.languages, _param("language")),
     "topic": lambda: json_array_contains(ALLIES.c.topics, _param("topic")),
     "location": lambda: sa.func.lower(ALLIES.c.location) == _param("location"),
     "q": lambda: ALLIES.c.search_text.like(_param("q"), escape="/"),

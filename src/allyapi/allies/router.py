@@ -48,7 +48,13 @@ router = APIRouter(prefix="/allies", tags=["allies"])
 me_router = APIRouter(prefix="/me", tags=["allies"])
 
 Timezone = Annotated[TimezoneName, AfterValidator(check_timezone)]
-LanguageQuery = Annotated[LanguageTag | None, Query(description="BCP 47 tag, e.g. en-GB")]
+LanguageQuery = Annotated[
+    LanguageTag | None,
+    Query(
+        description="A BCP 47 language range, matched by RFC 4647 basic filtering: "
+        "`pt` finds allies speaking `pt`, `pt-BR` or `pt-PT`; `pt-BR` finds `pt-BR` only"
+    ),
+]
 TopicQuery = Annotated[Tag | None, Query(description="A topic tag (case-insensitive)")]
 OWN_PROFILE = "/v1/me/ally-profile"
 VOLUNTEER = "allies.volunteer"  # the Idempotency-Key operation name

@@ -198,7 +198,7 @@ class AllyService:
            whatever their match, so nobody is steered into their own reporting line
            (SPEC §3). With ``same_department=true`` department plays no part in the order;
         2. ``topic`` matches (exact tag, case-insensitive) before non-matches;
-        3. ``language`` matches (exact BCP 47 tag, case-insensitive: ``en`` ≠ ``en-GB``);
+        3. ``language`` matches (RFC 4647 basic filtering: ``pt`` matches ``pt-BR``);
         4. ``timezone`` matches (same IANA zone);
         5. least loaded (fewest open requests) first;
         6. display name, then id, so equal candidates keep a stable order.

@@ -95,6 +95,41 @@ def _contains_default(element: json_array_contains, compiler: Any, **kw: Any) ->
     return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})"  # noqa: S608
 
 
+class json_array_has_language(json_array_contains):
+    """RFC 4647 basic filtering over a JSON array of language tags: ``pt`` matches ``pt`` and
+    ``pt-BR``, ``pt-BR`` matches ``pt-BR`` and ``pt-BR-x-…``, never ``pt`` or ``ptx``.
+
+    Tags are stored and queried in canonical case (``canonical_language``), so the comparison
+    is exact; a validated tag holds only letters, digits and hyphens, so LIKE has no wildcard
+    to escape. The exact match comes first so PostgreSQL can answer it from the GIN index.
+    """
+
+    inherit_cache = True
+
+
+@compiles(json_array_has_language, "postgresql")
+def _language_pg(element: json_array_has_language, compiler: Any, **kw: Any) -> str:
+    exact = _contains_pg(element, compiler, **kw)
+    value = compiler.process(element.value, **kw)
+    column = compiler.process(element.column, **kw)
+    prefix = (
+        f"EXISTS (SELECT 1 FROM jsonb_array_elements_text({column}) AS lang(tag) "  # noqa: S608
+        f"WHERE lang.tag LIKE {value} || '-%')"
+    )
+    return f"({exact} OR {prefix})"
+
+
+@compiles(json_array_has_language)
+def _language_default(element: json_array_has_language, compiler: Any, **kw: Any) -> str:
+    value = compiler.process(element.value, **kw)
+    column = compiler.process(element.column, **kw)
+    # SQLite's LIKE ignores ASCII case; both sides are canonical, so that changes nothing.
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value} "  # noqa: S608
+        f"OR json_each.value LIKE {value} || '-%')"
+    )
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table of a table model, typed (SQLModel does not declare ``__table__``)."""
     return cast(sa.Table, model.__table__)  # type: ignore[attr-defined]
