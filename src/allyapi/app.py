@@ -19,8 +19,9 @@ from allyapi.core.database import Database
 from allyapi.core.errors import install_error_handlers
 from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware, Registry
-from allyapi.core.middleware import BodyLimit, MethodNotAllowed, SecurityHeaders
+from allyapi.core.middleware import BodyLimit, JsonBodiesOnly, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
+from allyapi.core.query import known_query_only
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
 from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
@@ -95,12 +96,18 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_me_router,
         webhooks_router,
     ):
-        app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])
-    app.include_router(ops_router)
+        app.include_router(
+            router,
+            prefix="/v1",
+            # In this order: authentication (inside the rate limit) answers 401 first.
+            dependencies=[Depends(write_rate_limit), Depends(known_query_only)],
+        )
+    app.include_router(ops_router, dependencies=[Depends(known_query_only)])
     install_openapi(app)
 
     # Outermost last: metrics see every response, including the ones refused early.
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(JsonBodiesOnly)
     app.add_middleware(MethodNotAllowed, routes=lambda: app.routes)
     app.add_middleware(
         BodyLimit, max_body_bytes=settings.max_body_bytes, path_limits=BATCH_BODY_LIMITS

@@ -25,11 +25,15 @@ SECURITY_HEADERS = [
 # The Swagger UI page loads its own script and styles; it gets a looser policy.
 DOCS_PATHS = ("/docs", "/redoc")
 MAX_HEADER_BYTES = 16 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FIXED_PATHS_CACHED = 4096
 
 
-def _problem(status: int, slug: str, title: str) -> bytes:
-    return json.dumps({"type": PROBLEM_BASE + slug, "title": title, "status": status}).encode()
+def _problem(status: int, slug: str, title: str, detail: str | None = None) -> bytes:
+    body: dict[str, object] = {"type": PROBLEM_BASE + slug, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    return json.dumps(body).encode()
 
 
 async def _send_problem(
@@ -38,8 +42,9 @@ async def _send_problem(
     slug: str,
     title: str,
     extra_headers: Sequence[tuple[bytes, bytes]] = (),
+    detail: str | None = None,
 ) -> None:
-    body = _problem(status, slug, title)
+    body = _problem(status, slug, title, detail)
     await send(
         {
             "type": "http.response.start",
@@ -155,6 +160,44 @@ class BodyLimit:
 
 class BodyTooLarge(Exception):
     pass
+
+
+class JsonBodiesOnly:
+    """A request body must be JSON (``application/json`` or any ``application/*+json``, such
+    as SCIM's): anything else is a 415 problem before a parser sees it, instead of a 422
+    about "a valid dictionary" that sends the client looking in the wrong place."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        has_body, media_type = False, b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                has_body = has_body or value.strip() not in (b"", b"0")
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"content-type":
+                media_type = value.split(b";", 1)[0].strip().lower()
+        if has_body and not _is_json(media_type):
+            await _send_problem(
+                send,
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                [(b"accept", b"application/json")],
+                detail="send the body as application/json",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def _is_json(media_type: bytes) -> bool:
+    kind, _, subtype = media_type.partition(b"/")
+    return kind == b"application" and (subtype == b"json" or subtype.endswith(b"+json"))
 
 
 class MethodNotAllowed:

@@ -25,6 +25,7 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state",
     412: "If-Match does not match the current ETag",
     413: "Request body too large",
+    415: "The body is not JSON (send Content-Type: application/json)",
     422: "Invalid input (values are never echoed)",
     429: "Too many requests; see Retry-After",
     500: "Unexpected error (no details are disclosed)",
@@ -65,7 +66,7 @@ def _complete(operation: dict[str, Any], path: str) -> None:
     if "{" in path:
         wanted.add(404)
     if "requestBody" in operation:
-        wanted |= {400, 413}
+        wanted |= {400, 413, 415}
     if any(p.get("name") == "If-Match" for p in operation.get("parameters", [])):
         wanted.add(412)
     for status in sorted(wanted):
