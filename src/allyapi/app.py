@@ -25,6 +25,7 @@ from allyapi.core.query import known_query_only
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
 from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
+from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
 from allyapi.reports.warm import start_report_warmer
@@ -73,7 +74,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=None,  # served from local assets by ops/docs.py
         redoc_url=None,
         openapi_url="/openapi.json" if docs else None,
         # Routers are included lazily, so operation ids must come from the app-wide generator.
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             dependencies=[Depends(write_rate_limit), Depends(known_query_only)],
         )
     app.include_router(ops_router, dependencies=[Depends(known_query_only)])
+    if docs:
+        install_docs(app)
     install_openapi(app)
 
     # Outermost last: metrics see every response, including the ones refused early.

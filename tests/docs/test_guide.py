@@ -11,27 +11,23 @@ dir, so the guide's examples see exactly what a reader's first run sees.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from allyapi.webhooks.signing import headers as signed_headers
+from tests.live import live_server
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "integration-guide.md"
 BLOCK = re.compile(
     r"<!-- run(?::\s*(?P<marker>[^>]*?))?\s*-->\s*\n```(?P<lang>\w+)\n(?P<code>.*?)```", re.S
 )
-STARTUP_SECONDS = 60
 # Generous: a loaded CI machine starts the CLI slowly; a normal run takes a few seconds in all.
 BLOCK_SECONDS = 60
 
@@ -63,60 +59,11 @@ SHELL = [e for e in examples() if e.lang == "bash" and e.marker != "setup"]
 PYTHON = [e for e in examples() if e.lang == "python"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
-def _base_env(data_dir: Path) -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)
-    return {
-        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-        "PYTHONPATH": os.pathsep.join(sys.path),
-        "HOME": str(data_dir),
-        "ALLYAPI_ENV": "development",
-        "ALLYAPI_DATA_DIR": str(data_dir),
-        "ALLYAPI_JOBS_INTERVAL_SECONDS": "0",
-        "ALLYAPI_WEBHOOK_INTERVAL_SECONDS": "0",
-    }
-
-
 @pytest.fixture(scope="module")
 def live_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    data_dir = tmp_path_factory.mktemp("guide")
-    port = _free_port()
-    env = _base_env(data_dir)
-    server = subprocess.Popen(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "allyapi", "serve", "--demo", "--port", str(port)],
-        cwd=data_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(server, base)
+    with live_server(tmp_path_factory.mktemp("guide"), "--demo") as server:
         assert len(SETUP) == 1, "the guide needs exactly one setup block"
-        yield _exports(SETUP[0].code, {**env, "BASE": base}, data_dir)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
-
-
-def _wait_ready(server: subprocess.Popen[bytes], base: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"allyapi serve exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("allyapi serve did not become ready")
+        yield _exports(SETUP[0].code, {**server.env, "BASE": server.base}, server.data_dir)
 
 
 def _bash(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -84,10 +84,16 @@ async def test_unexpected_errors_are_a_bare_problem_with_security_headers(
         assert "emp-1" not in response.text
 
 
-async def test_docs_page_gets_a_policy_that_lets_swagger_load(client: httpx.AsyncClient) -> None:
+async def test_docs_page_gets_a_policy_that_allows_this_origin_only(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/docs")
     assert response.status_code == 200
-    assert "content-security-policy" not in response.headers
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy
+    assert "http" not in policy
+    assert "*" not in policy
+    assert "unsafe-eval" not in policy
     assert response.headers["x-frame-options"] == "DENY"
 
 
