@@ -27,10 +27,12 @@ from allyapi.core.database import Database, make_sessionmaker
 from allyapi.core.migrations import upgrade
 from allyapi.core.settings import Settings
 from allyapi.tables import metadata
+from tests.contract.ledger import Ledger
 from tests.helpers import TokenFactory
 
 PG_ENV = "ALLYAPI_TEST_POSTGRES_URL"
 _skipped: list[str] = []
+_ledgers: list[Ledger] = []
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -72,13 +74,25 @@ def _skips_fail_this_run() -> bool:
     return bool(_skipped and os.environ.get("CI") and os.environ.get(PG_ENV))
 
 
+def _contract_problems() -> list[str]:
+    return sorted({problem for ledger in _ledgers for problem in ledger.problems})
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """In CI the PostgreSQL leg must run every test: a skip there is a failure."""
-    if _skips_fail_this_run():
+    """In CI the PostgreSQL leg must run every test: a skip there is a failure. And every
+    answer a test received must be described by the contract (tests/contract/ledger.py)."""
+    if _skips_fail_this_run() or _contract_problems():
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    problems = _contract_problems()
+    if problems:
+        terminalreporter.write_sep(
+            "!", f"{len(problems)} answer(s) the contract does not describe", red=True
+        )
+        for problem in problems:
+            terminalreporter.write_line(problem)
     if _skips_fail_this_run():
         terminalreporter.write_sep(
             "!",
@@ -163,10 +177,21 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
             await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our table names
 
 
+@pytest.fixture(scope="session")
+def ledger(app) -> Ledger:  # type: ignore[no-untyped-def]
+    recorded = Ledger(app.openapi())
+    _ledgers.append(recorded)
+    return recorded
+
+
 @pytest.fixture
-async def client(app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+async def client(app, ledger: Ledger) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        event_hooks={"response": [ledger.record]},
+    ) as http:
         yield http
 
 

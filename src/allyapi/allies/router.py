@@ -39,7 +39,7 @@ from allyapi.allies.service import AllyRow, AllyService, directory, managed_view
 from allyapi.core.database import Autocommit, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
-from allyapi.core.openapi import problem_responses
+from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import LanguageTag, Page, Tag
 from allyapi.core.security import CoordinatorOnly, PseudonymKey
@@ -59,6 +59,7 @@ TopicQuery = Annotated[Tag | None, Query(description="A topic tag (case-insensit
 OWN_PROFILE = "/v1/me/ally-profile"
 VOLUNTEER = "allies.volunteer"  # the Idempotency-Key operation name
 MAX_SUGGESTIONS = 20
+TRANSITION_RESPONSES = {**problem_responses(409), **headers_on(200, "ETag")}
 
 
 def _managed(response: Response, row: AllyRow) -> AllyCoordinatorView:
@@ -77,7 +78,7 @@ def _own(response: Response, row: AllyRow) -> AllyOwnView:
     "",
     status_code=201,
     summary="Volunteer as an ally (creates your profile, status applied)",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def volunteer_as_ally(
     actor: Employee,
@@ -159,7 +160,7 @@ async def sync_ally_roster(
     return await allies.sync_roster(org, body.subs, key)
 
 
-@router.get("/{ally_id}", summary="An ally's profile")
+@router.get("/{ally_id}", summary="An ally's profile", responses=headers_on(200, "ETag"))
 async def get_ally(
     actor: EmployeeOrCoordinatorActor, session: Session, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView | AllyPublic:
@@ -178,7 +179,7 @@ async def _transition(
 
 
 @router.post(
-    "/{ally_id}/approve", summary="Approve an applied ally", responses=problem_responses(409)
+    "/{ally_id}/approve", summary="Approve an applied ally", responses=TRANSITION_RESPONSES
 )
 async def approve_ally(
     caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
@@ -189,7 +190,7 @@ async def approve_ally(
 @router.post(
     "/{ally_id}/pause",
     summary="Pause an active ally (hands pending requests back)",
-    responses=problem_responses(409),
+    responses=TRANSITION_RESPONSES,
 )
 async def pause_ally(
     actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
@@ -197,7 +198,7 @@ async def pause_ally(
     return await _transition(allies, actor.org, ally_id, "pause", response)
 
 
-@router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=problem_responses(409))
+@router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=TRANSITION_RESPONSES)
 async def resume_ally(
     actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
@@ -207,7 +208,7 @@ async def resume_ally(
 @router.post(
     "/{ally_id}/retire",
     summary="Retire an ally (hands pending requests back)",
-    responses=problem_responses(409),
+    responses=TRANSITION_RESPONSES,
 )
 async def retire_ally(
     caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
@@ -215,7 +216,11 @@ async def retire_ally(
     return await _transition(allies, caller.org, ally_id, "retire", response)
 
 
-@me_router.get("/ally-profile", summary="Your own ally profile", responses=problem_responses(404))
+@me_router.get(
+    "/ally-profile",
+    summary="Your own ally profile",
+    responses={**problem_responses(404), **headers_on(200, "ETag")},
+)
 async def get_own_ally_profile(
     actor: Employee, session: Session, response: Response
 ) -> AllyOwnView:
@@ -223,7 +228,9 @@ async def get_own_ally_profile(
 
 
 @me_router.patch(
-    "/ally-profile", summary="Change your own ally profile", responses=problem_responses(404)
+    "/ally-profile",
+    summary="Change your own ally profile",
+    responses={**problem_responses(404), **headers_on(200, "ETag")},
 )
 async def update_own_ally_profile(
     actor: Employee,

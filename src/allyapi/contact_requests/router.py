@@ -23,6 +23,7 @@ from allyapi.contact_requests.schemas import (
     ContactRequestAllySummary,
     ContactRequestAllyView,
     ContactRequestCreate,
+    ContactRequestProblem,
     ContactRequestRequesterSummary,
     ContactRequestRequesterView,
     DeclineBody,
@@ -30,7 +31,7 @@ from allyapi.contact_requests.schemas import (
     MessagePublic,
 )
 from allyapi.core.idempotency import IdempotencyKeyHeader
-from allyapi.core.openapi import problem_responses
+from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
 
@@ -38,16 +39,18 @@ router = APIRouter(prefix="/contact-requests", tags=["contact requests"])
 me_router = APIRouter(prefix="/me", tags=["contact requests"])
 
 
-# Every error response of the contract is the one Problem schema; the 409's extension members
-# are described here: ``alternatives`` (up to 3 AllyPublic profiles) when the chosen ally is
-# not accepting or is at capacity, ``resources`` (ResourcePublic list) when no ally has room.
-CREATE_RESPONSES: dict[int | str, dict[str, Any]] = problem_responses(409, 429)
+# The 409's extension members are typed (ContactRequestProblem), so generated clients can read
+# ``alternatives`` (the chosen ally is full or not accepting) and ``resources`` (no ally has
+# room) without casting.
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **problem_responses(409, 429),
+    **headers_on(201, "Location"),
+}
 CREATE_RESPONSES[409] = {
     **CREATE_RESPONSES[409],
-    "description": "The chosen ally is not accepting or is at capacity: the problem carries "
-    "`alternatives`, up to 3 public ally profiles (AllyPublic). Or no ally has room: it "
-    "carries `resources`, crisis, EAP and professional help (ResourcePublic) for the "
-    "caller's country and global ones.",
+    "model": ContactRequestProblem,
+    "description": "The chosen ally is not accepting or is at capacity (`alternatives`), or "
+    "no ally has room (`resources`)",
 }
 StatusFilter = Annotated[RequestStatus | None, Query(description="Only requests in this status")]
 

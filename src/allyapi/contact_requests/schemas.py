@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 
 from allyapi.allies.schemas import AllyPublic, canonical_language
 from allyapi.contact_requests.models import RequestStatus
+from allyapi.core.errors import Problem
 from allyapi.core.schemas import LanguageTag, PublicSchema, RequestBody
 from allyapi.resources.schemas import ResourcePublic
 
@@ -203,3 +204,20 @@ class AccessLogEntryPublic(PublicSchema):
     accessed_at: datetime
     accessor: str = Field(max_length=100, description="The ally's display name")
     action: str = Field(max_length=32)
+
+
+class ContactRequestProblem(Problem):
+    """The create's 409, with the RFC 9457 extension member that says what to do next."""
+
+    alternatives: list[AllyPublic] | None = Field(
+        default=None,
+        max_length=3,
+        description="The chosen ally is not accepting or is at capacity: up to 3 listed allies "
+        "with room, ranked as suggestions are",
+    )
+    resources: list[ResourcePublic] | None = Field(
+        default=None,
+        max_length=100,
+        description="No listed ally has room: crisis, EAP and professional help for the "
+        "caller's country and global ones",
+    )

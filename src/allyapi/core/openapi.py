@@ -29,6 +29,8 @@ _DESCRIPTIONS = {
     422: "Invalid input (values are never echoed)",
     429: "Too many requests; see Retry-After",
     500: "Unexpected error (no details are disclosed)",
+    503: "Briefly unavailable (the database is unreachable or a transaction was aborted); "
+    "nothing was stored: retry after Retry-After seconds",
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -42,6 +44,19 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         }
         for status in statuses
     }
+
+
+def headers_on(status: int, *names: str) -> dict[int | str, dict[str, Any]]:
+    """Declares headers a route sets on its own answer (``ETag``, ``Location``), for the
+    ``responses=`` of its decorator; FastAPI merges them into the generated response."""
+    unknown = set(names) - set(RESPONSE_HEADERS)
+    if unknown:
+        raise ValueError(f"undeclared response headers: {sorted(unknown)}")
+    return {status: {"headers": {name: _header_ref(name) for name in names}}}
+
+
+def _header_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
 
 
 def operation_id(route: APIRoute) -> str:
@@ -58,26 +73,50 @@ def _problem(status: int) -> dict[str, Any]:
 
 def _complete(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
-    wanted = {500}
-    if operation.get("parameters") or "requestBody" in operation:
-        wanted.add(422)  # nothing to validate, nothing to reject (the operations endpoints)
+    wanted = {422, 500}  # 422: every operation refuses query parameters it does not declare
     if operation.get("security"):
-        wanted |= {401, 403}
+        wanted |= {401, 403, 503}  # every authenticated operation reads the database
     if "{" in path:
         wanted.add(404)
     if "requestBody" in operation:
         wanted |= {400, 413, 415}
     if any(p.get("name") == "If-Match" for p in operation.get("parameters", [])):
         wanted.add(412)
+    if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+        wanted.add(404)  # a replay of a create whose resource has been deleted since
     for status in sorted(wanted):
         existing = responses.get(str(status))
         if existing is None or "HTTPValidationError" in str(existing):
             responses[str(status)] = _problem(status)
     for code, response in responses.items():
         content = response.get("content", {})
-        if code.startswith(("4", "5")) and _generic_json(content):
+        if not code.startswith(("4", "5")) or "application/json" not in content:
+            continue
+        if _generic_json(content):
             content.pop("application/json")
             content[PROBLEM_JSON] = {"schema": PROBLEM_REF}
+        elif content.get(PROBLEM_JSON) == {}:
+            # A route's own Problem subclass (problem_responses + "model"): its schema is what
+            # the problem+json body carries.
+            content[PROBLEM_JSON] = content.pop("application/json")
+    _standard_headers(operation)
+
+
+def _standard_headers(operation: dict[str, Any]) -> None:
+    """Headers that follow from the status or the operation's parameters, wherever they occur:
+    a 401 says how to authenticate, a 429 or 503 when to retry, and an operation honouring
+    Idempotency-Key says on its success whether the answer is a replay."""
+    responses: dict[str, Any] = operation["responses"]
+    by_status = {"401": ("WWW-Authenticate",), "429": ("Retry-After",), "503": ("Retry-After",)}
+    for code, names in by_status.items():
+        if code in responses:
+            headers = responses[code].setdefault("headers", {})
+            headers.update({name: _header_ref(name) for name in names})
+    if any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", [])):
+        for code, response in responses.items():
+            if code.startswith("2"):
+                headers = response.setdefault("headers", {})
+                headers["Idempotent-Replayed"] = _header_ref("Idempotent-Replayed")
 
 
 def _generic_json(content: dict[str, Any]) -> bool:
@@ -89,7 +128,25 @@ def _generic_json(content: dict[str, Any]) -> bool:
     return ref == "" or ref.endswith(("/Problem", "/HTTPValidationError"))
 
 
-RATE_LIMIT_HEADERS: dict[str, Any] = {
+RESPONSE_HEADERS: dict[str, Any] = {
+    "ETag": {
+        "description": "Opaque strong validator of this resource's current version; send it "
+        "back in If-Match to update only what you read (412 if it changed)",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    "Location": {
+        "description": "Path of the created resource",
+        "schema": {"type": "string", "maxLength": 200},
+    },
+    "Idempotent-Replayed": {
+        "description": "`true` when this answer replays an earlier request with the same "
+        "Idempotency-Key (nothing new was created)",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "WWW-Authenticate": {
+        "description": "The authentication scheme to use: `Bearer` with a JWT",
+        "schema": {"type": "string", "maxLength": 200},
+    },
     "RateLimit": {
         "description": "Writes left in the current window and seconds until it resets "
         '(draft-ietf-httpapi-ratelimit-headers), e.g. `"writes";r=57;t=12`',
@@ -104,13 +161,14 @@ RATE_LIMIT_HEADERS: dict[str, Any] = {
         "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 604800},
     },
 }
+RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy", "Retry-After")
 
 
 def _rate_limited(operation: dict[str, Any]) -> None:
     """Writes are rate-limited per caller (core/ratelimit.py): every answer to an accepted
     write carries RateLimit headers, and the 429 says when to retry."""
     responses: dict[str, Any] = operation["responses"]
-    refs = {name: {"$ref": f"#/components/headers/{name}"} for name in RATE_LIMIT_HEADERS}
+    refs = {name: _header_ref(name) for name in RATE_LIMIT_HEADERS}
     responses["429"] = {**_problem(429), "headers": refs}
     for code, response in responses.items():
         if code.startswith("2") or code in {"403", "404", "409", "412", "422"}:
@@ -235,7 +293,7 @@ def install_openapi(app: FastAPI) -> None:
         problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         problem_schema.pop("$defs", None)
         schemas["Problem"] = problem_schema
-        schema["components"]["headers"] = RATE_LIMIT_HEADERS
+        schema["components"]["headers"] = RESPONSE_HEADERS
         for path, item in schema.get("paths", {}).items():
             for method, operation in item.items():
                 _complete(operation, path)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.openapi import problem_responses
+from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import CountryCode, Page
 from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator
@@ -46,7 +46,7 @@ async def list_resources(
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Add a resource",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_resource(
     caller: CoordinatorOnly, session: Session, body: ResourceCreate, response: Response
@@ -57,7 +57,7 @@ async def create_resource(
     return ResourcePublic.model_validate(resource)
 
 
-@router.get("/{resource_id}", summary="Read a resource")
+@router.get("/{resource_id}", summary="Read a resource", responses=headers_on(200, "ETag"))
 async def get_resource(
     caller: EmployeeOrCoordinator, session: Session, resource_id: uuid.UUID, response: Response
 ) -> ResourcePublic:
@@ -66,7 +66,7 @@ async def get_resource(
     return ResourcePublic.model_validate(resource)
 
 
-@router.patch("/{resource_id}", summary="Change a resource")
+@router.patch("/{resource_id}", summary="Change a resource", responses=headers_on(200, "ETag"))
 async def update_resource(
     caller: CoordinatorOnly,
     session: Session,

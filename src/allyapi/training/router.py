@@ -12,7 +12,7 @@ from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.models import today
-from allyapi.core.openapi import problem_responses
+from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
 from allyapi.core.security import (
@@ -70,7 +70,7 @@ async def list_training_courses(
     "/training-courses",
     status_code=status.HTTP_201_CREATED,
     summary="Add a training course",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_training_course(
     caller: CoordinatorOnly,
@@ -87,7 +87,11 @@ async def create_training_course(
     return TrainingCoursePublic.model_validate(course)
 
 
-@router.get("/training-courses/{course_id}", summary="Read a training course")
+@router.get(
+    "/training-courses/{course_id}",
+    summary="Read a training course",
+    responses=headers_on(200, "ETag"),
+)
 async def get_training_course(
     caller: EmployeeOrCoordinator, session: Session, course_id: uuid.UUID, response: Response
 ) -> TrainingCoursePublic:
@@ -99,7 +103,7 @@ async def get_training_course(
 @router.patch(
     "/training-courses/{course_id}",
     summary="Change a training course (a new validity re-derives its records' expiry)",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **headers_on(200, "ETag")},
 )
 async def update_training_course(
     caller: CoordinatorOnly,
@@ -144,7 +148,7 @@ async def list_training_records(
     "/training-records",
     status_code=status.HTTP_201_CREATED,
     summary="Record completed training (allies: self-reported; coordinators: verified)",
-    responses=problem_responses(409),
+    responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_training_record(
     actor: CoordinatorOrAlly,
@@ -174,7 +178,11 @@ async def batch_upsert_training_records(
     return await BatchService(session, key).upsert(caller.org, body.rows)
 
 
-@router.get("/training-records/{record_id:uuid}", summary="Read a training record")
+@router.get(
+    "/training-records/{record_id:uuid}",
+    summary="Read a training record",
+    responses=headers_on(200, "ETag"),
+)
 async def get_training_record(
     actor: CoordinatorOrAlly, session: Session, record_id: uuid.UUID, response: Response
 ) -> TrainingRecordPublic:
@@ -183,7 +191,9 @@ async def get_training_record(
 
 
 @router.post(
-    "/training-records/{record_id:uuid}/verify", summary="Verify a training record (idempotent)"
+    "/training-records/{record_id:uuid}/verify",
+    summary="Verify a training record (idempotent)",
+    responses=headers_on(200, "ETag"),
 )
 async def verify_training_record(
     caller: CoordinatorOnly,

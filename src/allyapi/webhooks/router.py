@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Response, status
 
 from allyapi.core.database import Session
 from allyapi.core.idempotency import IdempotencyKeyHeader
-from allyapi.core.openapi import problem_responses
+from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import Cursor, Limit
 from allyapi.core.schemas import Page
 from allyapi.core.security import AppSettings, IntegrationOrCoordinator
@@ -30,6 +30,7 @@ Service = Annotated[WebhookService, Depends(webhook_service)]
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe a URL to events (the signing secret is shown once)",
+    responses=headers_on(201, "Location"),
 )
 async def create_webhook(
     caller: IntegrationOrCoordinator,
