@@ -169,7 +169,7 @@ async def test_the_whole_journey_through_the_generated_client(
             client=requester,
             idempotency_key=str(uuid.uuid4()),
             body=api.model(
-                "ContactRequestCreate",
+                "NamedContactRequestCreate",
                 {"ally_id": str(ally.id), "topic": "stress", "message": "Could we talk this week?"},
             ),
         ),

@@ -68,7 +68,7 @@ async def create_contact_request(
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ContactRequestRequesterView:
-    created = await service.create(person, body, idempotency_key)
+    created = await service.create(person, body.root, idempotency_key)
     response.status_code = created.status_code
     response.headers["Location"] = f"/v1/contact-requests/{created.view.id}"
     if created.replayed:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import Discriminator, Field, RootModel, StringConstraints, Tag, field_validator
 
 from allyapi.allies.schemas import AllyPublic, canonical_language
 from allyapi.contact_requests.models import RequestStatus
@@ -64,18 +64,7 @@ class Author(StrEnum):
     ally = "ally"
 
 
-class ContactRequestCreate(RequestBody):
-    """A request for contact. ``anonymous: true`` with a ``contact_detail`` is a 422: an
-    anonymous request is answered through its message thread only (P3)."""
-
-    # The same rule in the contract, so generated clients and fuzzers know it.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "if": {"properties": {"anonymous": {"const": True}}, "required": ["anonymous"]},
-            "then": {"properties": {"contact_detail": {"type": "null"}}},
-        }
-    )
-
+class _ContactRequestFields(RequestBody):
     ally_id: uuid.UUID | None = Field(
         default=None, description="A listed ally; omit to be matched with the best suggestion"
     )
@@ -83,10 +72,8 @@ class ContactRequestCreate(RequestBody):
     urgency: Urgency = Urgency.normal
     language: LanguageTag | None = Field(default=None, description="BCP 47, e.g. en-GB")
     preferred_channel: Channel | None = None
-    contact_detail: str | None = Field(default=None, min_length=1, max_length=CONTACT_DETAIL_MAX)
     alias: str | None = Field(default=None, min_length=1, max_length=ALIAS_MAX)
     message: MessageText
-    anonymous: bool = False
 
     @field_validator("topic")
     @classmethod
@@ -98,11 +85,48 @@ class ContactRequestCreate(RequestBody):
     def _language(cls, value: str | None) -> str | None:
         return None if value is None else canonical_language(value)
 
-    @model_validator(mode="after")
-    def _anonymous_has_no_contact_detail(self) -> ContactRequestCreate:
-        if self.anonymous and self.contact_detail is not None:
-            raise ValueError("an anonymous request cannot carry a contact_detail")
-        return self
+
+class NamedContactRequestCreate(_ContactRequestFields):
+    """A request the ally may answer directly: after accepting, they see the alias and the
+    contact detail typed here."""
+
+    contact_detail: str | None = Field(default=None, min_length=1, max_length=CONTACT_DETAIL_MAX)
+    anonymous: Literal[False] = False
+
+
+class AnonymousContactRequestCreate(_ContactRequestFields):
+    """``anonymous: true``: answered through the request's message thread only, so it has no
+    ``contact_detail`` (sending one is a 422) and the ally never sees the alias."""
+
+    anonymous: Literal[True]
+
+    @property
+    def contact_detail(self) -> None:
+        return None
+
+
+def _variant(body: Any) -> str:
+    anonymous = body.get("anonymous") if isinstance(body, dict) else getattr(body, "anonymous", 0)
+    return "anonymous" if anonymous is True else "named"
+
+
+# Two shapes rather than one with an if/then rule: generated clients keep a union of two object
+# types (``anonymous: true`` has no ``contact_detail``), where they silently drop if/then.
+class ContactRequestCreate(
+    RootModel[
+        Annotated[
+            Annotated[NamedContactRequestCreate, Tag("named")]
+            | Annotated[AnonymousContactRequestCreate, Tag("anonymous")],
+            Discriminator(_variant),
+        ]
+    ]
+):
+    """A request for contact: named (the default; the ally sees the alias and contact detail
+    after accepting) or ``anonymous: true`` (answered through the message thread only, so no
+    ``contact_detail``)."""
+
+
+ContactRequestBody = NamedContactRequestCreate | AnonymousContactRequestCreate
 
 
 class DeclineBody(RequestBody):

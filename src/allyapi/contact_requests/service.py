@@ -38,7 +38,7 @@ from allyapi.contact_requests.schemas import (
     CompleteBody,
     ContactRequestAllySummary,
     ContactRequestAllyView,
-    ContactRequestCreate,
+    ContactRequestBody,
     ContactRequestRequesterSummary,
     ContactRequestRequesterView,
     Urgency,
@@ -123,7 +123,7 @@ class ContactRequestService:
     # Create -------------------------------------------------------------------------------
 
     async def create(
-        self, person: Person, body: ContactRequestCreate, idempotency_key: str | None
+        self, person: Person, body: ContactRequestBody, idempotency_key: str | None
     ) -> Created:
         request_id = uuid.uuid4()  # first: the key's claim and the seals are bound to it
         if idempotency_key is not None:
@@ -143,7 +143,7 @@ class ContactRequestService:
         return Created(self.views.for_requester(new, ally, resources), 201, replayed=False)
 
     async def _create(
-        self, person: Person, body: ContactRequestCreate, request_id: uuid.UUID
+        self, person: Person, body: ContactRequestBody, request_id: uuid.UUID
     ) -> tuple[NewRequest, Ally | dict[str, Any]]:
         """The hot path (issue 6): conditional statements that each decide one rule, in this
         order, and reads only on the way to an error. Every refusal rolls the whole
@@ -178,7 +178,7 @@ class ContactRequestService:
         await contact_request_assigned(self.session, person.org, request_id, ally_id)
         return new, ally
 
-    async def _reachable_or_404(self, person: Person, body: ContactRequestCreate, on: date) -> None:
+    async def _reachable_or_404(self, person: Person, body: ContactRequestBody, on: date) -> None:
         """A named ally that is unknown, of another org, paused, retired or untrained: 404."""
         if body.ally_id is not None and not await self.repo.is_reachable(
             person.org, body.ally_id, on
@@ -186,7 +186,7 @@ class ContactRequestService:
             raise NotFound("ally not found")
 
     async def _assign(
-        self, person: Person, body: ContactRequestCreate
+        self, person: Person, body: ContactRequestBody
     ) -> tuple[uuid.UUID, Ally | dict[str, Any]]:
         """The ally whose slot this transaction took, with its public profile; 409 when none
         can take it."""
