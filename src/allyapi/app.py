@@ -18,7 +18,7 @@ from allyapi.core.auth import TokenVerifier
 from allyapi.core.database import Database
 from allyapi.core.errors import install_error_handlers
 from allyapi.core.logging import configure_logging
-from allyapi.core.metrics import MetricsMiddleware, Registry
+from allyapi.core.metrics import MetricsMiddleware
 from allyapi.core.middleware import BodyLimit, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
@@ -81,7 +81,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.verifier = TokenVerifier(settings)
-    app.state.metrics = Registry()
 
     install_error_handlers(app)
     for router in (
@@ -121,5 +120,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(MetricsMiddleware, registry=app.state.metrics, root=app)
+    app.add_middleware(MetricsMiddleware, root=app)
     return app

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     rate_limit_writes_per_minute: int = Field(default=120, ge=1, le=100_000)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # The bearer token /metrics requires (compared in constant time). Unset: /metrics is open,
+    # which production refuses (its counters tick with every request, so they are not public).
+    metrics_token: str | None = Field(default=None, min_length=32, max_length=512)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -142,6 +145,7 @@ class Settings(BaseSettings):
                 ("ALLYAPI_PSEUDONYM_KEY", self.pseudonym_key),
                 ("ALLYAPI_DATA_KEYS", self.data_keys),
                 ("ALLYAPI_DATABASE_URL", self.database_url),
+                ("ALLYAPI_METRICS_TOKEN", self.metrics_token),
             )
             if not value
         ]
