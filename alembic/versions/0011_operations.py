@@ -1,4 +1,9 @@
-"""operations: owned webhook subscriptions (per-request events for integration clients only)
+"""operations: owned webhooks, rate-limit policies
+
+- webhook subscriptions record the integration client that owns them (per-request events for
+  integration clients only);
+- rate-limit buckets are per policy (``writes``, ``reads``); the table holds one minute of
+  counts, so it is simply made again.
 
 Revision ID: 0011
 Revises: 0007
@@ -52,12 +57,42 @@ def _strip_per_request_events() -> None:
     )
 
 
+def _rate_limit_buckets(*, with_policy: bool) -> None:
+    columns = [sa.Column("key", sa.String(length=64), nullable=False)]
+    if with_policy:
+        columns.append(sa.Column("policy", sa.String(length=16), nullable=False))
+    columns += [
+        sa.Column("window_start", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+    ]
+    key = ["key", "policy", "window_start"] if with_policy else ["key", "window_start"]
+    op.create_table(
+        "rate_limit_buckets",
+        *columns,
+        sa.PrimaryKeyConstraint(*key, name=op.f("pk_rate_limit_buckets")),
+    )
+    with op.batch_alter_table("rate_limit_buckets", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_rate_limit_buckets_window_start"), ["window_start"], unique=False
+        )
+
+
+def _drop_rate_limit_buckets() -> None:
+    with op.batch_alter_table("rate_limit_buckets", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_rate_limit_buckets_window_start"))
+    op.drop_table("rate_limit_buckets")
+
+
 def upgrade() -> None:
     with op.batch_alter_table("webhook_subscriptions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("owner_ref", sa.String(length=64), nullable=True))
     _strip_per_request_events()
+    _drop_rate_limit_buckets()
+    _rate_limit_buckets(with_policy=True)
 
 
 def downgrade() -> None:
+    _drop_rate_limit_buckets()
+    _rate_limit_buckets(with_policy=False)
     with op.batch_alter_table("webhook_subscriptions", schema=None) as batch_op:
         batch_op.drop_column("owner_ref")

@@ -21,7 +21,7 @@ from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware
 from allyapi.core.middleware import BodyLimit, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
-from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
+from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.router import router as ops_router
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_me_router,
         webhooks_router,
     ):
-        app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])
+        app.include_router(router, prefix="/v1", dependencies=[Depends(caller_rate_limit)])
     app.include_router(ops_router)
     install_openapi(app)
 

@@ -62,6 +62,7 @@ def fuzzed_app(settings: Settings) -> FastAPI:
         settings.model_copy(
             update={
                 "rate_limit_writes_per_minute": 100_000,  # the limiter has its own tests
+                "rate_limit_reads_per_minute": 100_000,
                 "jobs_interval_seconds": 0,
                 "webhook_interval_seconds": 0,
             }

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Writes (POST/PATCH/DELETE under /v1) per caller per minute, shared by all processes.
     rate_limit_writes_per_minute: int = Field(default=120, ge=1, le=100_000)
+    # Reads (GET under /v1) per caller per minute, shared by all processes: polling a read is
+    # how a side channel is watched and a directory scraped (docs/operations.md).
+    rate_limit_reads_per_minute: int = Field(default=300, ge=1, le=100_000)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
     # The bearer token /metrics requires (compared in constant time). Unset: /metrics is open,
