@@ -3,7 +3,8 @@
 - webhook subscriptions record the integration client that owns them (per-request events for
   integration clients only);
 - rate-limit buckets are per policy (``writes``, ``reads``); the table holds one minute of
-  counts, so it is simply made again.
+  counts, so it is simply made again;
+- ``ally_rank_bands``: the suggestions' periodic snapshot of each ally's load band.
 
 Revision ID: 0011
 Revises: 0007
@@ -89,9 +90,24 @@ def upgrade() -> None:
     _strip_per_request_events()
     _drop_rate_limit_buckets()
     _rate_limit_buckets(with_policy=True)
+    op.create_table(
+        "ally_rank_bands",
+        sa.Column("ally_id", sa.Uuid(), nullable=False),
+        sa.Column("band", sa.SmallInteger(), nullable=False),
+        sa.Column("tiebreak", sa.BigInteger(), nullable=False),
+        sa.Column("epoch", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ally_id"],
+            ["allies.id"],
+            name=op.f("fk_ally_rank_bands_ally_id_allies"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("ally_id", name=op.f("pk_ally_rank_bands")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ally_rank_bands")
     _drop_rate_limit_buckets()
     _rate_limit_buckets(with_policy=False)
     with op.batch_alter_table("webhook_subscriptions", schema=None) as batch_op:

@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from allyapi import __version__
+from allyapi.allies.ranking import start_rank_refresher
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
 from allyapi.contact_requests.jobs import start_background_jobs
@@ -57,7 +58,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         jobs = start_background_jobs(settings, database)
         warmer = start_report_warmer(settings, database)
         webhooks = start_webhook_workers(settings, database)
+        bands = start_rank_refresher(settings, database)
         yield
+        if bands is not None:
+            await bands.stop()
         if warmer is not None:
             await warmer.stop()
         if webhooks is not None:

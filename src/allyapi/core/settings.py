@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     # Reads (GET under /v1) per caller per minute, shared by all processes: polling a read is
     # how a side channel is watched and a directory scraped (docs/operations.md).
     rate_limit_reads_per_minute: int = Field(default=300, ge=1, le=100_000)
+    # How often the suggestions' snapshot of each ally's load band is taken (allies/ranking.py):
+    # a request to an ally shows in the suggestions' order only at the next snapshot.
+    suggestion_refresh_minutes: int = Field(default=60, ge=1, le=1440)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
     # The bearer token /metrics requires (compared in constant time). Unset: /metrics is open,
