@@ -1,5 +1,5 @@
-"""``allyapi serve | migrate | token | seed --demo | purge | rotate-keys | openapi [--check]``
-(SPEC §5)."""
+"""``allyapi serve | migrate | token | seed --demo | purge | rotate-keys | backup PATH |
+openapi [--check]``."""
 
 from __future__ import annotations
 
@@ -190,6 +190,23 @@ def cmd_rotate_keys(settings: Settings, _: argparse.Namespace) -> int:
     return 1 if incomplete else 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """A consistent copy of the embedded SQLite database, safe while servers write to it."""
+    from allyapi.backup import BackupRefused, backup_sqlite
+
+    try:
+        written = backup_sqlite(settings.effective_database_url, args.path)
+    except BackupRefused as refused:
+        print(f"allyapi: {refused}", file=sys.stderr)
+        return 2
+    print(f"backup written to {written}")
+    print(
+        "it holds ciphertext and pseudonyms: keep ALLYAPI_PSEUDONYM_KEY and ALLYAPI_DATA_KEYS "
+        "apart from it (docs/operations.md)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allyapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rotate = commands.add_parser("rotate-keys", help="re-seal stored text under the newest key")
     rotate.set_defaults(handler=cmd_rotate_keys)
+
+    backup = commands.add_parser(
+        "backup", help="copy the embedded SQLite database consistently (PostgreSQL: pg_dump)"
+    )
+    backup.add_argument("path", type=Path, help="a new file (an existing one is not replaced)")
+    backup.set_defaults(handler=cmd_backup)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract (or --check it)")
     openapi.add_argument("--output", type=Path, default=CONTRACT_PATH)
