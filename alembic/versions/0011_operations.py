@@ -96,12 +96,6 @@ def upgrade() -> None:
         sa.Column("band", sa.SmallInteger(), nullable=False),
         sa.Column("tiebreak", sa.BigInteger(), nullable=False),
         sa.Column("epoch", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["ally_id"],
-            ["allies.id"],
-            name=op.f("fk_ally_rank_bands_ally_id_allies"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("ally_id", name=op.f("pk_ally_rank_bands")),
     )
 

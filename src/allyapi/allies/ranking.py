@@ -49,11 +49,11 @@ class AllyRankBand(SQLModel, table=True):
 
     __tablename__ = "ally_rank_bands"
 
-    ally_id: uuid.UUID = Field(
-        sa_column=sa.Column(
-            sa.Uuid(), sa.ForeignKey("allies.id", ondelete="CASCADE"), primary_key=True
-        )
-    )
+    # No foreign key on purpose: checking one takes a KEY SHARE lock on the ally's row for
+    # the refresh's transaction, and matching claims ally rows FOR UPDATE; the snapshot must
+    # never make a claim wait or skip. Allies are retired, never deleted; a row whose ally is
+    # gone joins nothing.
+    ally_id: uuid.UUID = Field(primary_key=True)
     band: int = Field(sa_type=sa.SmallInteger)
     tiebreak: int = Field(sa_type=sa.BigInteger)
     # Refresh period it was taken in: floor(database time / period); each period once.
