@@ -33,7 +33,7 @@ from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from tests.helpers import TokenFactory
 from tests.jobs.factories import process_env
-from tests.migrations.scratch import scratch_database
+from tests.migrations.scratch import scratch_database_in_thread
 
 WRITERS = 4
 
@@ -190,11 +190,10 @@ async def test_pg_dump_under_write_load_restores_every_acknowledged_write(
     settings: Settings, tokens: TokenFactory, tmp_path: Path
 ) -> None:
     dump = tmp_path / "allyapi.dump"
-    with contextlib.ExitStack() as databases:  # made and dropped in threads: they use asyncio.run
-        live, restored = [
-            await asyncio.to_thread(databases.enter_context, scratch_database(tmp_path))
-            for _ in range(2)
-        ]
+    async with (
+        scratch_database_in_thread(tmp_path) as live,
+        scratch_database_in_thread(tmp_path) as restored,
+    ):
         await asyncio.to_thread(upgrade, live)
         async with serving(settings, live) as http:
             load = Load(http, tokens.coordinator)
@@ -211,5 +210,4 @@ async def test_pg_dump_under_write_load_restores_every_acknowledged_write(
                 ids = set(await connection.scalars(sa.select(table_of(Resource).c.id)))
         finally:
             await database.dispose()
-        await asyncio.to_thread(databases.close)
     assert {uuid.UUID(i) for i in acknowledged} <= ids

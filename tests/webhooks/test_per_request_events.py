@@ -29,7 +29,7 @@ from allyapi.webhooks.models import DeliveryStatus, WebhookSubscription
 from allyapi.webhooks.outbox import enqueue
 from tests.contact_requests.factories import create, make_ally
 from tests.helpers import ORG, TokenFactory, assert_problem
-from tests.migrations.scratch import scratch_database
+from tests.migrations.scratch import scratch_database_in_thread
 from tests.webhooks.factories import deliveries, subscribe
 
 HOOK = "https://hooks.example.test/relay"
@@ -126,7 +126,7 @@ async def test_the_upgrade_takes_per_request_events_from_unowned_subscriptions(
     """Before owners were recorded, nobody can tell a coordinator's subscription from an
     integration's: the upgrade strips per-request events from all of them and drops their
     queued and logged deliveries; other events and deliveries stay."""
-    with scratch_database(tmp_path) as url:
+    async with scratch_database_in_thread(tmp_path) as url:
         await asyncio.to_thread(upgrade, url, "0007")
         hook_id = uuid.uuid4()
         await _insert_legacy_subscription(url, hook_id)
