@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,9 +63,11 @@ ORDER BY allies.display_name, allies.id LIMIT $4"""
 DIRECTORY_ALL = f"""SELECT {PUBLIC} FROM allies
 WHERE allies.org_id = $2 AND {LISTED_PAGE}
 ORDER BY allies.display_name, allies.id LIMIT $3"""
+# The same count as ours (core/ratelimit.py): per policy, the window on the database's clock.
 RATE = (
-    "INSERT INTO rate_limit_buckets (key, window_start, count) VALUES ($1, $2, 1) "
-    "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
+    "INSERT INTO rate_limit_buckets (key, policy, window_start, count) VALUES ($1, $2, "
+    "CAST(floor(extract(epoch FROM now())) AS BIGINT) / 60 * 60, 1) "
+    "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
     "RETURNING count"
 )
 IDEM_CLAIM = (
@@ -156,9 +157,8 @@ async def create(request: Request) -> Response:
     body = json.loads(raw)
     assert pool is not None
     now = datetime.now(UTC)
-    window = int(time.time()) // 60 * 60
     async with pool.acquire() as conn:
-        await conn.fetchval(RATE, subject_ref(KEY, "rate", org, sub), window)
+        await conn.fetchval(RATE, subject_ref(KEY, "rate", org, sub), "writes")
         async with conn.transaction():
             return await _create(conn, org, sub, key, body, raw, now)
 

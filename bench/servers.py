@@ -51,6 +51,7 @@ def bench_env(database_url: str, settings: Settings) -> dict[str, str]:
         ALLYAPI_WEBHOOK_INTERVAL_SECONDS="0",
         ALLYAPI_MAX_OPEN_REQUESTS="1000000",
         ALLYAPI_RATE_LIMIT_WRITES_PER_MINUTE="100000",
+        ALLYAPI_RATE_LIMIT_READS_PER_MINUTE="100000",
         ALLYAPI_LOG_LEVEL="WARNING",
     )
     return env

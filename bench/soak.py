@@ -174,6 +174,7 @@ def server_env(settings: Settings) -> dict[str, str]:
         # The soak measures stability, not the per-caller write limit: an ally here answers
         # far more requests per minute than a person would.
         "ALLYAPI_RATE_LIMIT_WRITES_PER_MINUTE": "100000",
+        "ALLYAPI_RATE_LIMIT_READS_PER_MINUTE": "100000",
         "ALLYAPI_LOG_LEVEL": "WARNING",
     }
 

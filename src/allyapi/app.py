@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from allyapi import __version__
+from allyapi.allies.ranking import start_rank_refresher
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
 from allyapi.contact_requests.jobs import start_background_jobs
@@ -18,11 +19,11 @@ from allyapi.core.auth import TokenVerifier
 from allyapi.core.database import Database
 from allyapi.core.errors import install_error_handlers
 from allyapi.core.logging import configure_logging
-from allyapi.core.metrics import MetricsMiddleware, Registry
+from allyapi.core.metrics import MetricsMiddleware
 from allyapi.core.middleware import BodyLimit, JsonBodiesOnly, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.query import known_query_only
-from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
+from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.docs import install_docs
@@ -59,7 +60,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         jobs = start_background_jobs(settings, database)
         warmer = start_report_warmer(settings, database)
         webhooks = start_webhook_workers(settings, database)
+        bands = start_rank_refresher(settings, database)
         yield
+        if bands is not None:
+            await bands.stop()
         if warmer is not None:
             await warmer.stop()
         if webhooks is not None:
@@ -83,7 +87,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.database = database
     app.state.verifier = TokenVerifier(settings)
-    app.state.metrics = Registry()
 
     install_error_handlers(app)
     for router in (
@@ -101,7 +104,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             router,
             prefix="/v1",
             # In this order: authentication (inside the rate limit) answers 401 first.
-            dependencies=[Depends(write_rate_limit), Depends(known_query_only)],
+            dependencies=[Depends(caller_rate_limit), Depends(known_query_only)],
         )
     app.include_router(ops_router, dependencies=[Depends(known_query_only)])
     if docs:
@@ -131,5 +134,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             max_age=600,
         )
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(MetricsMiddleware, registry=app.state.metrics, root=app)
+    app.add_middleware(MetricsMiddleware, root=app)
     return app

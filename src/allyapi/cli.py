@@ -1,12 +1,16 @@
-"""``allyapi serve | migrate | token | seed --demo | purge | rotate-keys | openapi [--check]``
-(SPEC §5)."""
+"""``allyapi serve | migrate | token | seed --demo | purge | rotate-keys | backup PATH |
+openapi [--check]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -80,6 +84,18 @@ def _print_demo_tokens(settings: Settings, base_url: str | None) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.workers < 1:
+        print("allyapi: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and settings.effective_database_url.startswith("sqlite"):
+        # One SQLite file takes one writer at a time, and processes queue for it with a busy
+        # timeout: two workers under 50 concurrent writers answered 503 (docs/operations.md).
+        print(
+            "allyapi: --workers above 1 needs PostgreSQL (ALLYAPI_DATABASE_URL=postgresql+"
+            "asyncpg://...); the embedded SQLite database is served by one process",
+            file=sys.stderr,
+        )
+        return 2
     if not args.no_migrate:
         _migrate(settings)
     if args.demo:
@@ -90,18 +106,44 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     elif settings.expose_docs:
         print(f"Docs: http://{args.host}:{args.port}/docs")
     sys.stdout.flush()
-    uvicorn.run(
-        "allyapi.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=False,  # uvicorn's access log prints query strings; ours never does
-        proxy_headers=True,
-        timeout_graceful_shutdown=20,
-        log_level=settings.log_level.lower(),
-    )
+    with metrics_directory():
+        uvicorn.run(
+            "allyapi.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            access_log=False,  # uvicorn's access log prints query strings; ours never does
+            proxy_headers=True,
+            timeout_graceful_shutdown=20,
+            log_level=settings.log_level.lower(),
+        )
     return 0
+
+
+# The variable prometheus_client reads once, on import, to choose its multiprocess mode.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def metrics_directory() -> Iterator[None]:
+    """``PROMETHEUS_MULTIPROC_DIR`` for the server about to start: the operator's if set, else
+    a private temporary one removed at exit; emptied first either way, as prometheus_client
+    requires (an earlier run's files would be summed into this run's counters). Ready before
+    any process of the server imports ``prometheus_client``, which reads it once
+    (core/metrics.py); this process does not import it."""
+    given = os.environ.get(MULTIPROC_ENV)
+    directory = Path(given) if given else Path(tempfile.mkdtemp(prefix="allyapi-metrics-"))
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in directory.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(directory, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def cmd_openapi(_: Settings | None, args: argparse.Namespace) -> int:
@@ -148,6 +190,23 @@ def cmd_rotate_keys(settings: Settings, _: argparse.Namespace) -> int:
     return 1 if incomplete else 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """A consistent copy of the embedded SQLite database, safe while servers write to it."""
+    from allyapi.backup import BackupRefused, backup_sqlite
+
+    try:
+        written = backup_sqlite(settings.effective_database_url, args.path)
+    except BackupRefused as refused:
+        print(f"allyapi: {refused}", file=sys.stderr)
+        return 2
+    print(f"backup written to {written}")
+    print(
+        "it holds ciphertext and pseudonyms: keep ALLYAPI_PSEUDONYM_KEY and ALLYAPI_DATA_KEYS "
+        "apart from it (docs/operations.md)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="allyapi", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     rotate = commands.add_parser("rotate-keys", help="re-seal stored text under the newest key")
     rotate.set_defaults(handler=cmd_rotate_keys)
+
+    backup = commands.add_parser(
+        "backup", help="copy the embedded SQLite database consistently (PostgreSQL: pg_dump)"
+    )
+    backup.add_argument("path", type=Path, help="a new file (an existing one is not replaced)")
+    backup.set_defaults(handler=cmd_backup)
 
     openapi = commands.add_parser("openapi", help="write the OpenAPI contract (or --check it)")
     openapi.add_argument("--output", type=Path, default=CONTRACT_PATH)

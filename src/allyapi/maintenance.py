@@ -6,6 +6,7 @@ the in-server runner, so a cron job, an operator and the servers can overlap.
 
 from __future__ import annotations
 
+from allyapi.allies.ranking import refresh_rank_bands
 from allyapi.contact_requests.jobs import JobCounts, run_all_jobs
 from allyapi.core.crypto import Cipher
 from allyapi.core.database import Database
@@ -15,8 +16,11 @@ from allyapi.sealed import SEALED_COLUMNS
 
 
 async def purge(settings: Settings) -> JobCounts:
+    """The time-driven jobs once, the suggestions' load snapshot included (with in-server
+    jobs off, a scheduler running ``allyapi purge`` is what keeps it fresh)."""
     database = Database(settings)
     try:
+        await refresh_rank_bands(database, settings)
         return await run_all_jobs(database, settings)
     finally:
         await database.dispose()

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from allyapi.allies.models import Ally
+from allyapi.allies.ranking import AllyRankBand
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -22,6 +23,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "AccessLogEntry",
     "Ally",
+    "AllyRankBand",
     "ContactMessage",
     "ContactRequest",
     "FeedbackQuota",

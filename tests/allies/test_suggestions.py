@@ -1,8 +1,12 @@
-"""Suggestions: listed, accepting, free capacity; ranking incl. the department rule."""
+"""Suggestions: listed, accepting, room in the load snapshot; ranking incl. the department rule.
+
+Loads are set, then the snapshot is taken (as the background job does each period); allies
+equal on every criterion come in the day's keyed tie-break order (``by_tiebreak``)."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -10,6 +14,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally
+from allyapi.allies.ranking import refresh_rank_bands, tiebreak, tiebreak_key
+from allyapi.core.database import Database
+from allyapi.core.settings import Settings
 from tests.allies.factories import active_ally, volunteer
 from tests.helpers import TokenFactory, assert_problem
 
@@ -29,10 +36,25 @@ async def ally_with_load(
     assert stored is not None
     stored.open_requests = load
     await session.commit()
+    IDS[name] = stored.id
+
+
+IDS: dict[str, uuid.UUID] = {}
+
+
+def by_tiebreak(settings: Settings, *names: str) -> list[str]:
+    key = tiebreak_key(settings.pseudonym_key_bytes)
+    return sorted(names, key=lambda name: tiebreak(key, IDS[name], datetime.now(UTC).date()))
 
 
 @pytest.fixture
-async def network(client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession) -> None:
+async def network(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    session: AsyncSession,
+    database: Database,
+    settings: Settings,
+) -> None:
     london, paris = "Europe/London", "Europe/Paris"
     await ally_with_load(
         client, tokens, session, "Amy", 0, department="MARKETING", topics=["stress"],
@@ -60,6 +82,7 @@ async def network(client: httpx.AsyncClient, tokens: TokenFactory, session: Asyn
     )  # fmt: skip
     await volunteer(client, tokens, "fay", display_name="Fay", topics=["stress"])  # not listed
     await active_ally(client, tokens, "hal", display_name="Hal", accepting=False)
+    await refresh_rank_bands(database, settings)  # bands: Amy, Bo, Cat, Gus 0; Dan 1; Eve full
 
 
 async def suggested(client: httpx.AsyncClient, query: str, headers: dict[str, str]) -> list[str]:
@@ -81,31 +104,33 @@ async def test_ranking_with_every_criterion(
 
 
 @pytest.mark.usefixtures("network")
-async def test_least_loaded_first_without_preferences(
-    client: httpx.AsyncClient, tokens: TokenFactory
+async def test_lighter_band_first_without_preferences(
+    client: httpx.AsyncClient, tokens: TokenFactory, settings: Settings
 ) -> None:
     everyone = await suggested(client, "?limit=20", tokens.employee)
-    assert everyone == ["Cat", "Gus", "Bo", "Dan", "Amy"]
+    assert everyone == [*by_tiebreak(settings, "Bo", "Cat", "Gus"), "Dan", "Amy"]
     assert await suggested(client, "", tokens.employee) == everyone[:5]
-    assert await suggested(client, "?limit=2", tokens.employee) == ["Cat", "Gus"]
+    assert await suggested(client, "?limit=2", tokens.employee) == everyone[:2]
 
 
 @pytest.mark.usefixtures("network")
 async def test_same_department_opt_in_and_callers_without_department(
-    client: httpx.AsyncClient, tokens: TokenFactory
+    client: httpx.AsyncClient, tokens: TokenFactory, settings: Settings
 ) -> None:
     query = "?topic=stress&language=en-GB&timezone=Europe/London&same_department=true"
     assert await suggested(client, query, tokens.employee) == ["Amy", "Dan", "Gus", "Bo", "Cat"]
     no_department = tokens.headers("emp-2", "employee")
     assert await suggested(client, "?topic=stress", no_department) == [
-        "Amy",
-        "Gus",
-        "Bo",
+        *by_tiebreak(settings, "Amy", "Bo", "Gus"),
         "Dan",
         "Cat",
     ]
     sales = tokens.headers("emp-3", "employee", department=" sales ")
-    assert await suggested(client, "", sales) == ["Amy", "Gus", "Cat", "Bo", "Dan"]
+    assert await suggested(client, "", sales) == [
+        *by_tiebreak(settings, "Amy", "Gus"),
+        *by_tiebreak(settings, "Bo", "Cat"),
+        "Dan",
+    ]
 
 
 @pytest.mark.usefixtures("network")

@@ -78,6 +78,7 @@ async def _start(settings: Settings, log: Path) -> Server:
         settings,
         ALLYAPI_LOG_LEVEL="DEBUG",
         ALLYAPI_RATE_LIMIT_WRITES_PER_MINUTE="100000",
+        ALLYAPI_RATE_LIMIT_READS_PER_MINUTE="100000",
         ALLYAPI_DB_POOL_SIZE="10",
     )
     log_config = log.with_suffix(".json")

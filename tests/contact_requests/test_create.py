@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
+from allyapi.allies.ranking import refresh_rank_bands, tiebreak, tiebreak_key
 from allyapi.contact_requests.models import ContactRequest, RequesterLoad
+from allyapi.core.database import Database
 from allyapi.core.pseudonym import requester_ref
 from allyapi.core.settings import Settings
 from allyapi.training.models import TrainingCourse
@@ -78,18 +81,24 @@ async def test_stored_row_holds_no_plaintext_and_no_sub(
     assert row.message_sealed.startswith("k2.")
 
 
-async def test_auto_match_prefers_topic_language_and_least_loaded_outside_my_department(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
+async def test_auto_match_prefers_topic_language_and_lighter_band_outside_my_department(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    session: AsyncSession,
+    settings: Settings,
+    database: Database,
 ) -> None:
+    """The suggestions' ranking (band snapshot, then tie-break) picks; the live count decides
+    who can take one more: the lighter-band ally until they are full, then the next."""
     # tokens.employee works in Marketing.
     same_dept = await make_ally(session, settings, "a", name="A", department="Marketing")
     busy = await make_ally(session, settings, "b", name="B", open_requests=2)
     free = await make_ally(session, settings, "c", name="C", open_requests=0)
     await make_ally(session, settings, "d", name="D", topics=["grief"])
-    first = await create(client, tokens.employee)
-    assert first["ally_id"] == str(free.id)
-    # C now holds 1, B holds 2: C again; then B and C tie at 2, name order picks B.
-    assert (await create(client, tokens.employee))["ally_id"] == str(free.id)
+    await refresh_rank_bands(database, settings)  # C band 0, B band 1 (2 of 3)
+    for _ in range(3):
+        assert (await create(client, tokens.employee))["ally_id"] == str(free.id)
+    # C is full now (live), though its snapshot still says band 0: B takes the next one.
     other = person(tokens, "emp-2", department="Marketing")
     assert (await create(client, other))["ally_id"] == str(busy.id)
     assert same_dept.id != busy.id
@@ -113,12 +122,19 @@ async def test_auto_match_with_nobody_free_is_409_with_resources(
 
 
 async def test_chosen_ally_at_capacity_or_not_accepting_is_409_with_alternatives(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    session: AsyncSession,
+    settings: Settings,
+    database: Database,
 ) -> None:
     full = await make_ally(session, settings, "full", capacity=1, open_requests=1)
     closed = await make_ally(session, settings, "closed", accepting=False)
-    for index in range(4):
-        await make_ally(session, settings, f"alt{index}", name=f"Alt {index}")
+    alts = [await make_ally(session, settings, f"alt{i}", name=f"Alt {i}") for i in range(4)]
+    await refresh_rank_bands(database, settings)  # "full" is full in the snapshot too
+    key = tiebreak_key(settings.pseudonym_key_bytes)
+    day = datetime.now(UTC).date()
+    best = sorted(alts, key=lambda ally: tiebreak(key, ally.id, day))[:3]
     for ally in (full, closed):
         response = await client.post(
             PATH, json={**BODY, "ally_id": str(ally.id)}, headers=tokens.employee
@@ -126,7 +142,7 @@ async def test_chosen_ally_at_capacity_or_not_accepting_is_409_with_alternatives
         body = assert_problem(response, 409)
         assert body["type"].endswith("/ally-unavailable")
         names = [alt["display_name"] for alt in body["alternatives"]]
-        assert names == ["Alt 0", "Alt 1", "Alt 2"]
+        assert names == [ally.display_name for ally in best]
         assert set(body["alternatives"][0]) >= {"id", "display_name", "topics", "accepting"}
         assert "open_requests" not in body["alternatives"][0]
         assert "max_open_requests" not in body["alternatives"][0]

@@ -20,7 +20,7 @@ async def test_assignment_and_rematch_are_announced_without_personal_data(
     subscribed = await client.post(
         "/v1/webhooks",
         json={"url": "http://127.0.0.1:9/hook", "events": ["contact_request.assigned"]},
-        headers=tokens.coordinator,
+        headers=tokens.integration,
     )
     assert subscribed.status_code == 201, subscribed.text
     first = await make_ally(session, settings, "robin", name="A")

@@ -16,7 +16,8 @@ import pytest
 from allyapi.ops.contract import CONTRACT_PATH, openapi_document, render
 
 ROOT = Path(__file__).resolve().parents[2]
-OPERATIONS_PATHS = {"/healthz", "/readyz", "/metrics"}
+# Open to probes; /metrics takes its own bearer token (ALLYAPI_METRICS_TOKEN), not a JWT.
+OPERATIONS_PATHS = {"/healthz", "/readyz"}
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 PROBLEM_REF = "#/components/schemas/Problem"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -45,3 +45,15 @@ def scratch_database(folder: Path) -> Iterator[str]:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', server)
+
+
+@asynccontextmanager
+async def scratch_database_in_thread(folder: Path) -> AsyncIterator[str]:
+    """``scratch_database`` for async tests: creating and dropping a PostgreSQL database runs
+    its own event loop, so both happen in a worker thread."""
+    with ExitStack() as stack:
+        url = await asyncio.to_thread(stack.enter_context, scratch_database(folder))
+        try:
+            yield url
+        finally:
+            await asyncio.to_thread(stack.close)

@@ -130,3 +130,64 @@ def test_production_refuses_generated_secrets_without_a_traceback(
     assert "ALLYAPI_PSEUDONYM_KEY" in err
     assert "Traceback" not in err
     assert not (workdir / "data").exists()  # nothing generated
+
+
+def test_production_refuses_to_serve_metrics_without_a_token(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "ALLYAPI_ENV": "production",
+        "ALLYAPI_DATABASE_URL": "postgresql+asyncpg://allyapi@127.0.0.1:9/allyapi",
+        "ALLYAPI_JWT_SECRET": "j" * 48,
+        "ALLYAPI_PSEUDONYM_KEY": "p" * 48,
+        "ALLYAPI_DATA_KEYS": "k1:" + "A" * 43 + "=",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert run("serve") == 2
+    err = capsys.readouterr().err
+    assert "production refuses to start without ALLYAPI_METRICS_TOKEN" in err
+    assert "Traceback" not in err
+
+
+def test_serve_refuses_several_workers_on_sqlite(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One SQLite file has one writer at a time: several processes queueing on it answered 503
+    under load. Refused before anything is migrated, seeded or served."""
+
+    def must_not_run(*args: Any, **options: Any) -> None:
+        raise AssertionError("uvicorn must not start")
+
+    monkeypatch.setattr(uvicorn, "run", must_not_run)
+    assert run("serve", "--workers", "2") == 2
+    err = capsys.readouterr().err
+    assert "--workers above 1 needs PostgreSQL" in err
+    assert not (workdir / "data" / "allyapi.db").exists()  # not even migrated
+    assert run("serve", "--workers", "0") == 2
+
+
+def test_serve_gives_its_workers_a_fresh_metrics_directory(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prometheus_client needs the directory emptied between runs: a file of an earlier run
+    would be summed into this run's counters."""
+    given = workdir / "metrics"
+    given.mkdir()
+    (given / "counter_999999.db").write_bytes(b"stale")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(given))
+    during: list[list[str]] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda *a, **k: during.append(sorted(p.name for p in given.iterdir()))
+    )
+    assert run("serve", "--no-migrate") == 0
+    assert during == [[]]
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    private: list[str] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda *a, **k: private.append(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    )
+    assert run("serve", "--no-migrate") == 0
+    assert private
+    assert not Path(private[0]).exists()  # removed when the server stopped
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ

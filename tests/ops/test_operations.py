@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from allyapi.app import create_app
 from allyapi.core.migrations import downgrade, upgrade
@@ -85,11 +85,13 @@ async def test_readyz_is_503_when_the_database_is_unreachable(
         assert (await http.get("/healthz")).status_code == 200
 
 
-def _sample(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{key}="{value}"' for key, value in labels.items())
-    pattern = re.compile(rf"^{re.escape(name)}\{{{re.escape(wanted)}\}} (\S+)$", re.MULTILINE)
-    match = pattern.search(text)
-    return float(match.group(1)) if match else 0.0
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one series of a Prometheus text exposition (0 if absent)."""
+    for family in text_string_to_metric_families(text):
+        for series in family.samples:
+            if series.name == name and series.labels == labels:
+                return float(series.value)
+    return 0.0
 
 
 async def test_metrics_count_per_route_template_never_the_raw_id(
@@ -109,16 +111,16 @@ async def test_metrics_count_per_route_template_never_the_raw_id(
     assert str(resource_id) not in text
     route = {"method": "GET", "route": "/v1/resources/{resource_id}"}
     counter = "allyapi_http_requests_total"
-    assert _sample(text, counter, **route, status="404") - _sample(
+    assert sample(text, counter, **route, status="404") - sample(
         before, counter, **route, status="404"
     ) == pytest.approx(2)
-    assert _sample(text, counter, method="GET", route="unmatched", status="404") >= 1
+    assert sample(text, counter, method="GET", route="unmatched", status="404") >= 1
 
     histogram = "allyapi_http_request_duration_seconds"
-    count = _sample(text, histogram + "_count", **route)
-    assert count - _sample(before, histogram + "_count", **route) == pytest.approx(2)
-    assert _sample(text, histogram + "_bucket", **route, le="+Inf") == count
-    assert _sample(text, histogram + "_sum", **route) > 0
+    count = sample(text, histogram + "_count", **route)
+    assert count - sample(before, histogram + "_count", **route) == pytest.approx(2)
+    assert sample(text, histogram + "_bucket", **route, le="+Inf") == count
+    assert sample(text, histogram + "_sum", **route) > 0
     assert "# TYPE allyapi_http_request_duration_seconds histogram" in text
 
 

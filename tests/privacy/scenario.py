@@ -153,3 +153,76 @@ async def run_story(
         assert response.status_code < 300, response.text
     story.erased_id = uuid.UUID(second_id)
     return story
+
+
+@dataclass
+class FullStory:
+    """``run_story`` plus feedback, anonymous programme feedback, an Idempotency-Key and the
+    aggregate reads, with every identifier the run produced."""
+
+    story: Story
+    feedback_comment: str = field(default_factory=lambda: f"She listened {_mark('feedback')}")
+    programme_comment: str = field(default_factory=lambda: f"More allies {_mark('programme')}")
+    idempotency_key: str = field(default_factory=lambda: _mark("idem-key"))
+    ids: dict[str, str] = field(default_factory=dict)
+
+    def texts(self) -> dict[str, str]:
+        return self.story.secrets() | {
+            "request feedback comment": self.feedback_comment,
+            "programme feedback comment": self.programme_comment,
+        }
+
+
+async def run_full_story(
+    http: httpx.AsyncClient, session: AsyncSession, settings: Settings, tokens: TokenFactory
+) -> FullStory:
+    """Everything a requester, their ally and programme staff do, once each."""
+    story = await run_story(http, http, session, settings, tokens)
+    full = FullStory(story)
+    me = tokens.headers(story.sub, "employee", name=story.name, email=story.email, country="GB")
+    them = tokens.headers(story.ally_sub, "employee")
+    base = "/v1/contact-requests"
+    assert story.completed_id is not None
+    assert story.erased_id is not None
+    full.ids |= {"completed request": str(story.completed_id), "erased": str(story.erased_id)}
+
+    feedback = await http.post(
+        f"{base}/{story.completed_id}/feedback",
+        headers=me,
+        json={
+            "rating": 4,
+            "felt_heard": True,
+            "would_recommend": True,
+            "comment": full.feedback_comment,
+        },
+    )
+    assert feedback.status_code == 201, feedback.text
+    programme = await http.post(
+        "/v1/feedback",
+        headers=me,
+        json={"category": "accessibility", "rating": 2, "comment": full.programme_comment},
+    )
+    assert programme.status_code == 201, programme.text
+
+    ally = (await http.get("/v1/me/ally-profile", headers=them)).json()
+    full.ids["ally"] = ally["id"]
+    keyed = {**me, "Idempotency-Key": full.idempotency_key}
+    body = {"ally_id": ally["id"], "topic": "sleep", "message": story.message}
+    third = await http.post(base, headers=keyed, json=body)
+    assert third.status_code == 201, third.text
+    replay = await http.post(base, headers=keyed, json=body)
+    assert replay.headers.get("idempotent-replayed") == "true"
+    full.ids["keyed request"] = third.json()["id"]
+    messages = (await http.get(f"{base}/{story.completed_id}/messages", headers=me)).json()
+    full.ids |= {f"message {n}": item["id"] for n, item in enumerate(messages["items"])}
+    assert (await http.post(f"{base}/{third.json()['id']}/cancel", headers=me)).status_code == 200
+
+    for reader, path in (
+        (tokens.coordinator, "/v1/feedback/summary"),
+        (them, "/v1/feedback/summary"),
+        (tokens.analyst, "/v1/reports/program"),
+        (tokens.coordinator, "/v1/reports/program?group_by=topic&interval=month"),
+    ):
+        response = await http.get(path, headers=reader)
+        assert response.status_code == 200, (path, response.text)
+    return full

@@ -1,18 +1,41 @@
-"""P1: nothing the requester is or wrote reaches a log line, even at DEBUG with SQL echo."""
+"""Nothing that identifies a requester, or links their actions, reaches a log line at any level.
+
+The loggers that would print SQL parameters or rows are capped (core/logging.py), every engine
+hides parameters, and a full scenario at DEBUG is scanned for every text, pseudonym, id, key
+and sub it produced: a pseudonym or a request id in a log line next to a caller is exactly the
+link the pseudonyms exist to prevent (the same rate-limit key before a contact request and
+before "anonymous" programme feedback).
+"""
 
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.core.pseudonym import requester_ref, subject_ref
 from allyapi.core.settings import Settings
-from tests.helpers import TokenFactory
-from tests.privacy.scenario import Story, find_leaks, run_story
+from tests.helpers import ORG, TokenFactory
+from tests.privacy.scenario import FullStory, Story, find_leaks, run_full_story
 
-LOGGERS = ("", "allyapi", "sqlalchemy.engine", "sqlalchemy.pool", "uvicorn", "httpx", "asyncio")
+TEST_CLIENT_URL = "http://testserver/"
+LOGGERS = (
+    "",
+    "allyapi",
+    "sqlalchemy",
+    "sqlalchemy.engine",
+    "sqlalchemy.engine.Engine",
+    "sqlalchemy.pool",
+    "aiosqlite",
+    "asyncpg",
+    "uvicorn",
+    "httpx",
+    "httpcore",
+    "asyncio",
+)
 
 
 def test_the_leak_finder_finds_what_it_looks_for() -> None:
@@ -22,7 +45,41 @@ def test_the_leak_finder_finds_what_it_looks_for() -> None:
     assert find_leaks(story.alias.encode("utf-16-le"), story) == ["alias"]
 
 
-async def test_logs_at_debug_hold_no_requester_identity_or_plaintext(
+def traces(full: FullStory, settings: Settings, tokens: TokenFactory) -> dict[str, str]:
+    """Every value of the run that must appear in no log line."""
+    key = settings.pseudonym_key_bytes
+    story = full.story
+    week = date.today().isocalendar()
+    values = full.texts() | {f"id of {label}": value for label, value in full.ids.items()}
+    for who, sub in (("requester", story.sub), ("ally", story.ally_sub)):
+        values[f"{who} requester_ref"] = requester_ref(key, ORG, sub)
+        for purpose in ("ally", "idem", "rate", f"feedback:{week.year}-W{week.week:02d}"):
+            values[f"{who} {purpose} ref"] = subject_ref(key, purpose, ORG, sub)
+    values |= {
+        "Idempotency-Key": full.idempotency_key,
+        "requester token": tokens.token(story.sub, "employee"),
+        "pseudonym key": settings.pseudonym_key or "",
+        "jwt secret": settings.jwt_secret or "",
+    }
+    values |= {f"data key {kid}": raw.hex() for kid, raw in settings.data_key_ring}
+    return values
+
+
+def captured_text(caplog: pytest.LogCaptureFixture) -> str:
+    """Each record's line, raw arguments and exception text: the app's records only (the
+    test's own httpx client logs the URLs it calls, ids included; the server never sees that)."""
+    records = [
+        record
+        for record in caplog.records
+        if not (record.name == "httpx" and TEST_CLIENT_URL in record.getMessage())
+    ]
+    return "\n".join(
+        f"{record.name} {record.getMessage()} {record.args!r} {record.exc_text or ''}"
+        for record in records
+    )
+
+
+async def test_a_full_scenario_at_debug_logs_no_identity_id_key_or_text(
     client: httpx.AsyncClient,
     session: AsyncSession,
     settings: Settings,
@@ -32,14 +89,30 @@ async def test_logs_at_debug_hold_no_requester_identity_or_plaintext(
     for name in LOGGERS:
         caplog.set_level(logging.DEBUG, logger=name)
 
-    story = await run_story(client, client, session, settings, tokens)
+    full = await run_full_story(client, session, settings, tokens)
 
-    # SQL statements with their parameters were captured: the scan covers what the app
-    # sends to the database, not only what it chooses to log.
+    captured = captured_text(caplog)
+    leaked = [label for label, value in traces(full, settings, tokens).items() if value in captured]
+    assert leaked == []
+    assert find_leaks(captured.encode(), full.story) == []
+    # SQL statements were captured: the scan covered what the app sends to the database.
     assert any(record.name.startswith("sqlalchemy.engine") for record in caplog.records)
-    captured = "\n".join(
-        [caplog.text]
-        + [repr(record.args) for record in caplog.records]
-        + [record.exc_text or "" for record in caplog.records]
-    )
-    assert find_leaks(captured.encode(), story) == []
+    assert "[SQL parameters hidden" in captured
+
+
+async def test_driver_loggers_stay_capped_whatever_level_they_are_given(
+    client: httpx.AsyncClient, tokens: TokenFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLAlchemy logs every row it reads at DEBUG, aiosqlite every call with its arguments:
+    the cap drops those records even when a configuration sets the loggers to DEBUG."""
+    for name in LOGGERS:
+        caplog.set_level(logging.DEBUG, logger=name)
+    response = await client.get("/v1/allies", headers=tokens.employee)
+    assert response.status_code == 200
+    below_info = [
+        record.name
+        for record in caplog.records
+        if record.levelno < logging.INFO
+        and record.name.startswith(("sqlalchemy.engine", "aiosqlite", "asyncpg"))
+    ]
+    assert below_info == []

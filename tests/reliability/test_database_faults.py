@@ -69,6 +69,7 @@ async def server(
     env = process_env(
         private_settings,
         ALLYAPI_RATE_LIMIT_WRITES_PER_MINUTE="100000",
+        ALLYAPI_RATE_LIMIT_READS_PER_MINUTE="100000",
         ALLYAPI_DB_POOL_SIZE="5",
         ALLYAPI_LOG_LEVEL="INFO",
     )

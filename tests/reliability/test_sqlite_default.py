@@ -36,7 +36,11 @@ def sqlite_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory
     url = f"sqlite+aiosqlite:///{path}"
     upgrade(url)
     return settings.model_copy(
-        update={"database_url": url, "rate_limit_writes_per_minute": 100_000}
+        update={
+            "database_url": url,
+            "rate_limit_writes_per_minute": 100_000,
+            "rate_limit_reads_per_minute": 100_000,
+        }
     )
 
 

@@ -1,4 +1,5 @@
-"""Write rate limits (issue 5 item 5): per caller, in the database, shared by every process."""
+"""Rate limits: per caller, per policy (writes, reads), in the database, on its clock, shared by
+every process."""
 
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.app import create_app
 from allyapi.core.database import Database
 from allyapi.core.pseudonym import subject_ref
-from allyapi.core.ratelimit import WINDOW_SECONDS, count_write
+from allyapi.core.ratelimit import WINDOW_SECONDS, count_request
 from allyapi.core.settings import Settings
 from tests.helpers import ORG, TokenFactory, assert_problem
 
 LIMIT = 3
 
 
-def limited_app(settings: Settings, database: Database, limit: int = LIMIT) -> FastAPI:
-    return create_app(settings.model_copy(update={"rate_limit_writes_per_minute": limit}), database)
+def limited_app(
+    settings: Settings, database: Database, limit: int = LIMIT, reads: int = 1000
+) -> FastAPI:
+    changes = {"rate_limit_writes_per_minute": limit, "rate_limit_reads_per_minute": reads}
+    return create_app(settings.model_copy(update=changes), database)
 
 
 async def open_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
@@ -44,8 +48,8 @@ async def delete_missing(http: httpx.AsyncClient, headers: dict[str, str]) -> ht
     return await http.delete(f"/v1/resources/{uuid.uuid4()}", headers=headers)
 
 
-def remaining(response: httpx.Response) -> int:
-    match = re.fullmatch(r'"writes";r=(\d+);t=(\d+)', response.headers["ratelimit"])
+def remaining(response: httpx.Response, policy: str = "writes") -> int:
+    match = re.fullmatch(rf'"{policy}";r=(\d+);t=(\d+)', response.headers["ratelimit"])
     assert match, response.headers["ratelimit"]
     assert 1 <= int(match.group(2)) <= WINDOW_SECONDS
     return int(match.group(1))
@@ -80,7 +84,7 @@ async def test_writes_over_the_limit_answer_429_with_headers(
     assert refused.headers["x-content-type-options"] == "nosniff"
 
 
-async def test_the_limit_is_per_caller_and_reads_are_not_counted(
+async def test_the_limit_is_per_caller_and_reads_count_apart(
     limited: httpx.AsyncClient, tokens: TokenFactory
 ) -> None:
     for _ in range(LIMIT):
@@ -94,7 +98,8 @@ async def test_the_limit_is_per_caller_and_reads_are_not_counted(
 
     read = await limited.get("/v1/resources", headers=tokens.coordinator)
     assert read.status_code == 200
-    assert "ratelimit" not in read.headers
+    assert read.headers["ratelimit-policy"] == f'"reads";q=1000;w={WINDOW_SECONDS}'
+    assert remaining(read, "reads") == 999
 
 
 async def test_refused_and_invalid_writes_count_as_attempts(
@@ -148,26 +153,34 @@ async def test_buckets_hold_a_keyed_hash_never_the_subject(
     limited: httpx.AsyncClient, tokens: TokenFactory, settings: Settings, session: AsyncSession
 ) -> None:
     await delete_missing(limited, tokens.coordinator)
-    rows = (await session.execute(text("SELECT key, count FROM rate_limit_buckets"))).all()
+    rows = (await session.execute(text("SELECT key, policy, count FROM rate_limit_buckets"))).all()
     expected = subject_ref(settings.pseudonym_key_bytes, "rate", ORG, "coord-1")
-    assert [(row.key, row.count) for row in rows] == [(expected, 1)]
+    assert [(row.key, row.policy, row.count) for row in rows] == [(expected, "writes", 1)]
     assert "coord-1" not in expected
 
 
 async def test_a_new_window_starts_at_one_and_sweeps_old_windows(
     database: Database, session: AsyncSession
 ) -> None:
-    start = 1_800_000_000 // WINDOW_SECONDS * WINDOW_SECONDS
-    assert await count_write(database, "k1", start + 1) == (1, WINDOW_SECONDS - 1)
-    assert await count_write(database, "k1", start + 59) == (2, 1)
-    await count_write(database, "k2", start + 5)
-    assert await count_write(database, "k1", start + WINDOW_SECONDS) == (1, WINDOW_SECONDS)
-    # Another caller's first write two windows later sweeps every window that has ended.
-    await count_write(database, "k3", start + 2 * WINDOW_SECONDS)
+    """Windows come from the database's clock; the first count in a new window sweeps every
+    window that has ended, of every caller and policy."""
+    for key, policy in (("k1", "writes"), ("k2", "reads")):
+        await session.execute(
+            text(
+                "INSERT INTO rate_limit_buckets (key, policy, window_start, count) "
+                "VALUES (:key, :policy, 60, 7)"
+            ),
+            {"key": key, "policy": policy},
+        )
+    await session.commit()
+    count, reset_in = await count_request(database, "k1", "writes")
+    assert count == 1
+    assert 1 <= reset_in <= WINDOW_SECONDS
+    assert (await count_request(database, "k1", "writes"))[0] == 2
+    assert (await count_request(database, "k1", "reads"))[0] == 1
     rows = (
-        await session.execute(text("SELECT key, window_start FROM rate_limit_buckets ORDER BY key"))
+        await session.execute(
+            text("SELECT key, policy, count FROM rate_limit_buckets ORDER BY key, policy")
+        )
     ).all()
-    assert [(row.key, row.window_start - start) for row in rows] == [
-        ("k1", WINDOW_SECONDS),
-        ("k3", 2 * WINDOW_SECONDS),
-    ]
+    assert [tuple(row) for row in rows] == [("k1", "reads", 1), ("k1", "writes", 2)]

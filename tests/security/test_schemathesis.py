@@ -62,6 +62,8 @@ def fuzzed_app(settings: Settings) -> FastAPI:
         settings.model_copy(
             update={
                 "rate_limit_writes_per_minute": 100_000,  # the limiter has its own tests
+                "rate_limit_reads_per_minute": 100_000,
+                "metrics_token": METRICS_TOKEN,  # as production runs it
                 "jobs_interval_seconds": 0,
                 "webhook_interval_seconds": 0,
             }
@@ -87,6 +89,16 @@ CROSS_FIELD_RULES = {
     # the SSRF guard: https only in production, and the host must resolve to a public address
     ("POST", "/v1/webhooks"),
 }
+
+
+METRICS_TOKEN = "fuzz-metrics-" + "t" * 32
+
+
+def credentials(case: Any, headers: dict[str, str]) -> dict[str, str]:
+    """/metrics takes the scrape token, not a JWT; every other operation the caller's token."""
+    if case.operation.path == "/metrics":
+        return {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    return headers
 
 
 def excluded(case: Any) -> list[Any]:
@@ -121,7 +133,8 @@ def test_api_as_employee(
     case: Any, fuzzed_app: FastAPI, tokens: TokenFactory, database: Database
 ) -> None:
     prepare(case, fuzzed_app)
-    case.call_and_validate(headers=tokens.employee, excluded_checks=excluded(case))
+    headers = credentials(case, tokens.employee)
+    case.call_and_validate(headers=headers, excluded_checks=excluded(case))
 
 
 @schema.parametrize()
@@ -130,7 +143,8 @@ def test_api_as_coordinator(
     case: Any, fuzzed_app: FastAPI, tokens: TokenFactory, database: Database
 ) -> None:
     prepare(case, fuzzed_app)
-    case.call_and_validate(headers=tokens.coordinator, excluded_checks=excluded(case))
+    headers = credentials(case, tokens.coordinator)
+    case.call_and_validate(headers=headers, excluded_checks=excluded(case))
 
 
 def test_stateful_as_coordinator(

@@ -10,7 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.webhooks.models import EVENT_TYPES, WebhookDelivery
+from allyapi.webhooks.models import EVENT_TYPES, PER_REQUEST_EVENTS, WebhookDelivery
+
+# What a coordinator may subscribe to: everything but the per-request events.
+PROGRAMME_EVENTS = tuple(event for event in EVENT_TYPES if event not in PER_REQUEST_EVENTS)
 
 
 async def subscribe(

@@ -16,7 +16,7 @@ from allyapi.webhooks.models import DeliveryStatus
 from allyapi.webhooks.outbox import enqueue
 from allyapi.webhooks.service import secret_aad
 from tests.helpers import ORG, TokenFactory, assert_problem
-from tests.webhooks.factories import deliveries, subscribe
+from tests.webhooks.factories import PROGRAMME_EVENTS, deliveries, subscribe
 
 
 async def test_subscribe_shows_the_secret_once_and_seals_it(
@@ -41,7 +41,10 @@ async def test_subscribe_shows_the_secret_once_and_seals_it(
 
 
 async def test_list_pages_with_a_cursor(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
-    ids = [(await subscribe(client, tokens.coordinator))["id"] for _ in range(3)]
+    ids = [
+        (await subscribe(client, tokens.coordinator, events=PROGRAMME_EVENTS))["id"]
+        for _ in range(3)
+    ]
     first = (await client.get("/v1/webhooks?limit=2", headers=tokens.coordinator)).json()
     second = (
         await client.get(
@@ -120,7 +123,7 @@ async def test_unauthenticated_and_wrong_roles(
 async def test_other_organisations_see_nothing(
     client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
 ) -> None:
-    created = await subscribe(client, tokens.coordinator)
+    created = await subscribe(client, tokens.coordinator, events=PROGRAMME_EVENTS)
     await enqueue(session, ORG, "ally.listed", {"ally_id": uuid.uuid4()})
     await session.commit()
     [delivery] = await deliveries(session)
@@ -152,7 +155,7 @@ async def test_invalid_bodies(
 
 
 async def test_invalid_cursor_and_ids(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
-    created = await subscribe(client, tokens.coordinator)
+    created = await subscribe(client, tokens.coordinator, events=PROGRAMME_EVENTS)
     bad = await client.get("/v1/webhooks?cursor=bm9wZQ", headers=tokens.coordinator)
     assert_problem(bad, 422)
     log = await client.get(

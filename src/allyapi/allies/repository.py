@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -21,8 +21,12 @@ from sqlmodel import col, select
 
 from allyapi.allies.listing import ALLIES, listed_clause
 from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.ranking import BANDS, FULL
 from allyapi.core.models import json_array_contains, json_array_has_language
 
+# Allies without a snapshot yet sort after the ranked ones of their band (tie-breaks are
+# below 2**63).
+TIEBREAK_UNRANKED = 2**63 - 1
 # Bind parameters per statement: well under SQLite's 32766 and asyncpg's 32767.
 CHUNK = 1000
 
@@ -47,6 +51,10 @@ class SuggestionQuery:
     # Lower-cased department of the caller to rank last; None: no department rule.
     avoid_department: str | None
     limit: int
+    # Who counts as having room: "published", the band snapshot everyone may see (the
+    # suggestions, a 409's alternatives); "live", the open-request count itself (a matcher
+    # about to claim a slot, whose answer is a stored request, not a list to poll).
+    capacity: Literal["published", "live"] = "published"
 
 
 class AllyRepository:
@@ -85,13 +93,18 @@ class AllyRepository:
     async def suggestions(
         self, org_id: str, today: date, wanted: SuggestionQuery
     ) -> Sequence[Ally]:
-        """Listed allies with free capacity, best match first (ranking in the service doc).
+        """Listed allies with room, best match first (ranking in the service doc).
 
-        The load is ``Ally.open_requests``, the counter contact requests keep with conditional
-        UPDATEs: the same number their capacity check uses, so a suggested ally can take the
-        request, and no count over contact_requests is needed per row.
+        The load is the ally's *band* in the last snapshot (allies/ranking.py), never the live
+        count, and equal candidates are ordered by the day's keyed tie-break: one request
+        reorders nothing until the next snapshot. An ally not yet in a snapshot (approved
+        since) ranks in the lightest band, after those that are.
         """
-        load = col(Ally.open_requests)
+        band = sa.func.coalesce(BANDS.c.band, 0)
+        if wanted.capacity == "live":
+            room = col(Ally.open_requests) < col(Ally.max_open_requests)
+        else:
+            room = band < FULL
         ranking: list[ColumnElement[int]] = []
         if wanted.avoid_department is not None:
             ranking.append(_last_when(col(Ally.department_key) == wanted.avoid_department))
@@ -103,15 +116,17 @@ class AllyRepository:
             )
         if wanted.timezone is not None:
             ranking.append(_first_when(col(Ally.timezone) == wanted.timezone))
-        keys = [*(rank.label(f"rank_{i}") for i, rank in enumerate(ranking)), load.label("load")]
-        keys += [col(Ally.display_name).label("name"), col(Ally.id).label("ally_id")]
+        keys = [*(rank.label(f"rank_{i}") for i, rank in enumerate(ranking)), band.label("band")]
+        keys += [
+            sa.func.coalesce(BANDS.c.tiebreak, TIEBREAK_UNRANKED).label("tiebreak"),
+            col(Ally.id).label("ally_id"),
+        ]
         # Rank narrow rows (the sort keys and the id), then load the few winners: sorting
-        # whole profiles of 10,000 allies spilled to disk (100 ms per ranking, issue 6).
+        # whole profiles of 10,000 allies spilled to disk (100 ms per ranking).
         best = (
             sa.select(*keys)
-            .where(
-                col(Ally.org_id) == org_id, listed_clause(today), load < col(Ally.max_open_requests)
-            )
+            .select_from(ALLIES.outerjoin(BANDS, BANDS.c.ally_id == ALLIES.c.id))
+            .where(col(Ally.org_id) == org_id, listed_clause(today), room)
             .order_by(*(key.name for key in keys))
             .limit(wanted.limit)
             .subquery("best")

@@ -190,18 +190,20 @@ class AllyService:
         return ally, await self.repo.is_listed(org_id, ally.id, today())
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
-        """Ranked matches, best first. Only listed allies with free capacity
-        (``open_requests < max_open_requests``) are candidates; among them the order is:
+        """Ranked matches, best first. Only listed allies with room in the last snapshot of
+        their load (allies/ranking.py) are candidates; among them the order is:
 
         1. the department rule: unless ``same_department=true``, allies whose department equals
            the caller's ``department`` claim (case-insensitively) come after every other ally,
-           whatever their match, so nobody is steered into their own reporting line
-           (SPEC §3). With ``same_department=true`` department plays no part in the order;
+           whatever their match, so nobody is steered into their own reporting line.
+           With ``same_department=true`` department plays no part in the order;
         2. ``topic`` matches (exact tag, case-insensitive) before non-matches;
         3. ``language`` matches (RFC 4647 basic filtering: ``pt`` matches ``pt-BR``);
         4. ``timezone`` matches (same IANA zone);
-        5. least loaded (fewest open requests) first;
-        6. display name, then id, so equal candidates keep a stable order.
+        5. load band: less than half the capacity used, then the rest (from the snapshot, not
+           the live count, so a request moves nobody until the next snapshot);
+        6. the day's keyed tie-break, then id, so equal candidates keep one order all day and a
+           different one the next day.
 
         Topic, language and timezone rank rather than filter: a good ally for another topic
         beats an empty answer.

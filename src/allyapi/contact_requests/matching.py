@@ -1,10 +1,13 @@
 """Who should take a request: the allies domain's suggestion ranking, then a capacity claim.
 
-The ranking is ``AllyRepository.suggestions`` (one rule for ``GET /v1/allies/suggestions`` and
-for auto-matching): listed, free capacity, the caller's own department last, topic and language
-matches first, least loaded first. A suggestion is only a candidate: the slot is taken by the
-conditional UPDATE in ``claim_ally_slot``, and when a racing request took the last slot first
-the next candidate is tried.
+The ranking is ``AllyRepository.suggestions`` (one rule for ``GET /v1/allies/suggestions``, the
+409's alternatives and auto-matching): listed, the caller's own department last, topic and
+language matches first, then the load band of the last snapshot and the day's tie-break
+(allies/ranking.py). Alternatives are a list the caller sees, so they count room as the
+snapshot does; a claim counts the live open requests, so it never tries an ally who is full.
+A suggestion is only a candidate: the slot is taken by the conditional UPDATE in
+``claim_ally_slot``, and when a racing request took the last slot first the next candidate is
+tried.
 """
 
 from __future__ import annotations
@@ -45,13 +48,16 @@ class Matcher:
         self.allies = AllyRepository(session)
         self.repo = ContactRequestRepository(session)
 
-    async def ranked(self, org_id: str, today: date, wanted: Wanted, limit: int) -> Sequence[Ally]:
+    async def ranked(
+        self, org_id: str, today: date, wanted: Wanted, limit: int, *, live: bool = True
+    ) -> Sequence[Ally]:
         query = SuggestionQuery(
             topic=wanted.topic,
             language=wanted.language,
             timezone=None,
             avoid_department=wanted.avoid_department,
             limit=limit + len(wanted.exclude),
+            capacity="live" if live else "published",
         )
         rows = await self.allies.suggestions(org_id, today, query)
         return [ally for ally in rows if ally.id not in wanted.exclude][:limit]
@@ -69,4 +75,4 @@ class Matcher:
         return None
 
     async def alternatives(self, org_id: str, today: date, wanted: Wanted) -> Sequence[Ally]:
-        return await self.ranked(org_id, today, wanted, ALTERNATIVES)
+        return await self.ranked(org_id, today, wanted, ALTERNATIVES, live=False)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
+from allyapi.core.logging import cap_driver_loggers
 from allyapi.core.settings import Settings
 
 logger = logging.getLogger("allyapi.database")
@@ -106,6 +107,9 @@ def make_engine(
     """``immediate`` (SQLite only): every transaction takes the write lock at BEGIN.
     ``autocommit``: no transactions at all (each statement commits by itself)."""
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    # No bound value in any log line or exception message, at any level (core/logging.py).
+    options["hide_parameters"] = True
+    cap_driver_loggers()
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 5}, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from allyapi.core.errors import PROBLEM_JSON, Problem
-from allyapi.core.ratelimit import WRITE_METHODS
+from allyapi.core.ratelimit import READ_METHODS, WRITE_METHODS
 
 _DESCRIPTIONS = {
     400: "The body is not decodable (not UTF-8 or not JSON at all)",
@@ -128,6 +128,7 @@ def _generic_json(content: dict[str, Any]) -> bool:
     return ref == "" or ref.endswith(("/Problem", "/HTTPValidationError"))
 
 
+COUNTED_METHODS = READ_METHODS | WRITE_METHODS
 RESPONSE_HEADERS: dict[str, Any] = {
     "ETag": {
         "description": "Opaque strong validator of this resource's current version; send it "
@@ -148,12 +149,14 @@ RESPONSE_HEADERS: dict[str, Any] = {
         "schema": {"type": "string", "maxLength": 200},
     },
     "RateLimit": {
-        "description": "Writes left in the current window and seconds until it resets "
-        '(draft-ietf-httpapi-ratelimit-headers), e.g. `"writes";r=57;t=12`',
+        "description": "Requests left in the current window of the policy (`writes` or `reads`) "
+        "and seconds until it resets (draft-ietf-httpapi-ratelimit-headers), e.g. "
+        '`"writes";r=57;t=12`',
         "schema": {"type": "string", "maxLength": 100},
     },
     "RateLimit-Policy": {
-        "description": 'The caller\'s write quota per window, e.g. `"writes";q=120;w=60`',
+        "description": "The caller's quota per window for this kind of request, e.g. "
+        '`"writes";q=120;w=60` or `"reads";q=300;w=60`',
         "schema": {"type": "string", "maxLength": 100},
     },
     "Retry-After": {
@@ -165,8 +168,8 @@ RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy", "Retry-After")
 
 
 def _rate_limited(operation: dict[str, Any]) -> None:
-    """Writes are rate-limited per caller (core/ratelimit.py): every answer to an accepted
-    write carries RateLimit headers, and the 429 says when to retry."""
+    """Reads and writes are rate-limited per caller (core/ratelimit.py): every answer to an
+    accepted request carries RateLimit headers, and the 429 says when to retry."""
     responses: dict[str, Any] = operation["responses"]
     refs = {name: _header_ref(name) for name in RATE_LIMIT_HEADERS}
     responses["429"] = {**_problem(429), "headers": refs}
@@ -302,7 +305,7 @@ def install_openapi(app: FastAPI) -> None:
                     operation, schemas
                 ):
                     operation["responses"]["404"] = _problem(404)
-                if method.upper() in WRITE_METHODS and path.startswith("/v1/"):
+                if method.upper() in COUNTED_METHODS and path.startswith("/v1/"):
                     _rate_limited(operation)
         _bound_by_format(schema)
         app.openapi_schema = schema

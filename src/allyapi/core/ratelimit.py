@@ -1,11 +1,20 @@
-"""Per-caller write rate limit, counted in the database so every process shares it (SPEC §5).
+"""Per-caller rate limits, counted in the database so every process shares them.
 
-A fixed one-minute window per caller: one atomic upsert-increment per write request
-(``INSERT ... ON CONFLICT DO UPDATE ... RETURNING``, PostgreSQL and SQLite ≥ 3.35 alike), in
-autocommit so the count stands even when the request itself fails or is refused,
-and no row lock is held while the request runs. Over the limit: 429 with ``Retry-After``.
-Every counted response carries the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
-``RateLimit-Policy: "writes";q=120;w=60`` and ``RateLimit: "writes";r=<left>;t=<seconds>``.
+Two policies, each a fixed one-minute window per caller: ``writes`` (POST/PUT/PATCH/DELETE
+under /v1, ALLYAPI_RATE_LIMIT_WRITES_PER_MINUTE) and ``reads`` (GET under /v1,
+ALLYAPI_RATE_LIMIT_READS_PER_MINUTE): reads are limited too, because polling a read is how a
+side channel is watched (the suggestions' ranking, an aggregate read again and again) and how
+a directory is scraped. One atomic upsert-increment per request (``INSERT ... ON CONFLICT DO
+UPDATE ... RETURNING``, PostgreSQL and SQLite ≥ 3.35 alike), in autocommit so the count stands
+even when the request itself fails or is refused, and no row lock is held while the request
+runs. Over the limit: 429 with ``Retry-After``. Every counted response carries the IETF draft
+headers (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "writes";q=120;w=60`` and
+``RateLimit: "writes";r=<left>;t=<seconds>``.
+
+The window is computed on the *database's* clock, in the statement itself: replicas whose
+clocks disagree all count into the same window, and none can sweep away the others' current
+windows (a replica 180 s ahead used to delete every current bucket as "old", so a caller
+alternating between replicas was never limited).
 
 The bucket key is subject_ref(pseudonym key, "rate", org, sub): a keyed hash, never the raw
 ``sub``, and not joinable with any other reference. Attempts count whatever their outcome
@@ -14,7 +23,8 @@ The bucket key is subject_ref(pseudonym key, "rate", org, sub): a keyed hash, ne
 
 from __future__ import annotations
 
-import time
+from functools import lru_cache
+from typing import Literal
 
 import sqlalchemy as sa
 from fastapi import Request
@@ -23,32 +33,48 @@ from sqlmodel import Field, SQLModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allyapi.core.auth import Principal
-from allyapi.core.database import Database
+from allyapi.core.database import Database, is_sqlite
 from allyapi.core.errors import TooManyRequests
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.security import Caller
 from allyapi.core.settings import Settings
 
 WINDOW_SECONDS = 60
-POLICY = "writes"
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READ_METHODS = frozenset({"GET"})
 STATE_KEY = "rate_limit_headers"
+Policy = Literal["writes", "reads"]
 
-_INCREMENT = text(
-    "INSERT INTO rate_limit_buckets (key, window_start, count) VALUES (:key, :window, 1) "
-    "ON CONFLICT (key, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
-    "RETURNING count"
+# The database's own "now" in whole Unix seconds, evaluated once per statement (an
+# autocommit statement is its own transaction, so PostgreSQL's now() is the statement's).
+_NOW = {
+    "postgresql": "CAST(floor(extract(epoch FROM now())) AS BIGINT)",
+    "sqlite": "CAST(strftime('%s', 'now') AS INTEGER)",
+}
+_INCREMENT = (
+    "INSERT INTO rate_limit_buckets (key, policy, window_start, count) "
+    "VALUES (:key, :policy, {now} / {width} * {width}, 1) "
+    "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
+    "RETURNING count, window_start, {now}"
 )
-# Old windows are useless: the first write of a caller in a new window sweeps them (indexed).
+# Old windows are useless: the first request of a caller in a new window sweeps them (indexed).
 _SWEEP = text("DELETE FROM rate_limit_buckets WHERE window_start < :window")
 
 
+@lru_cache(maxsize=4)
+def increment_statement(database_url: str) -> sa.TextClause:
+    now = _NOW["sqlite" if is_sqlite(database_url) else "postgresql"]
+    return text(_INCREMENT.format(now=now, width=WINDOW_SECONDS))
+
+
 class RateLimitBucket(SQLModel, table=True):
-    """Writes of one caller in one window (``window_start`` in Unix seconds)."""
+    """Requests of one caller under one policy in one window (``window_start``: Unix seconds
+    on the database's clock)."""
 
     __tablename__ = "rate_limit_buckets"
 
     key: str = Field(max_length=64, primary_key=True)
+    policy: str = Field(max_length=16, primary_key=True)
     window_start: int = Field(
         primary_key=True,
         index=True,  # the sweep of old windows
@@ -58,42 +84,54 @@ class RateLimitBucket(SQLModel, table=True):
     count: int = Field(default=0)
 
 
-def headers_for(limit: int, used: int, reset_in: int) -> dict[str, str]:
+def headers_for(policy: Policy, limit: int, used: int, reset_in: int) -> dict[str, str]:
     remaining = max(limit - used, 0)
     return {
-        "RateLimit-Policy": f'"{POLICY}";q={limit};w={WINDOW_SECONDS}',
-        "RateLimit": f'"{POLICY}";r={remaining};t={reset_in}',
+        "RateLimit-Policy": f'"{policy}";q={limit};w={WINDOW_SECONDS}',
+        "RateLimit": f'"{policy}";r={remaining};t={reset_in}',
     }
 
 
-async def count_write(database: Database, key: str, now: float) -> tuple[int, int]:
-    """Add one write to the caller's current window; (count so far, seconds to reset).
+async def count_request(database: Database, key: str, policy: Policy) -> tuple[int, int]:
+    """Add one request to the caller's current window; (count so far, seconds to reset).
 
     The upsert runs in autocommit: one atomic statement, one round trip, committed at once
-    (not with the request, so refused and failed requests count too).
+    (not with the request, so refused and failed requests count too). Window and reset come
+    from the database's clock, never this process's.
     """
-    window = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
     async with database.autocommit.connect() as connection:
-        count = int(
-            (await connection.execute(_INCREMENT, {"key": key, "window": window})).scalar_one()
-        )
+        row = (
+            await connection.execute(
+                increment_statement(database.url), {"key": key, "policy": policy}
+            )
+        ).one()
+        count, window, now = int(row[0]), int(row[1]), int(row[2])
         if count == 1:
             await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
-    return count, max(window + WINDOW_SECONDS - int(now), 1)
+    return count, max(window + WINDOW_SECONDS - now, 1)
 
 
-async def write_rate_limit(request: Request, caller: Caller) -> Principal:
-    """Router-level dependency on /v1: counts POST/PUT/PATCH/DELETE, lets reads through."""
-    if request.method not in WRITE_METHODS:
-        return caller
+def _policy(method: str, settings: Settings) -> tuple[Policy, int] | None:
+    if method in WRITE_METHODS:
+        return "writes", settings.rate_limit_writes_per_minute
+    if method in READ_METHODS:
+        return "reads", settings.rate_limit_reads_per_minute
+    return None
+
+
+async def caller_rate_limit(request: Request, caller: Caller) -> Principal:
+    """Router-level dependency on /v1: counts every read and write of the caller."""
     settings: Settings = request.app.state.settings
-    limit = settings.rate_limit_writes_per_minute
+    counted = _policy(request.method, settings)
+    if counted is None:
+        return caller
+    policy, limit = counted
     key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.org, caller.sub)
-    count, reset_in = await count_write(request.app.state.database, key, time.time())
-    headers = headers_for(limit, count, reset_in)
+    count, reset_in = await count_request(request.app.state.database, key, policy)
+    headers = headers_for(policy, limit, count, reset_in)
     if count > limit:
         error = TooManyRequests(
-            f"at most {limit} writes per minute; retry after {reset_in} s", retry_after=reset_in
+            f"at most {limit} {policy} per minute; retry after {reset_in} s", retry_after=reset_in
         )
         error.headers.update(headers)
         raise error
@@ -111,7 +149,7 @@ class RateLimitHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
+        if scope["type"] != "http" or scope["method"] not in WRITE_METHODS | READ_METHODS:
             await self.app(scope, receive, send)
             return
 

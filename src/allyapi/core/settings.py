@@ -98,8 +98,17 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Writes (POST/PATCH/DELETE under /v1) per caller per minute, shared by all processes.
     rate_limit_writes_per_minute: int = Field(default=120, ge=1, le=100_000)
+    # Reads (GET under /v1) per caller per minute, shared by all processes: polling a read is
+    # how a side channel is watched and a directory scraped (docs/operations.md).
+    rate_limit_reads_per_minute: int = Field(default=300, ge=1, le=100_000)
+    # How often the suggestions' snapshot of each ally's load band is taken (allies/ranking.py):
+    # a request to an ally shows in the suggestions' order only at the next snapshot.
+    suggestion_refresh_minutes: int = Field(default=60, ge=1, le=1440)
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "INFO"
+    # The bearer token /metrics requires (compared in constant time). Unset: /metrics is open,
+    # which production refuses (its counters tick with every request, so they are not public).
+    metrics_token: str | None = Field(default=None, min_length=32, max_length=512)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -142,6 +151,7 @@ class Settings(BaseSettings):
                 ("ALLYAPI_PSEUDONYM_KEY", self.pseudonym_key),
                 ("ALLYAPI_DATA_KEYS", self.data_keys),
                 ("ALLYAPI_DATABASE_URL", self.database_url),
+                ("ALLYAPI_METRICS_TOKEN", self.metrics_token),
             )
             if not value
         ]

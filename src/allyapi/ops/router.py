@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
+from allyapi.core import metrics as prometheus
 from allyapi.core.database import Database
-from allyapi.core.metrics import Registry
+from allyapi.core.errors import Unauthorized
 from allyapi.core.migrations import current_revision, head_revision
+from allyapi.core.openapi import problem_responses
+from allyapi.core.security import AppSettings
 
 router = APIRouter(tags=["operations"])
 
@@ -55,15 +60,43 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if at_head else 503)
 
 
+metrics_bearer = HTTPBearer(
+    scheme_name="metricsToken",
+    auto_error=False,
+    description="ALLYAPI_METRICS_TOKEN (required by /metrics when set; production sets it)",
+)
+
+
+async def metrics_scraper(
+    settings: AppSettings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(metrics_bearer)],
+) -> None:
+    """The configured scrape token, compared in constant time; no token configured: open."""
+    expected = settings.metrics_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if (
+        credentials is None
+        or credentials.scheme.lower() != "bearer"
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        raise Unauthorized("/metrics needs the bearer token configured as ALLYAPI_METRICS_TOKEN")
+
+
 @router.get(
     "/metrics",
     summary="Prometheus metrics: request counts and latencies per route template",
-    response_class=PlainTextResponse,
+    dependencies=[Depends(metrics_scraper)],
+    response_class=Response,
     # Bounded by the number of route templates and statuses, never by input.
     responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string", "maxLength": 4194304}}}}
+        200: {"content": {"text/plain": {"schema": {"type": "string", "maxLength": 4194304}}}},
+        **problem_responses(401),
     },
 )
-async def metrics(request: Request) -> PlainTextResponse:
-    registry: Registry = request.app.state.metrics
-    return PlainTextResponse(registry.render(), media_type="text/plain; version=0.0.4")
+async def metrics() -> Response:
+    """Summed over every worker process of the server. Needs `Authorization: Bearer
+    <ALLYAPI_METRICS_TOKEN>` when that is set (production refuses to start without it)."""
+    body = await asyncio.to_thread(prometheus.render)  # reads the workers' files
+    return Response(body, media_type=prometheus.CONTENT_TYPE)

@@ -24,6 +24,11 @@ EVENT_TYPES = (
     "contact_request.assigned",
     "contact_request.expired",
 )
+# Events about one contact request: for integration clients only (the notification relay of
+# an ally's tools), never for programme staff, whose reports suppress exactly this timing.
+PER_REQUEST_EVENTS = frozenset(
+    event for event in EVENT_TYPES if event.startswith("contact_request.")
+)
 MAX_URL_CHARS = 500
 MAX_BODY_CHARS = 4000  # payloads carry ids and dates only
 
@@ -41,6 +46,10 @@ class WebhookSubscription(TenantRow, table=True):
     events: list[str] = json_column()
     # Sealed (P4-style) because it signs messages: aad_for("webhook_subscriptions", id, "secret").
     secret_sealed: str = Field(sa_type=sa.Text, nullable=False)
+    # subject_ref(key, "webhook", org, sub) of the integration client that created it; None for
+    # subscriptions made by coordinators (and those from before owners were recorded). Only an
+    # owned subscription receives per-request events, and only its owner reads their log.
+    owner_ref: str | None = Field(default=None, max_length=64)
 
 
 class WebhookDelivery(TenantRow, table=True):

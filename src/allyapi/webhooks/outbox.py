@@ -24,6 +24,7 @@ from allyapi.core.models import json_array_contains, utcnow
 from allyapi.webhooks.models import (
     EVENT_TYPES,
     MAX_BODY_CHARS,
+    PER_REQUEST_EVENTS,
     DeliveryStatus,
     WebhookDelivery,
     WebhookSubscription,
@@ -40,13 +41,16 @@ ALLOWED_DATA: dict[str, frozenset[str]] = {
 assert set(ALLOWED_DATA) == set(EVENT_TYPES)
 
 
-# Built once: this lookup runs in every create's transaction (issue 6).
+# Built once: this lookup runs in every create's transaction.
 _SUBSCRIBERS = sa.select(col(WebhookSubscription.id)).where(
     col(WebhookSubscription.org_id) == sa.bindparam("org_id", type_=sa.String()),
     json_array_contains(
         col(WebhookSubscription.events), sa.bindparam("event_type", type_=sa.String())
     ),
 )
+# Per-request events go to subscriptions owned by an integration client only, whatever their
+# ``events`` say: a row written before that rule (or by hand) cannot reach programme staff.
+_OWNED_SUBSCRIBERS = _SUBSCRIBERS.where(col(WebhookSubscription.owner_ref).is_not(None))
 
 
 def payload(
@@ -72,8 +76,9 @@ async def enqueue(
     extra = set(data) - ALLOWED_DATA[event_type]
     if extra:
         raise ValueError(f"{event_type} may not carry {sorted(extra)}")
+    lookup = _OWNED_SUBSCRIBERS if event_type in PER_REQUEST_EVENTS else _SUBSCRIBERS
     subscriptions = list(
-        await session.scalars(_SUBSCRIBERS, {"org_id": org_id, "event_type": event_type})
+        await session.scalars(lookup, {"org_id": org_id, "event_type": event_type})
     )
     if not subscriptions:
         return None

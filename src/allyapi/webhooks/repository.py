@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from allyapi.webhooks.models import WebhookDelivery, WebhookSubscription
+from allyapi.webhooks.models import PER_REQUEST_EVENTS, WebhookDelivery, WebhookSubscription
 
 
 class WebhookRepository:
@@ -43,11 +43,15 @@ class WebhookRepository:
         *,
         limit: int,
         before: tuple[datetime, uuid.UUID] | None,
+        per_request: bool,
     ) -> Sequence[WebhookDelivery]:
-        """Newest first: the log is read to see what just happened."""
+        """Newest first: the log is read to see what just happened. ``per_request``: whether
+        deliveries of per-request events are included (their owner's view)."""
         query = select(WebhookDelivery).where(
             WebhookDelivery.org_id == org_id, WebhookDelivery.subscription_id == webhook_id
         )
+        if not per_request:
+            query = query.where(col(WebhookDelivery.event_type).not_in(PER_REQUEST_EVENTS))
         if before is not None:
             query = query.where(
                 sa.tuple_(col(WebhookDelivery.created_at), col(WebhookDelivery.id)) < before
@@ -58,7 +62,7 @@ class WebhookRepository:
         return (await self.session.execute(query)).scalars().all()
 
     async def delivery(
-        self, org_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+        self, org_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID, *, per_request: bool
     ) -> WebhookDelivery | None:
         query = (
             select(WebhookDelivery)
@@ -69,6 +73,8 @@ class WebhookRepository:
             )
             .with_for_update()
         )
+        if not per_request:
+            query = query.where(col(WebhookDelivery.event_type).not_in(PER_REQUEST_EVENTS))
         return (await self.session.execute(query)).scalars().first()
 
     def add(self, row: WebhookSubscription) -> None:

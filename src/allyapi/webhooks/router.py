@@ -30,7 +30,7 @@ Service = Annotated[WebhookService, Depends(webhook_service)]
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Subscribe a URL to events (the signing secret is shown once)",
-    responses=headers_on(201, "Location"),
+    responses={**problem_responses(403), **headers_on(201, "Location")},
 )
 async def create_webhook(
     caller: IntegrationOrCoordinator,
@@ -39,7 +39,11 @@ async def create_webhook(
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> WebhookCreated:
-    created = await service.create(caller.org, caller.sub, body, idempotency_key)
+    """Per-request events (`contact_request.*`) may be subscribed by integration clients only:
+    a token with the coordinator or analyst role that asks for one gets a 403. The client that
+    creates a subscription owns it; only the owner sees the deliveries of per-request events
+    in the delivery log."""
+    created = await service.create(caller, body, idempotency_key)
     response.headers["Location"] = f"/v1/webhooks/{created.id}"
     return created
 
@@ -70,7 +74,9 @@ async def list_webhook_deliveries(
     limit: Limit = 20,
     cursor: Cursor = None,
 ) -> Page[DeliveryPublic]:
-    return await service.deliveries(caller.org, webhook_id, limit=limit, cursor=cursor)
+    """Per-request events' deliveries appear only to the integration client owning the
+    subscription."""
+    return await service.deliveries(caller, webhook_id, limit=limit, cursor=cursor)
 
 
 @router.post(
@@ -85,5 +91,5 @@ async def retry_webhook_delivery(
     webhook_id: uuid.UUID,
     delivery_id: uuid.UUID,
 ) -> DeliveryPublic:
-    delivery = await service.retry(caller.org, webhook_id, delivery_id)
+    delivery = await service.retry(caller, webhook_id, delivery_id)
     return DeliveryPublic.model_validate(delivery)

@@ -10,6 +10,13 @@ Choices where the SPEC is silent:
 - ``POST /v1/webhooks`` honours ``Idempotency-Key``: a replay answers the same subscription
   *with its secret* (the caller who created it may see it again within the key's 24 h; the
   secret is sealed, not hashed, for this and for signing); if it was deleted since, 404.
+
+Per-request events (``contact_request.*``) are for integration clients only: a caller holding
+a programme-staff role (coordinator, analyst) who asks for one gets a 403, whatever other role
+the token carries. The client that creates a subscription owns it (``owner_ref``), and the
+deliveries of per-request events are in *its* delivery log only: other integration clients and
+coordinators of the org see the subscription and its other deliveries, not those (a retry of
+one is a 404 for them). docs/integration-guide.md, "Webhooks", says so to integrators.
 """
 
 from __future__ import annotations
@@ -19,15 +26,21 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.core.auth import Principal
 from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.errors import Conflict, InvalidInput, NotFound
+from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
-from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from allyapi.webhooks.models import (
+    PER_REQUEST_EVENTS,
+    DeliveryStatus,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from allyapi.webhooks.repository import WebhookRepository
 from allyapi.webhooks.schemas import (
     DeliveryPublic,
@@ -39,6 +52,12 @@ from allyapi.webhooks.signing import new_secret
 from allyapi.webhooks.ssrf import BlockedUrl, check_url
 
 CREATE = "webhooks.create"
+STAFF_ROLES = ("coordinator", "analyst")
+
+
+def is_integration_client(caller: Principal) -> bool:
+    """A machine client: the integration role and no programme-staff role."""
+    return caller.has("integration") and not caller.has(*STAFF_ROLES)
 
 
 def secret_aad(webhook_id: uuid.UUID) -> str:
@@ -51,12 +70,26 @@ class WebhookService:
         self.settings = settings
         self.repo = WebhookRepository(session)
 
+    def owner_ref(self, caller: Principal) -> str | None:
+        """The reference a subscription of this caller is owned by: integration clients only."""
+        if not is_integration_client(caller):
+            return None
+        return subject_ref(self.settings.pseudonym_key_bytes, "webhook", caller.org, caller.sub)
+
     async def create(
-        self, org_id: str, sub: str, body: WebhookCreate, idempotency_key: str | None
+        self, caller: Principal, body: WebhookCreate, idempotency_key: str | None
     ) -> WebhookCreated:
+        org_id = caller.org
+        per_request = sorted(PER_REQUEST_EVENTS.intersection(body.events))
+        if per_request and not is_integration_client(caller):
+            raise Forbidden(
+                "per-request events are for integration clients only, never for programme "
+                "staff: " + ", ".join(per_request)
+            )
+        owner = self.owner_ref(caller)
         if idempotency_key is None:
-            return await self._create(org_id, body)
-        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", org_id, sub)
+            return await self._create(org_id, body, owner)
+        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", org_id, caller.sub)
         scope = IdempotencyScope(
             org_id,
             caller_ref,
@@ -69,11 +102,13 @@ class WebhookService:
             row = await self.get(org_id, replay.resource_id)
             secret = Cipher(self.settings.data_key_ring).open(row.secret_sealed, secret_aad(row.id))
             return WebhookCreated.model_validate({**_public_fields(row), "secret": secret})
-        created = await self._create(org_id, body)
+        created = await self._create(org_id, body, owner)
         await Idempotency(self.session).remember(scope, created.id, 201)
         return created
 
-    async def _create(self, org_id: str, body: WebhookCreate) -> WebhookCreated:
+    async def _create(
+        self, org_id: str, body: WebhookCreate, owner_ref: str | None
+    ) -> WebhookCreated:
         try:
             await check_url(body.url, allow_private=self.settings.allow_private_webhooks)
         except BlockedUrl as error:
@@ -86,6 +121,7 @@ class WebhookService:
             url=body.url,
             events=list(body.events),
             secret_sealed=Cipher(self.settings.data_key_ring).seal(secret, secret_aad(webhook_id)),
+            owner_ref=owner_ref,
         )
         self.repo.add(row)
         await self.session.flush()
@@ -110,12 +146,19 @@ class WebhookService:
     async def delete(self, org_id: str, webhook_id: uuid.UUID) -> None:
         await self.repo.delete(await self.get(org_id, webhook_id))
 
+    def _owns(self, caller: Principal, row: WebhookSubscription) -> bool:
+        owner = self.owner_ref(caller)
+        return owner is not None and row.owner_ref == owner
+
     async def deliveries(
-        self, org_id: str, webhook_id: uuid.UUID, *, limit: int, cursor: str | None
+        self, caller: Principal, webhook_id: uuid.UUID, *, limit: int, cursor: str | None
     ) -> Page[DeliveryPublic]:
-        await self.get(org_id, webhook_id)
+        """The log; deliveries of per-request events are in their owner's view only."""
+        row = await self.get(caller.org, webhook_id)
         before = _cursor_key(cursor)
-        rows = await self.repo.deliveries(org_id, webhook_id, limit=limit, before=before)
+        rows = await self.repo.deliveries(
+            caller.org, webhook_id, limit=limit, before=before, per_request=self._owns(caller, row)
+        )
         items = [DeliveryPublic.model_validate(row) for row in rows[:limit]]
         last = rows[limit - 1] if len(rows) > limit else None
         return Page[DeliveryPublic](
@@ -124,9 +167,12 @@ class WebhookService:
         )
 
     async def retry(
-        self, org_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID
+        self, caller: Principal, webhook_id: uuid.UUID, delivery_id: uuid.UUID
     ) -> WebhookDelivery:
-        delivery = await self.repo.delivery(org_id, webhook_id, delivery_id)
+        row = await self.get(caller.org, webhook_id)
+        delivery = await self.repo.delivery(
+            caller.org, webhook_id, delivery_id, per_request=self._owns(caller, row)
+        )
         if delivery is None:
             raise NotFound("delivery not found")
         if delivery.status == DeliveryStatus.pending:
