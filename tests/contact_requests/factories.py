@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally, AllyStatus
+from allyapi.core.auth import dev_subject
 from allyapi.core.models import utcnow
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.settings import Settings
@@ -39,7 +40,9 @@ async def make_ally(
     """An ally (approved, accepting, listed unless told otherwise) for the person ``sub``."""
     ally = Ally(
         org_id=org,
-        subject_ref=subject_ref(settings.pseudonym_key_bytes, "ally", org, sub),
+        subject_ref=subject_ref(
+            settings.pseudonym_key_bytes, "ally", dev_subject(settings, org, sub)
+        ),
         display_name=name or f"Ally {sub}",
         languages=languages if languages is not None else ["en"],
         topics=topics if topics is not None else ["stress"],

@@ -146,11 +146,11 @@ async def suggest_allies(
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    org: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
+    source: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
-    return await allies.sync_roster(org, body.subs, key)
+    return await allies.sync_roster(source.org, body.subs, key, source.issuers)
 
 
 @router.get("/{ally_id}", summary="An ally's profile")

@@ -36,7 +36,7 @@ from allyapi.core.etag import check_if_match
 from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
 from allyapi.webhooks.events import ally_listing_changed
@@ -229,7 +229,9 @@ class AllyService:
         await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
         return ally, listed
 
-    async def sync_roster(self, org_id: str, subs: Sequence[str], key: bytes) -> RosterSyncResult:
+    async def sync_roster(
+        self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
+    ) -> RosterSyncResult:
         """Retire every not-yet-retired ally whose ``sub`` is not on the HRIS roster.
 
         The roster is hashed here (the database never sees a sub) and compared with the org's
@@ -237,8 +239,15 @@ class AllyService:
         far smaller than the roster, so one read beats sending 50,000 references to the
         database. The leavers are retired with chunked UPDATEs and their pending requests are
         handed back. ``kept`` counts the non-retired allies who are on the roster.
+
+        ``issuers``: every issuer that speaks for the org; a ``sub`` keeps that person at any
+        of them (an HRIS knows people, not identity providers).
         """
-        employed = {subject_ref(key, "ally", org_id, sub) for sub in subs}
+        employed = {
+            subject_ref(key, "ally", Subject(org_id, sub, issuer))
+            for sub in subs
+            for issuer in issuers
+        }
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
         await self.repo.retire_many(org_id, leavers, utcnow())

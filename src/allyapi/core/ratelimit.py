@@ -7,8 +7,8 @@ and no row lock is held while the request runs. Over the limit: 429 with ``Retry
 Every counted response carries the IETF draft headers (draft-ietf-httpapi-ratelimit-headers):
 ``RateLimit-Policy: "writes";q=120;w=60`` and ``RateLimit: "writes";r=<left>;t=<seconds>``.
 
-The bucket key is subject_ref(pseudonym key, "rate", org, sub): a keyed hash, never the raw
-``sub``, and not joinable with any other reference. Attempts count whatever their outcome
+The bucket key is subject_ref(pseudonym key, "rate", caller): a keyed hash of org, sub and
+issuer, never the raw ``sub``, and not joinable with any other reference. Attempts count whatever their outcome
 (403, 404, 422 included): a limit on attempts is what slows down probing.
 """
 
@@ -88,7 +88,7 @@ async def write_rate_limit(request: Request, caller: Caller) -> Principal:
         return caller
     settings: Settings = request.app.state.settings
     limit = settings.rate_limit_writes_per_minute
-    key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.org, caller.sub)
+    key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.subject)
     count, reset_in = await count_write(request.app.state.database, key, time.time())
     headers = headers_for(limit, count, reset_in)
     if count > limit:

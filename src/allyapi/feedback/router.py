@@ -46,7 +46,7 @@ async def give_request_feedback(
     rest and is shown to coordinators and the ally only in aggregate (P6).
     """
     service = FeedbackService(session, settings)
-    return await service.give_request_feedback(caller.org, caller.sub, request_id, body)
+    return await service.give_request_feedback(caller.subject, request_id, body)
 
 
 @router.post(
@@ -64,7 +64,7 @@ async def give_program_feedback(
 ) -> ProgramFeedbackReceipt:
     """Stored with no link to the person; at most 5 per person per ISO week (429)."""
     service = FeedbackService(session, settings)
-    return await service.give_program_feedback(caller.org, caller.sub, body, quota)
+    return await service.give_program_feedback(caller.subject, body, quota)
 
 
 @router.get("/feedback/summary", summary="Feedback summary (k-anonymous)")

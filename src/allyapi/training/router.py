@@ -171,7 +171,7 @@ async def batch_upsert_training_records(
     key: PseudonymKey,
     body: TrainingRecordBatch,
 ) -> TrainingRecordBatchResult:
-    return await BatchService(session, key).upsert(caller.org, body.rows)
+    return await BatchService(session, key).upsert(caller.org, body.rows, caller.other)
 
 
 @router.get("/training-records/{record_id:uuid}", summary="Read a training record")

@@ -38,7 +38,7 @@ async def create_webhook(
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> WebhookCreated:
-    created = await service.create(caller.org, caller.sub, body, idempotency_key)
+    created = await service.create(caller.subject, body, idempotency_key)
     response.headers["Location"] = f"/v1/webhooks/{created.id}"
     return created
 

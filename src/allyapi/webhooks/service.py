@@ -24,7 +24,7 @@ from allyapi.core.errors import Conflict, InvalidInput, NotFound
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import utcnow
 from allyapi.core.pagination import decode_cursor, encode_cursor
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
@@ -52,11 +52,12 @@ class WebhookService:
         self.repo = WebhookRepository(session)
 
     async def create(
-        self, org_id: str, sub: str, body: WebhookCreate, idempotency_key: str | None
+        self, who: Subject, body: WebhookCreate, idempotency_key: str | None
     ) -> WebhookCreated:
+        org_id = who.org
         if idempotency_key is None:
             return await self._create(org_id, body)
-        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", org_id, sub)
+        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", who)
         scope = IdempotencyScope(
             org_id,
             caller_ref,
