@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.core.auth import dev_subject
 from allyapi.core.models import utcnow
 from allyapi.core.pseudonym import subject_ref
@@ -49,6 +49,7 @@ async def make_ally(
         department=department,
         department_key=department.lower() if department else None,
         status=status,
+        paused_by=PausedBy.coordinator if status == AllyStatus.paused else None,
         accepting=accepting,
         max_open_requests=capacity,
         open_requests=open_requests,

@@ -166,9 +166,16 @@ async def get_ally(
 
 
 async def _transition(
-    allies: AllyService, org: str, ally_id: uuid.UUID, name: str, response: Response
+    allies: AllyService,
+    org: str,
+    ally_id: uuid.UUID,
+    name: str,
+    response: Response,
+    *,
+    by_coordinator: bool = True,
 ) -> AllyCoordinatorView:
-    return _managed(response, await allies.transition(org, ally_id, name))
+    row = await allies.transition(org, ally_id, name, by_coordinator=by_coordinator)
+    return _managed(response, row)
 
 
 @router.post(
@@ -188,14 +195,23 @@ async def approve_ally(
 async def pause_ally(
     actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(allies, actor.org, ally_id, "pause", response)
+    """The ally pausing themselves (`paused_by: ally`), or a coordinator suspending them
+    (`paused_by: coordinator`; also from an ally's own pause). Either way the ally is no
+    longer listed and their pending requests are handed back."""
+    return await _transition(
+        allies, actor.org, ally_id, "pause", response, by_coordinator=actor.is_coordinator
+    )
 
 
 @router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=problem_responses(409))
 async def resume_ally(
     actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(allies, actor.org, ally_id, "resume", response)
+    """A coordinator resumes any pause; the ally only their own (403 when a coordinator
+    paused them: a suspension only a coordinator lifts)."""
+    return await _transition(
+        allies, actor.org, ally_id, "resume", response, by_coordinator=actor.is_coordinator
+    )
 
 
 @router.post(

@@ -1,9 +1,13 @@
 """Ally rules: volunteering, the directory, suggestions, the lifecycle and roster sync.
 
-Lifecycle (SPEC): ``applied → active ⇄ paused → retired``; any non-retired ally can be
-retired. Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move
-it; a transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
+Lifecycle: ``applied → active ⇄ paused → retired``; any non-retired ally can be retired.
+Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move it; a
+transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
 requests back for re-matching through ``on_ally_unavailable``.
+
+A pause records who paused (``paused_by``). An ally's own pause is theirs to lift; a
+coordinator's pause is a suspension: the ally's resume is a 403, only a coordinator lifts it,
+and a coordinator may turn an ally's own pause into a suspension (docs/allies.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from allyapi.allies.hooks import on_ally_unavailable
-from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
     AllyRepository,
     DirectoryFilter,
@@ -209,13 +213,24 @@ class AllyService:
         rows = await self.repo.suggestions(org_id, today(), wanted)
         return [public_view(ally) for ally in rows]
 
-    async def transition(self, org_id: str, ally_id: uuid.UUID, name: str) -> AllyRow:
+    async def transition(
+        self, org_id: str, ally_id: uuid.UUID, name: str, *, by_coordinator: bool
+    ) -> AllyRow:
         allowed_from, target = TRANSITIONS[name]
         ally = await self.get_row(org_id, ally_id, for_update=True)
-        if ally.status not in allowed_from:
+        # A coordinator suspending an ally who paused themselves: still paused, now theirs.
+        suspends = name == "pause" and by_coordinator and ally.paused_by == PausedBy.ally
+        if ally.status not in allowed_from and not suspends:
             raise Conflict(f"an ally in status {ally.status} cannot {name}")
+        if name == "resume" and not by_coordinator and ally.paused_by != PausedBy.ally:
+            raise Forbidden("a coordinator paused this profile: only a coordinator can resume it")
         now = utcnow()
         ally.status = target
+        ally.paused_by = (
+            (PausedBy.coordinator if by_coordinator else PausedBy.ally)
+            if target == AllyStatus.paused
+            else None
+        )
         if name == "approve":
             ally.approved_at = now
         if target == AllyStatus.retired:
@@ -223,9 +238,11 @@ class AllyService:
         ally.version += 1
         ally.updated_at = now
         await self.session.flush()
+        listed = await self.repo.is_listed(org_id, ally.id, today())
+        if suspends:  # already paused: nothing to hand back, no listing flips
+            return ally, listed
         if target in (AllyStatus.paused, AllyStatus.retired):
             await on_ally_unavailable(self.session, org_id, ally.id, self._handback_settings)
-        listed = await self.repo.is_listed(org_id, ally.id, today())
         await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
         return ally, listed
 
