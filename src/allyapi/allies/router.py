@@ -40,7 +40,7 @@ from allyapi.core.database import Autocommit, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.openapi import problem_responses
-from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import LanguageTag, Page, Tag
 from allyapi.core.security import CoordinatorOnly, PseudonymKey
 
@@ -95,8 +95,7 @@ async def volunteer_as_ally(
 async def list_allies(
     actor: EmployeeOrCoordinatorActor,
     reader: Autocommit,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
     language: LanguageQuery = None,
     topic: TopicQuery = None,
     location: Annotated[Label | None, Query(description="Exact, case-insensitive")] = None,
@@ -117,9 +116,7 @@ async def list_allies(
         q=q.lower() if q else None,
         accepting=accepting,
     )
-    return await directory(
-        reader, actor.org, where, coordinator=actor.is_coordinator, limit=limit, cursor=cursor
-    )
+    return await directory(reader, actor.org, where, coordinator=actor.is_coordinator, page=page)
 
 
 @router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")

@@ -35,11 +35,11 @@ from allyapi.allies.schemas import (
     AllyUpdate,
     RosterSyncResult,
 )
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.errors import Conflict, Forbidden, NotFound
 from allyapi.core.etag import check_if_match
 from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
@@ -77,8 +77,7 @@ async def directory(
     where: DirectoryFilter,
     *,
     coordinator: bool,
-    limit: int,
-    cursor: str | None,
+    page: PageRequest,
 ) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
     """Listed allies for everyone; coordinators may ask for any ``status`` instead.
 
@@ -89,15 +88,12 @@ async def directory(
     schema = AllyCoordinatorView if coordinator else AllyPublic
     fields = _SCHEMA_FIELDS[schema]
     rows = await directory_page(
-        reader, fields, org_id, today(), where, limit=limit, after=_after(cursor)
+        reader, fields, org_id, today(), where, limit=page.limit, after=page.after_text()
     )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["display_name"], last["id"])
+    next_cursor = page.next_cursor(rows, lambda row: (row["display_name"], row["id"]))
     # The whole page validated in one call from plain dicts: pydantic-core's fast path.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    return page_type.model_validate({"items": rows[:limit], "next_cursor": next_cursor})
+    return page_type.model_validate({"items": rows[: page.limit], "next_cursor": next_cursor})
 
 
 # The columns each directory view selects: exactly its fields (``listed`` is computed).
@@ -272,13 +268,3 @@ class AllyService:
             await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
             await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
-
-
-def _after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return values[0], uuid.UUID(values[1])
-    except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None

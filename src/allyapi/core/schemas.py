@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from allyapi.core.pagination import MAX_CURSOR_CHARS
+
 T = TypeVar("T")
 
 
@@ -85,7 +87,7 @@ class PublicSchema(BaseModel):
 
 class Page(PublicSchema, Generic[T]):
     items: list[T] = Field(max_length=100)
-    next_cursor: str | None = Field(default=None, max_length=512)
+    next_cursor: str | None = Field(default=None, max_length=MAX_CURSOR_CHARS)
 
 
 # A count of rows: bounded by the database's 32-bit integers (the contract states it).

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -255,6 +257,14 @@ class Settings(BaseSettings):
         if not self.pseudonym_key:
             raise RuntimeError("pseudonym key is not configured")
         return self.pseudonym_key.encode()
+
+    @cached_property
+    def cursor_key(self) -> bytes:
+        """Signs pagination cursors: derived from the pseudonym key under its own label, so
+        a cursor's MAC never equals a pseudonym (core/pagination.py)."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"allyapi/cursor/v1"
+        ).derive(self.pseudonym_key_bytes)
 
     @cached_property
     def data_key_ring(self) -> list[tuple[str, bytes]]:

@@ -15,7 +15,6 @@ Choices where the SPEC is silent:
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +22,7 @@ from allyapi.core.crypto import Cipher, aad_for
 from allyapi.core.errors import Conflict, InvalidInput, NotFound
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
@@ -98,30 +97,26 @@ class WebhookService:
             raise NotFound("webhook not found")
         return row
 
-    async def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[WebhookPublic]:
-        after = _cursor_key(cursor)
-        rows = await self.repo.page(org_id, limit=limit, after=after)
-        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
+    async def list(self, org_id: str, *, page: PageRequest) -> Page[WebhookPublic]:
+        rows = await self.repo.page(org_id, limit=page.limit, after=page.after_time())
+        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[: page.limit]]
         return Page[WebhookPublic](
-            items=items,
-            next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
         )
 
     async def delete(self, org_id: str, webhook_id: uuid.UUID) -> None:
         await self.repo.delete(await self.get(org_id, webhook_id))
 
     async def deliveries(
-        self, org_id: str, webhook_id: uuid.UUID, *, limit: int, cursor: str | None
+        self, org_id: str, webhook_id: uuid.UUID, *, page: PageRequest
     ) -> Page[DeliveryPublic]:
         await self.get(org_id, webhook_id)
-        before = _cursor_key(cursor)
-        rows = await self.repo.deliveries(org_id, webhook_id, limit=limit, before=before)
-        items = [DeliveryPublic.model_validate(row) for row in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
+        rows = await self.repo.deliveries(
+            org_id, webhook_id, limit=page.limit, before=page.after_time()
+        )
+        items = [DeliveryPublic.model_validate(row) for row in rows[: page.limit]]
         return Page[DeliveryPublic](
-            items=items,
-            next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
         )
 
     async def retry(
@@ -143,13 +138,3 @@ class WebhookService:
 
 def _public_fields(row: WebhookSubscription) -> dict[str, object]:
     return {"id": row.id, "url": row.url, "events": row.events, "created_at": row.created_at}
-
-
-def _cursor_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
-    except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
