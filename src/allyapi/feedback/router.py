@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, status
 from allyapi.core.database import Autocommit, Session
 from allyapi.core.models import today
 from allyapi.core.openapi import problem_responses
-from allyapi.core.schemas import IsoDate
+from allyapi.core.schemas import QueryDate
 from allyapi.core.security import AppSettings, EmployeeOnly
 from allyapi.feedback.deps import SummaryReader
 from allyapi.feedback.schemas import (
@@ -73,11 +73,17 @@ async def get_feedback_summary(
     scope: SummaryReader,
     session: Session,
     from_: Annotated[
-        IsoDate | None,
-        Query(alias="from", description="First day; snapped to its month. Default: a year ago"),
+        QueryDate | None,
+        Query(
+            alias="from",
+            description="First day (1970-01-01..9998-12-31); snapped to its month. Default: a year ago",
+        ),
     ] = None,
     to: Annotated[
-        IsoDate | None, Query(description="Last day; snapped to its month's end. Default: today")
+        QueryDate | None,
+        Query(
+            description="Last day (1970-01-01..9998-12-31); snapped to its month's end. Default: today"
+        ),
     ] = None,
 ) -> FeedbackSummary:
     """Coordinators: the programme, or one ally with `ally_id`. Allies: their own only.
