@@ -21,6 +21,7 @@ from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware, Registry
 from allyapi.core.middleware import BodyLimit, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
+from allyapi.core.query import reject_unknown_query_parameters
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
 from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
@@ -95,7 +96,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_me_router,
         webhooks_router,
     ):
-        app.include_router(router, prefix="/v1", dependencies=[Depends(write_rate_limit)])
+        app.include_router(
+            router,
+            prefix="/v1",
+            dependencies=[Depends(write_rate_limit), Depends(reject_unknown_query_parameters)],
+        )
     app.include_router(ops_router)
     install_openapi(app)
 
