@@ -69,3 +69,30 @@ async def test_the_edges_of_the_range_compute(
         params = query.replace("&interval=month", "") if path == SUMMARY else query
         response = await client.get(f"{path}?{params}", headers=tokens.coordinator)
         assert response.status_code == 200, (path, params, response.text)
+
+
+async def test_a_url_that_cannot_be_parsed_is_a_422(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """``urlsplit("http://[")`` raises: the subscription answer is a 422 (found by
+    Schemathesis)."""
+    for url in ("http://[", "https://[::1", "https://]x["):
+        response = await client.post(
+            "/v1/webhooks", json={"url": url, "events": ["ally.listed"]}, headers=tokens.coordinator
+        )
+        assert_problem(response, 422)
+
+
+async def test_a_nul_in_a_body_key_never_comes_back(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """Validation errors name the offending key, but never with a NUL (the contract's strings
+    hold none)."""
+    response = await client.post(
+        "/v1/feedback",
+        json={"category": "programme", "rating": 4, "odd\u0000key": 1},
+        headers=tokens.employee,
+    )
+    body = assert_problem(response, 422)
+    assert "\\u0000" not in response.text
+    assert body["errors"][0]["loc"] == ["body", "odd\ufffdkey"]

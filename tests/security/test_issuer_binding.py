@@ -294,3 +294,61 @@ async def test_a_request_id_is_not_enough_for_another_issuers_person(
     )
     assert given.status_code == 201, given.text
     assert uuid.UUID(request_id)
+
+
+# --- subs that integrations send ---------------------------------------------------------------
+
+
+async def test_a_roster_keeps_an_ally_listed_at_any_issuer_of_the_org(
+    http: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """An HRIS names people, not identity providers: "kim" on the roster keeps Kim's profile
+    whether it was made through the HS256 issuer or through A; "lee", absent, is retired at
+    both; B (globex only) plays no part in acme's roster."""
+    profiles = {}
+    for issuer, sub in ((DEV, "kim"), (STATIC_A, "kim"), (STATIC_A, "lee"), (JWKS_J, "lee")):
+        made = await http.post(
+            "/v1/allies", json={"display_name": sub}, headers=as_(issuer, tokens, sub, "employee")
+        )
+        assert made.status_code == 201, made.text
+        profiles[(issuer, sub)] = made.json()["id"]
+    synced = await http.post(
+        "/v1/allies/roster-sync",
+        json={"subs": ["kim"]},
+        headers=as_(STATIC_A, tokens, "hris", "integration"),
+    )
+    assert synced.json() == {"retired": 2, "kept": 2}, synced.text
+    for (issuer, sub), ally_id in profiles.items():
+        row = await http.get(f"/v1/allies/{ally_id}", headers=tokens.coordinator)
+        assert row.json()["status"] == ("applied" if sub == "kim" else "retired"), (issuer, sub)
+
+
+async def test_a_training_batch_names_people_at_the_callers_own_issuer(
+    http: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    """One row is one person: the LMS's ``sub`` is resolved at the issuer of its own token."""
+    at_dev = await http.post(
+        "/v1/allies", json={"display_name": "Max"}, headers=as_(DEV, tokens, "max", "employee")
+    )
+    at_a = await http.post(
+        "/v1/allies", json={"display_name": "Max"}, headers=as_(STATIC_A, tokens, "max", "employee")
+    )
+    course = await http.post(
+        "/v1/training-courses", json={"name": "MHFA"}, headers=tokens.coordinator
+    )
+    assert course.status_code == 201, course.text
+    row = {
+        "external_id": "lms-1",
+        "sub": "max",
+        "course_name": "MHFA",
+        "completed_on": "2024-01-01",
+    }
+    batch = await http.post(
+        "/v1/training-records/batch",
+        json={"rows": [row]},
+        headers=as_(STATIC_A, tokens, "lms", "integration"),
+    )
+    assert batch.json()["created"] == 1, batch.text
+    records = await http.get("/v1/training-records", headers=tokens.coordinator)
+    assert [r["ally_id"] for r in records.json()["items"]] == [at_a.json()["id"]]
+    assert at_dev.json()["id"] != at_a.json()["id"]
