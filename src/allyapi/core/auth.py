@@ -10,7 +10,8 @@ python-jose is used only as a signature/claim primitive. The rules that matter a
 - an issuer speaks only for the orgs configured for it (``orgs``, ``ALLYAPI_JWT_ORGS``): a
   token claiming another org is refused, so identity provider B cannot act in A's orgs;
 - ``exp - iat`` is at most ``ALLYAPI_JWT_MAX_LIFETIME_SECONDS``; ``exp``, ``iat`` (and
-  ``nbf``) must be JSON numbers, not booleans, however large or odd the value;
+  ``nbf``) must be finite, non-negative JSON numbers (not booleans), and any odd value is a
+  plain refusal, never an overflow;
 - ``org`` is 1-128 and ``sub`` 1-256 printable characters (no NUL, no control characters),
   checked here before any database call: the org column holds 128, PostgreSQL text no NUL;
 - ``roles`` must be a list of known roles; token size and claim lengths are bounded;
