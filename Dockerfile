@@ -5,7 +5,8 @@
 #   docker build -t allyapi .
 #   docker run --rm -p 8000:8000 \
 #     -e ALLYAPI_DATABASE_URL=postgresql+asyncpg://allyapi:secret@db/allyapi \
-#     -e ALLYAPI_JWT_SECRET=... -e ALLYAPI_PSEUDONYM_KEY=... -e ALLYAPI_DATA_KEYS=k1:... \
+#     -e ALLYAPI_JWT_SECRET=... -e ALLYAPI_JWT_ORGS=acme \
+#     -e ALLYAPI_PSEUDONYM_KEY=... -e ALLYAPI_DATA_KEYS=k1:... \
 #     allyapi
 #
 # The image defaults to ALLYAPI_ENV=production, which refuses to start with missing or

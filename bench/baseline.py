@@ -37,7 +37,7 @@ import asyncpg
 from fastapi import FastAPI, Request, Response
 
 from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.pseudonym import Subject, requester_ref, subject_ref
 from allyapi.core.settings import load_settings
 
 LISTED = """allies.status = 'active' AND allies.accepting IS true AND NOT (EXISTS (
@@ -158,7 +158,7 @@ async def create(request: Request) -> Response:
     assert pool is not None
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
-        await conn.fetchval(RATE, subject_ref(KEY, "rate", org, sub), "writes")
+        await conn.fetchval(RATE, subject_ref(KEY, "rate", Subject(org, sub, None)), "writes")
         async with conn.transaction():
             return await _create(conn, org, sub, key, body, raw, now)
 
@@ -166,7 +166,8 @@ async def create(request: Request) -> Response:
 async def _create(
     conn: asyncpg.Connection, org: str, sub: str, key: str, body: Any, raw: bytes, now: datetime
 ) -> Response:
-    caller, ref = subject_ref(KEY, "idem", org, sub), requester_ref(KEY, org, sub)
+    person = Subject(org, sub, None)  # the legacy issuer
+    caller, ref = subject_ref(KEY, "idem", person), requester_ref(KEY, person)
     ally_id, today, row_id = uuid.UUID(body["ally_id"]), now.date(), uuid.uuid4()
     digest = hashlib.sha256(raw).hexdigest()
     claimed = await conn.fetchval(

@@ -39,7 +39,7 @@ import workloads
 from loader import run_load
 from servers import LOAD_CORE, SERVER_CORE, Server, bench_env, free_port, pinned, run_wrk
 
-from allyapi.core.pagination import encode_cursor
+from allyapi.core.pagination import PageRequest, binding_of
 from allyapi.core.settings import Settings
 
 HOST = "127.0.0.1"
@@ -124,7 +124,7 @@ def table(title: str, rows: Sequence[tuple[Sample, Sample | None]]) -> None:
     sys.stdout.flush()
 
 
-async def fixtures() -> tuple[list[str], str]:
+async def fixtures(settings: Settings) -> tuple[list[str], str]:
     """The big org's ally ids and the cursor of page 1,000 at limit 10 (or the last page)."""
     conn = await asyncpg.connect(seed.dsn(seed.bench_url()))
     try:
@@ -136,7 +136,9 @@ async def fixtures() -> tuple[list[str], str]:
         await conn.close()
     page = min(1000, len(rows) // 10)
     last = rows[(page - 1) * 10 - 1]
-    return [str(row["id"]) for row in rows], encode_cursor(last["display_name"], last["id"])
+    # Signed for that list (GET /v1/allies, no filters) of that org, as the API would make it.
+    position = PageRequest(10, None, settings.cursor_key, binding_of(seed.BIG, "/v1/allies", []))
+    return [str(row["id"]) for row in rows], position.cursor_at(last["display_name"], last["id"])
 
 
 async def ab_rounds(
@@ -187,7 +189,7 @@ async def scaling(settings: Settings, ours: Server, deep_cursor: str, opts: Opti
 
 async def main_async(args: argparse.Namespace, opts: Options) -> int:
     settings = seed.bench_settings()
-    allies, deep_cursor = await fixtures()
+    allies, deep_cursor = await fixtures(settings)
     env = bench_env(seed.bench_url(), settings)
     ours = Server("ours", free_port(), ["allyapi.app:create_app", "--factory"], env, ROOT)
     base = Server("baseline", free_port(), ["baseline:app", "--app-dir", str(BENCH)], env, ROOT)

@@ -44,6 +44,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from allyapi.core.auth import dev_subject
 from allyapi.core.crypto import Cipher, aad_for
 from allyapi.core.migrations import upgrade
 from allyapi.core.pseudonym import requester_ref, subject_ref
@@ -142,9 +143,10 @@ def ally_row(settings: Settings, org: str, i: int, rng: random.Random) -> tuple[
     bio = f"Happy to listen about {', '.join(topics)}."
     search = "\n".join([name, title, bio, " ".join(topics), location, dept]).lower()
     windows = [{"weekday": d, "start": "09:00", "end": "17:00"} for d in (1, 3, 5)]
+    ref = subject_ref(settings.pseudonym_key_bytes, "ally", dev_subject(settings, org, f"ally-{i}"))
     return (
-        uuid.uuid4(), org, now, now, 1, subject_ref(settings.pseudonym_key_bytes, "ally", org,
-        f"ally-{i}"), name, rng.choice([None, "she/her", "he/him", "they/them"]), title, dept,
+        uuid.uuid4(), org, now, now, 1, ref, name,
+        rng.choice([None, "she/her", "he/him", "they/them"]), title, dept,
         location, rng.choice(ZONES), json.dumps(languages), json.dumps(topics), bio,
         json.dumps([{"kind": "chat", "detail": None}]), json.dumps(windows), True, "active", 50,
         0, search, dept.lower(), now,
@@ -219,7 +221,10 @@ async def seed_org_requests(
         return
     cipher = Cipher(settings.data_key_ring)
     key = settings.pseudonym_key_bytes
-    refs = [requester_ref(key, plan.org, f"person-{i}") for i in range(max(plan.requests // 5, 10))]
+    refs = [
+        requester_ref(key, dev_subject(settings, plan.org, f"person-{i}"))
+        for i in range(max(plan.requests // 5, 10))
+    ]
     now = datetime.now(UTC) - timedelta(days=11)  # closed_at stays in the past
     # Oldest first, as real requests arrive: the table's physical order follows created_at.
     ages = sorted((rng.randrange(DAYS * 86400) for _ in range(plan.requests)), reverse=True)

@@ -45,7 +45,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.auth import mint_dev_token
+from allyapi.core.auth import dev_subject, mint_dev_token
 from allyapi.core.database import Database
 from allyapi.core.migrations import upgrade
 from allyapi.core.models import utcnow
@@ -229,7 +229,9 @@ async def seed_allies(settings: Settings) -> tuple[list[str], list[str]]:
             allies = [
                 Ally(
                     org_id=ORG,
-                    subject_ref=subject_ref(settings.pseudonym_key_bytes, "ally", ORG, sub),
+                    subject_ref=subject_ref(
+                        settings.pseudonym_key_bytes, "ally", dev_subject(settings, ORG, sub)
+                    ),
                     display_name=f"Ally {n}",
                     languages=["en"],
                     topics=["stress", "burnout"],

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from allyapi.core.auth import mint_dev_token
+from allyapi.core.auth import dev_subject, mint_dev_token
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.settings import Settings
 
@@ -52,7 +52,9 @@ class TokenFactory:
         return self.headers("emp-9", "employee", org=OTHER_ORG)
 
     def ally_ref(self, sub: str, org: str = ORG) -> str:
-        return subject_ref(self.settings.pseudonym_key_bytes, "ally", org, sub)
+        return subject_ref(
+            self.settings.pseudonym_key_bytes, "ally", dev_subject(self.settings, org, sub)
+        )
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -42,16 +42,20 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     if unknown or not roles:
         print(f"roles must be among {sorted(KNOWN_ROLES)}", file=sys.stderr)
         return 2
-    token = mint_dev_token(
-        settings,
-        sub=args.sub,
-        org=args.org,
-        roles=roles,
-        ttl_seconds=args.ttl,
-        name=args.name,
-        country=args.country,
-        department=args.department,
-    )
+    try:
+        token = mint_dev_token(
+            settings,
+            sub=args.sub,
+            org=args.org,
+            roles=roles,
+            ttl_seconds=args.ttl,
+            name=args.name,
+            country=args.country,
+            department=args.department,
+        )
+    except ValueError as exc:
+        print(f"allyapi token: {exc}", file=sys.stderr)
+        return 2
     print(token)
     return 0
 

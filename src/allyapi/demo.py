@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.auth import mint_dev_token
+from allyapi.core.auth import dev_subject, mint_dev_token
 from allyapi.core.database import Database
 from allyapi.core.models import today, utcnow
 from allyapi.core.pseudonym import subject_ref
@@ -115,7 +115,9 @@ async def seed_demo(settings: Settings, org: str) -> bool:
             for sub, name, pronouns, dept, location, tz, languages, topics in DEMO_ALLIES:
                 ally = Ally(
                     org_id=org,
-                    subject_ref=subject_ref(settings.pseudonym_key_bytes, "ally", org, sub),
+                    subject_ref=subject_ref(
+                        settings.pseudonym_key_bytes, "ally", dev_subject(settings, org, sub)
+                    ),
                     display_name=name,
                     pronouns=pronouns,
                     job_title="Volunteer ally",

@@ -7,6 +7,7 @@ import uuid
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally
@@ -87,6 +88,67 @@ async def test_the_ally_pauses_and_resumes_themselves_only(
     # Approving and retiring stay with coordinators, even on one's own profile.
     assert_problem(await act(client, ally["id"], "retire", me), 403)
     assert_problem(await act(client, ally["id"], "approve", me), 403)
+
+
+async def test_a_coordinators_pause_is_a_suspension_the_ally_cannot_lift(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    ben = await active_ally(client, tokens, "ben")
+    me = employee(tokens, "ben")
+    paused = await act(client, ben["id"], "pause", tokens.coordinator)
+    assert (paused.json()["status"], paused.json()["paused_by"]) == ("paused", "coordinator")
+
+    body = assert_problem(await act(client, ben["id"], "resume", me), 403)
+    assert "coordinator" in body["detail"]
+    assert_problem(await act(client, ben["id"], "pause", me), 409)  # already paused
+    own = (await client.get("/v1/me/ally-profile", headers=me)).json()
+    assert (own["status"], own["paused_by"], own["listed"]) == ("paused", "coordinator", False)
+    directory = (await client.get("/v1/allies", headers=tokens.employee)).json()["items"]
+    assert ben["id"] not in [ally["id"] for ally in directory]
+    assert_problem(await client.get(f"/v1/allies/{ben['id']}", headers=tokens.employee), 404)
+
+    resumed = await act(client, ben["id"], "resume", tokens.coordinator)
+    assert (resumed.json()["status"], resumed.json()["paused_by"]) == ("active", None)
+    assert resumed.json()["listed"] is True
+
+
+async def test_an_allys_own_pause_stays_theirs_and_a_coordinator_can_lift_or_escalate_it(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    ally = await active_ally(client, tokens, "alex")
+    me = employee(tokens, "alex")
+    own = await act(client, ally["id"], "pause", me)
+    assert own.json()["paused_by"] == "ally"
+    assert (await act(client, ally["id"], "resume", tokens.coordinator)).json()["status"] == (
+        "active"
+    )
+
+    await act(client, ally["id"], "pause", me)
+    suspended = await act(client, ally["id"], "pause", tokens.coordinator)
+    assert suspended.status_code == 200, suspended.text
+    assert (suspended.json()["status"], suspended.json()["paused_by"]) == ("paused", "coordinator")
+    assert_problem(await act(client, ally["id"], "resume", me), 403)
+    assert_problem(await act(client, ally["id"], "pause", tokens.coordinator), 409)
+    retired = await act(client, ally["id"], "retire", tokens.coordinator)
+    assert (retired.json()["status"], retired.json()["paused_by"]) == ("retired", None)
+
+
+async def test_paused_by_always_matches_the_status_in_the_database(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+) -> None:
+    """The CHECK constraint: a paused ally names who paused them, nobody else does."""
+    ally = await active_ally(client, tokens, "alex")
+    row = await session.get(Ally, uuid.UUID(ally["id"]))
+    assert row is not None
+    row.status = "paused"  # without paused_by
+    with pytest.raises(IntegrityError):
+        await session.commit()
+    await session.rollback()
+    row = await session.get(Ally, uuid.UUID(ally["id"]))
+    assert row is not None
+    row.paused_by = "coordinator"  # while active
+    with pytest.raises(IntegrityError):
+        await session.commit()
 
 
 def _request(ally_id: uuid.UUID | None, status: str, org: str = ORG) -> ContactRequest:

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.models import Ally, AllyStatus, PausedBy
+from allyapi.core.auth import dev_subject
 from allyapi.core.models import utcnow
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.settings import Settings
@@ -39,13 +40,16 @@ async def make_ally(
     """An ally (approved, accepting, listed unless told otherwise) for the person ``sub``."""
     ally = Ally(
         org_id=org,
-        subject_ref=subject_ref(settings.pseudonym_key_bytes, "ally", org, sub),
+        subject_ref=subject_ref(
+            settings.pseudonym_key_bytes, "ally", dev_subject(settings, org, sub)
+        ),
         display_name=name or f"Ally {sub}",
         languages=languages if languages is not None else ["en"],
         topics=topics if topics is not None else ["stress"],
         department=department,
         department_key=department.lower() if department else None,
         status=status,
+        paused_by=PausedBy.coordinator if status == AllyStatus.paused else None,
         accepting=accepting,
         max_open_requests=capacity,
         open_requests=open_requests,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.allies.models import AllyStatus
 from allyapi.allies.ranking import refresh_rank_bands, tiebreak, tiebreak_key
 from allyapi.contact_requests.models import ContactRequest, RequesterLoad
+from allyapi.core.auth import dev_subject
 from allyapi.core.database import Database
 from allyapi.core.pseudonym import requester_ref
 from allyapi.core.settings import Settings
@@ -60,7 +61,8 @@ async def test_create_to_a_chosen_ally(
     assert "requester_ref" not in body
     assert await load_of(session, ally.id) == 1
     load = await session.get(
-        RequesterLoad, (ORG, requester_ref(settings.pseudonym_key_bytes, ORG, "emp-1"))
+        RequesterLoad,
+        (ORG, requester_ref(settings.pseudonym_key_bytes, dev_subject(settings, ORG, "emp-1"))),
     )
     assert load is not None
     assert load.open_requests == 1
@@ -76,7 +78,9 @@ async def test_stored_row_holds_no_plaintext_and_no_sub(
     stored = " ".join(str(value) for value in row.model_dump().values())
     for secret in (MESSAGE, CONTACT, ALIAS, "emp-1"):
         assert secret not in stored
-    assert row.requester_ref == requester_ref(settings.pseudonym_key_bytes, ORG, "emp-1")
+    assert row.requester_ref == requester_ref(
+        settings.pseudonym_key_bytes, dev_subject(settings, ORG, "emp-1")
+    )
     assert row.message_sealed is not None
     assert row.message_sealed.startswith("k2.")
 

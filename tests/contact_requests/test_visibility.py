@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.pagination import encode_cursor
+from allyapi.core.pagination import PageRequest, binding_of
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import ALIAS, CONTACT, MESSAGE, act, create, make_ally, person
-from tests.helpers import TokenFactory, assert_problem
+from tests.helpers import ORG, TokenFactory, assert_problem
 
 PATH = "/v1/contact-requests"
 ALLY_SUMMARY = {
@@ -179,7 +179,9 @@ async def test_lists_of_each_audience(
     ] == []
     assert_problem(await client.get(f"{PATH}?status=bogus", headers=robin), 422)
     assert_problem(await client.get(f"{PATH}?cursor=bm9wZQ", headers=robin), 422)
-    naive = encode_cursor("2026-01-01T00:00:00", uuid.uuid4())  # no offset: not ours
+    # Signed for this very list, but an instant without its offset: never one of ours.
+    position = PageRequest(20, None, settings.cursor_key, binding_of(ORG, PATH, []))
+    naive = position.cursor_at("2026-01-01T00:00:00", uuid.uuid4())
     assert_problem(await client.get(f"{PATH}?cursor={naive}", headers=robin), 422)
 
 

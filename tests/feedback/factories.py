@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
+from allyapi.core.auth import dev_subject
 from allyapi.core.pseudonym import requester_ref
 from tests.helpers import ORG, TokenFactory
 
@@ -47,7 +48,9 @@ async def contact_request(
     created = created_at or datetime.now(UTC) - timedelta(days=1)
     row = ContactRequest(
         org_id=org,
-        requester_ref=requester_ref(tokens.settings.pseudonym_key_bytes, org, requester),
+        requester_ref=requester_ref(
+            tokens.settings.pseudonym_key_bytes, dev_subject(tokens.settings, org, requester)
+        ),
         ally_id=ally_id,
         topic=topic,
         urgency=urgency,

@@ -17,6 +17,7 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
+from allyapi.core.auth import dev_subject
 from allyapi.core.crypto import Cipher, aad_for
 from allyapi.core.models import utcnow
 from allyapi.core.pseudonym import requester_ref, subject_ref
@@ -38,7 +39,9 @@ async def make_ally(
     ally = Ally(
         org_id=org,
         subject_ref=subject_ref(
-            settings.pseudonym_key_bytes, "ally", org, sub or f"ally-{uuid.uuid4().hex[:8]}"
+            settings.pseudonym_key_bytes,
+            "ally",
+            dev_subject(settings, org, sub or f"ally-{uuid.uuid4().hex[:8]}"),
         ),
         display_name=name,
         languages=["en"],
@@ -57,7 +60,7 @@ async def make_ally(
 async def set_requester_load(
     session: AsyncSession, settings: Settings, sub: str, n: int, org: str = ORG
 ) -> str:
-    ref = requester_ref(settings.pseudonym_key_bytes, org, sub)
+    ref = requester_ref(settings.pseudonym_key_bytes, dev_subject(settings, org, sub))
     session.add(RequesterLoad(org_id=org, requester_ref=ref, open_requests=n))
     await session.commit()
     return ref
@@ -81,7 +84,7 @@ async def make_request(
     now = utcnow()
     request = ContactRequest(
         org_id=ally.org_id if ally else ORG,
-        requester_ref=requester_ref(settings.pseudonym_key_bytes, ORG, sub),
+        requester_ref=requester_ref(settings.pseudonym_key_bytes, dev_subject(settings, ORG, sub)),
         ally_id=ally.id if ally else None,
         topic="stress",
         urgency="normal",

@@ -60,9 +60,17 @@ async def jwks() -> AsyncIterator[JwksServer]:
 def idp_settings(settings: Settings, jwks_url: str) -> Settings:
     return settings.model_copy(
         update={
+            "jwt_orgs": ["acme", "globex"],
             "oidc_issuers": [
-                OidcIssuer(issuer=RSA_IDP, algorithms=["RS256", "ES256"], jwks_url=jwks_url),
-                OidcIssuer(issuer=EC_IDP, algorithms=["ES256"], public_key=public_pem(EC_KEY)),
+                OidcIssuer(
+                    issuer=RSA_IDP, algorithms=["RS256", "ES256"], jwks_url=jwks_url, orgs=["acme"]
+                ),
+                OidcIssuer(
+                    issuer=EC_IDP,
+                    algorithms=["ES256"],
+                    public_key=public_pem(EC_KEY),
+                    orgs=["acme"],
+                ),
                 OidcIssuer(
                     issuer=ENTRA,
                     algorithms=["RS256"],
@@ -71,8 +79,9 @@ def idp_settings(settings: Settings, jwks_url: str) -> Settings:
                     org_claim="tid",
                     roles_claim="groups",
                     role_map=GROUPS,
+                    orgs=["acme"],
                 ),
-            ]
+            ],
         }
     )
 
@@ -290,10 +299,22 @@ def test_issuers_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
             "org_claim": "tid",
             "roles_claim": "groups",
             "role_map": GROUPS,
+            "orgs": ["acme"],
         },
-        {"issuer": EC_IDP, "algorithms": ["ES256"], "public_key": public_pem(EC_KEY)},
+        {
+            "issuer": EC_IDP,
+            "algorithms": ["ES256"],
+            "public_key": public_pem(EC_KEY),
+            "orgs": ["acme", "globex"],
+        },
     ]
     monkeypatch.setenv("ALLYAPI_OIDC_ISSUERS", json.dumps(value))
+    monkeypatch.setenv("ALLYAPI_JWT_ORGS", "demo, acme")
     loaded = Settings(jwt_secret="x" * 40)
     assert [issuer.issuer for issuer in loaded.oidc_issuers] == [ENTRA, EC_IDP]
     assert loaded.oidc_issuers[0].role_map == GROUPS
+    assert loaded.issuer_orgs() == {
+        "allyapi-dev": frozenset({"demo", "acme"}),
+        ENTRA: frozenset({"acme"}),
+        EC_IDP: frozenset({"acme", "globex"}),
+    }

@@ -6,6 +6,7 @@ reads a developer's ``.env`` nor touches their embedded database.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -191,3 +192,28 @@ def test_serve_gives_its_workers_a_fresh_metrics_directory(
     assert private
     assert not Path(private[0]).exists()  # removed when the server stopped
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+def test_several_issuers_without_orgs_stop_the_start_with_the_reason(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The development issuer and one identity provider: each must list its orgs."""
+    idp = {"issuer": "https://idp.example", "algorithms": ["RS256"], "jwks_url": "https://i/k"}
+    monkeypatch.setenv("ALLYAPI_OIDC_ISSUERS", json.dumps([{**idp, "orgs": ["acme"]}]))
+    assert run("serve") == 2
+    err = capsys.readouterr().err
+    assert "each must list the orgs" in err
+    assert "ALLYAPI_JWT_ORGS" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("ALLYAPI_JWT_ORGS", "acme,demo")
+    assert run("token", "--sub", "alice", "--org", "acme", "--roles", "employee") == 0
+
+
+def test_token_refuses_a_lifetime_over_the_maximum_or_a_foreign_org(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run("token", "--sub", "a", "--org", "acme", "--roles", "employee", "--ttl", "86401") == 2
+    assert "ALLYAPI_JWT_MAX_LIFETIME_SECONDS" in capsys.readouterr().err
+    monkeypatch.setenv("ALLYAPI_JWT_ORGS", "acme")
+    assert run("token", "--sub", "a", "--org", "globex", "--roles", "employee") == 2
+    assert "ALLYAPI_JWT_ORGS" in capsys.readouterr().err

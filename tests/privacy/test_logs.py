@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.core.auth import dev_subject
 from allyapi.core.pseudonym import requester_ref, subject_ref
 from allyapi.core.settings import Settings
 from tests.helpers import ORG, TokenFactory
@@ -52,9 +53,10 @@ def traces(full: FullStory, settings: Settings, tokens: TokenFactory) -> dict[st
     week = date.today().isocalendar()
     values = full.texts() | {f"id of {label}": value for label, value in full.ids.items()}
     for who, sub in (("requester", story.sub), ("ally", story.ally_sub)):
-        values[f"{who} requester_ref"] = requester_ref(key, ORG, sub)
+        person = dev_subject(settings, ORG, sub)
+        values[f"{who} requester_ref"] = requester_ref(key, person)
         for purpose in ("ally", "idem", "rate", f"feedback:{week.year}-W{week.week:02d}"):
-            values[f"{who} {purpose} ref"] = subject_ref(key, purpose, ORG, sub)
+            values[f"{who} {purpose} ref"] = subject_ref(key, purpose, person)
     values |= {
         "Idempotency-Key": full.idempotency_key,
         "requester token": tokens.token(story.sub, "employee"),

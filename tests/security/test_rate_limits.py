@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.app import create_app
+from allyapi.core.auth import dev_subject
 from allyapi.core.database import Database
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.ratelimit import WINDOW_SECONDS, count_request
@@ -154,7 +155,9 @@ async def test_buckets_hold_a_keyed_hash_never_the_subject(
 ) -> None:
     await delete_missing(limited, tokens.coordinator)
     rows = (await session.execute(text("SELECT key, policy, count FROM rate_limit_buckets"))).all()
-    expected = subject_ref(settings.pseudonym_key_bytes, "rate", ORG, "coord-1")
+    expected = subject_ref(
+        settings.pseudonym_key_bytes, "rate", dev_subject(settings, ORG, "coord-1")
+    )
     assert [(row.key, row.policy, row.count) for row in rows] == [(expected, "writes", 1)]
     assert "coord-1" not in expected
 

@@ -25,7 +25,7 @@ from jose import jwt
 from allyapi.app import create_app
 from allyapi.core.database import Database
 from allyapi.core.settings import OidcIssuer, Settings
-from tests.helpers import ORG, TokenFactory, assert_problem
+from tests.helpers import ORG, OTHER_ORG, TokenFactory, assert_problem
 
 ROUTE = "/v1/resources"
 RSA_ISSUER = "https://idp.example/rsa"
@@ -89,13 +89,20 @@ def valid_claims(issuer: str, **changes: Any) -> dict[str, Any]:
 def idp_app(settings: Settings, database: Database) -> FastAPI:
     issuers = [
         OidcIssuer(
-            issuer=RSA_ISSUER, algorithms=["RS256"], public_key=_public(RSA_KEY, "pem").decode()
+            issuer=RSA_ISSUER,
+            algorithms=["RS256"],
+            public_key=_public(RSA_KEY, "pem").decode(),
+            orgs=[ORG],
         ),
         OidcIssuer(
-            issuer=EC_ISSUER, algorithms=["ES256"], public_key=_public(EC_KEY, "pem").decode()
+            issuer=EC_ISSUER,
+            algorithms=["ES256"],
+            public_key=_public(EC_KEY, "pem").decode(),
+            orgs=[ORG],
         ),
     ]
-    return create_app(settings.model_copy(update={"oidc_issuers": issuers}), database)
+    changes = {"oidc_issuers": issuers, "jwt_orgs": [ORG, OTHER_ORG]}
+    return create_app(settings.model_copy(update=changes), database)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from tests.helpers import ORG, TokenFactory
 
@@ -28,6 +28,7 @@ async def make_ally(
         subject_ref=tokens.ally_ref(sub, org),
         display_name=display_name or f"Ally {sub}",
         status=status,
+        paused_by=PausedBy.coordinator if status == AllyStatus.paused else None,
         accepting=accepting,
     )
     session.add(ally)

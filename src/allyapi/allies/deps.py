@@ -1,7 +1,7 @@
 """Who is acting on an ally profile, as route dependencies.
 
 Being an ally is not a token role (SPEC §1): it is a profile linked to the caller by
-``subject_ref`` = HMAC(pseudonym key, "ally|org:sub"). These dependencies compute that
+``subject_ref`` = subject_ref(pseudonym key, "ally", caller) (core/pseudonym.py). These dependencies compute that
 reference once per request, so the raw ``sub`` goes no further than here.
 """
 
@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from allyapi.allies.service import AllyService
-from allyapi.core.auth import Principal
+from allyapi.core.auth import Principal, TokenVerifier
 from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
 from allyapi.core.pseudonym import subject_ref
@@ -55,8 +55,8 @@ def _actor(principal: Principal, key: bytes) -> AllyActor:
     department = (principal.department or "").strip().lower() or None
     return AllyActor(
         org=principal.org,
-        subject_ref=subject_ref(key, "ally", principal.org, principal.sub),
-        idempotency_ref=subject_ref(key, "idem", principal.org, principal.sub),
+        subject_ref=subject_ref(key, "ally", principal.subject),
+        idempotency_ref=subject_ref(key, "idem", principal.subject),
         department_key=department,
         is_coordinator=principal.has("coordinator"),
     )
@@ -86,12 +86,23 @@ async def coordinator_or_the_ally_themselves(
     return actor
 
 
-async def an_integration(caller: IntegrationOnly) -> str:
-    """The org an HRIS/LMS integration acts for."""
-    return caller.org
+@dataclass(frozen=True)
+class RosterSource:
+    """An HRIS integration: its org, and the issuers whose people that org has.
+
+    A roster names people by ``sub`` without saying at which identity provider; an ally stays
+    when their ``sub`` at any issuer that speaks for the org is listed (docs/identity.md)."""
+
+    org: str
+    issuers: tuple[str | None, ...]
+
+
+async def an_integration(caller: IntegrationOnly, request: Request) -> RosterSource:
+    verifier: TokenVerifier = request.app.state.verifier
+    return RosterSource(caller.org, tuple(verifier.pseudonym_issuers(caller.org)))
 
 
 Employee = Annotated[AllyActor, Depends(an_employee)]
 EmployeeOrCoordinatorActor = Annotated[AllyActor, Depends(an_employee_or_coordinator)]
 CoordinatorOrTheAllyThemselves = Annotated[AllyActor, Depends(coordinator_or_the_ally_themselves)]
-IntegrationOrg = Annotated[str, Depends(an_integration)]
+IntegrationOrg = Annotated[RosterSource, Depends(an_integration)]

@@ -19,6 +19,22 @@ class AllyStatus(StrEnum):
     retired = "retired"
 
 
+class PausedBy(StrEnum):
+    """Who paused a ``paused`` ally: the ally (theirs to lift) or a coordinator (a suspension
+    only a coordinator lifts). Set exactly when the status is ``paused``."""
+
+    ally = "ally"
+    coordinator = "coordinator"
+
+
+# A paused ally names who paused them; any other status names nobody. (Spelled out with IS NOT
+# NULL: a CHECK that evaluates to NULL passes.)
+PAUSED_BY_RULE = (
+    "(status = 'paused' AND paused_by IS NOT NULL AND paused_by IN ('ally', 'coordinator'))"
+    " OR (status <> 'paused' AND paused_by IS NULL)"
+)
+
+
 class Ally(TenantRow, Versioned, table=True):
     __tablename__ = "allies"
     __table_args__ = (
@@ -29,6 +45,7 @@ class Ally(TenantRow, Versioned, table=True):
         sa.CheckConstraint(
             "status IN ('applied', 'active', 'paused', 'retired')", name="status_known"
         ),
+        sa.CheckConstraint(PAUSED_BY_RULE, name="paused_by_matches_status"),
     )
 
     # HMAC("ally|org:sub") under the pseudonym key: links the profile to its owner's token
@@ -47,6 +64,7 @@ class Ally(TenantRow, Versioned, table=True):
     availability: list[dict[str, Any]] = json_column()
     accepting: bool = Field(default=True)
     status: str = Field(default=AllyStatus.applied, max_length=16)
+    paused_by: str | None = Field(default=None, max_length=16)
     max_open_requests: int = Field(default=3)
     # Open (pending or accepted) contact requests assigned to the ally: the ally's load.
     # Changed only by conditional UPDATEs in contact_requests, so capacity holds under races.

@@ -160,6 +160,7 @@ class AllyRepository:
                 )
                 .values(
                     status=AllyStatus.retired,
+                    paused_by=None,
                     retired_at=now,
                     updated_at=now,
                     version=col(Ally.version) + 1,

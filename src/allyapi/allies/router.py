@@ -40,7 +40,7 @@ from allyapi.core.database import Autocommit, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import LanguageTag, Page, Tag
 from allyapi.core.security import CoordinatorOnly, PseudonymKey
 
@@ -102,8 +102,7 @@ async def volunteer_as_ally(
 async def list_allies(
     actor: EmployeeOrCoordinatorActor,
     reader: Autocommit,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
     language: LanguageQuery = None,
     topic: TopicQuery = None,
     location: Annotated[Label | None, Query(description="Exact, case-insensitive")] = None,
@@ -124,9 +123,7 @@ async def list_allies(
         q=q.lower() if q else None,
         accepting=accepting,
     )
-    return await directory(
-        reader, actor.org, where, coordinator=actor.is_coordinator, limit=limit, cursor=cursor
-    )
+    return await directory(reader, actor.org, where, coordinator=actor.is_coordinator, page=page)
 
 
 @router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")
@@ -153,11 +150,11 @@ async def suggest_allies(
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    org: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
+    source: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
-    return await allies.sync_roster(org, body.subs, key)
+    return await allies.sync_roster(source.org, body.subs, key, source.issuers)
 
 
 @router.get("/{ally_id}", summary="An ally's profile", responses=headers_on(200, "ETag"))
@@ -173,9 +170,16 @@ async def get_ally(
 
 
 async def _transition(
-    allies: AllyService, org: str, ally_id: uuid.UUID, name: str, response: Response
+    allies: AllyService,
+    org: str,
+    ally_id: uuid.UUID,
+    name: str,
+    response: Response,
+    *,
+    by_coordinator: bool = True,
 ) -> AllyCoordinatorView:
-    return _managed(response, await allies.transition(org, ally_id, name))
+    row = await allies.transition(org, ally_id, name, by_coordinator=by_coordinator)
+    return _managed(response, row)
 
 
 @router.post(
@@ -195,14 +199,23 @@ async def approve_ally(
 async def pause_ally(
     actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(allies, actor.org, ally_id, "pause", response)
+    """The ally pausing themselves (`paused_by: ally`), or a coordinator suspending them
+    (`paused_by: coordinator`; also from an ally's own pause). Either way the ally is no
+    longer listed and their pending requests are handed back."""
+    return await _transition(
+        allies, actor.org, ally_id, "pause", response, by_coordinator=actor.is_coordinator
+    )
 
 
 @router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=TRANSITION_RESPONSES)
 async def resume_ally(
     actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
-    return await _transition(allies, actor.org, ally_id, "resume", response)
+    """A coordinator resumes any pause; the ally only their own (403 when a coordinator
+    paused them: a suspension only a coordinator lifts)."""
+    return await _transition(
+        allies, actor.org, ally_id, "resume", response, by_coordinator=actor.is_coordinator
+    )
 
 
 @router.post(

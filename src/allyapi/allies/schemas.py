@@ -18,7 +18,7 @@ from zoneinfo import available_timezones
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
-from allyapi.allies.models import AllyStatus
+from allyapi.allies.models import AllyStatus, PausedBy
 from allyapi.core.schemas import Count, LanguageTag, PublicSchema, RequestBody, Tag
 
 MAX_LANGUAGES = 10
@@ -251,6 +251,13 @@ class AllyCoordinatorView(AllyPublic):
     """The public profile plus what the programme needs to run it."""
 
     status: AllyStatus
+    paused_by: PausedBy | None = Field(
+        default=None,
+        description=(
+            "Who paused a `paused` ally: `ally` (they may resume themselves) or `coordinator` "
+            "(a suspension only a coordinator lifts); null in any other status"
+        ),
+    )
     max_open_requests: int = Field(ge=1, le=50)
     listed: bool = Field(description="Shown in the directory right now (SPEC *Listed*)")
     created_at: datetime

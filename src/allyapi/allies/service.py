@@ -1,9 +1,13 @@
 """Ally rules: volunteering, the directory, suggestions, the lifecycle and roster sync.
 
-Lifecycle (SPEC): ``applied → active ⇄ paused → retired``; any non-retired ally can be
-retired. Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move
-it; a transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
+Lifecycle: ``applied → active ⇄ paused → retired``; any non-retired ally can be retired.
+Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move it; a
+transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
 requests back for re-matching through ``on_ally_unavailable``.
+
+A pause records who paused (``paused_by``). An ally's own pause is theirs to lift; a
+coordinator's pause is a suspension: the ally's resume is a 403, only a coordinator lifts it,
+and a coordinator may turn an ally's own pause into a suspension (docs/allies.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from allyapi.allies.hooks import on_ally_unavailable
-from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
     AllyRepository,
     DirectoryFilter,
@@ -31,12 +35,12 @@ from allyapi.allies.schemas import (
     AllyUpdate,
     RosterSyncResult,
 )
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.errors import Conflict, Forbidden, NotFound
 from allyapi.core.etag import check_if_match
 from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.pagination import PageRequest
+from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
 from allyapi.webhooks.events import ally_listing_changed
@@ -73,8 +77,7 @@ async def directory(
     where: DirectoryFilter,
     *,
     coordinator: bool,
-    limit: int,
-    cursor: str | None,
+    page: PageRequest,
 ) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
     """Listed allies for everyone; coordinators may ask for any ``status`` instead.
 
@@ -85,15 +88,12 @@ async def directory(
     schema = AllyCoordinatorView if coordinator else AllyPublic
     fields = _SCHEMA_FIELDS[schema]
     rows = await directory_page(
-        reader, fields, org_id, today(), where, limit=limit, after=_after(cursor)
+        reader, fields, org_id, today(), where, limit=page.limit, after=page.after_text()
     )
-    next_cursor = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        next_cursor = encode_cursor(last["display_name"], last["id"])
+    next_cursor = page.next_cursor(rows, lambda row: (row["display_name"], row["id"]))
     # The whole page validated in one call from plain dicts: pydantic-core's fast path.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    return page_type.model_validate({"items": rows[:limit], "next_cursor": next_cursor})
+    return page_type.model_validate({"items": rows[: page.limit], "next_cursor": next_cursor})
 
 
 # The columns each directory view selects: exactly its fields (``listed`` is computed).
@@ -211,13 +211,24 @@ class AllyService:
         rows = await self.repo.suggestions(org_id, today(), wanted)
         return [public_view(ally) for ally in rows]
 
-    async def transition(self, org_id: str, ally_id: uuid.UUID, name: str) -> AllyRow:
+    async def transition(
+        self, org_id: str, ally_id: uuid.UUID, name: str, *, by_coordinator: bool
+    ) -> AllyRow:
         allowed_from, target = TRANSITIONS[name]
         ally = await self.get_row(org_id, ally_id, for_update=True)
-        if ally.status not in allowed_from:
+        # A coordinator suspending an ally who paused themselves: still paused, now theirs.
+        suspends = name == "pause" and by_coordinator and ally.paused_by == PausedBy.ally
+        if ally.status not in allowed_from and not suspends:
             raise Conflict(f"an ally in status {ally.status} cannot {name}")
+        if name == "resume" and not by_coordinator and ally.paused_by != PausedBy.ally:
+            raise Forbidden("a coordinator paused this profile: only a coordinator can resume it")
         now = utcnow()
         ally.status = target
+        ally.paused_by = (
+            (PausedBy.coordinator if by_coordinator else PausedBy.ally)
+            if target == AllyStatus.paused
+            else None
+        )
         if name == "approve":
             ally.approved_at = now
         if target == AllyStatus.retired:
@@ -225,13 +236,17 @@ class AllyService:
         ally.version += 1
         ally.updated_at = now
         await self.session.flush()
+        listed = await self.repo.is_listed(org_id, ally.id, today())
+        if suspends:  # already paused: nothing to hand back, no listing flips
+            return ally, listed
         if target in (AllyStatus.paused, AllyStatus.retired):
             await on_ally_unavailable(self.session, org_id, ally.id, self._handback_settings)
-        listed = await self.repo.is_listed(org_id, ally.id, today())
         await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
         return ally, listed
 
-    async def sync_roster(self, org_id: str, subs: Sequence[str], key: bytes) -> RosterSyncResult:
+    async def sync_roster(
+        self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
+    ) -> RosterSyncResult:
         """Retire every not-yet-retired ally whose ``sub`` is not on the HRIS roster.
 
         The roster is hashed here (the database never sees a sub) and compared with the org's
@@ -239,8 +254,15 @@ class AllyService:
         far smaller than the roster, so one read beats sending 50,000 references to the
         database. The leavers are retired with chunked UPDATEs and their pending requests are
         handed back. ``kept`` counts the non-retired allies who are on the roster.
+
+        ``issuers``: every issuer that speaks for the org; a ``sub`` keeps that person at any
+        of them (an HRIS knows people, not identity providers).
         """
-        employed = {subject_ref(key, "ally", org_id, sub) for sub in subs}
+        employed = {
+            subject_ref(key, "ally", Subject(org_id, sub, issuer))
+            for sub in subs
+            for issuer in issuers
+        }
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
         await self.repo.retire_many(org_id, leavers, utcnow())
@@ -248,13 +270,3 @@ class AllyService:
             await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
             await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
-
-
-def _after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return values[0], uuid.UUID(values[1])
-    except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None

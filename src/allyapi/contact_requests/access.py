@@ -41,9 +41,9 @@ class Person:
 def person_of(principal: Principal, key: bytes) -> Person:
     return Person(
         org=principal.org,
-        requester_ref=requester_ref(key, principal.org, principal.sub),
-        ally_ref=subject_ref(key, "ally", principal.org, principal.sub),
-        idempotency_ref=subject_ref(key, "idem", principal.org, principal.sub),
+        requester_ref=requester_ref(key, principal.subject),
+        ally_ref=subject_ref(key, "ally", principal.subject),
+        idempotency_ref=subject_ref(key, "idem", principal.subject),
         country=principal.country,
         department=principal.department,
     )

@@ -32,7 +32,7 @@ from allyapi.contact_requests.schemas import (
 )
 from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import Page
 
 router = APIRouter(prefix="/contact-requests", tags=["contact requests"])
@@ -78,23 +78,19 @@ async def create_contact_request(
 
 @me_router.get("/contact-requests", summary="My own contact requests, newest first")
 async def list_my_contact_requests(
-    person: EmployeeWithoutOversight,
-    service: ContactRequests,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    person: EmployeeWithoutOversight, service: ContactRequests, page: PageQuery
 ) -> Page[ContactRequestRequesterSummary]:
-    return await service.list_mine(person, limit=limit, cursor=cursor)
+    return await service.list_mine(person, page=page)
 
 
 @router.get("", summary="Requests assigned to me as an ally, newest first")
 async def list_assigned_contact_requests(
     person: EmployeeWithoutOversight,
     service: ContactRequests,
+    page: PageQuery,
     status: StatusFilter = None,
-    limit: Limit = 20,
-    cursor: Cursor = None,
 ) -> Page[ContactRequestAllySummary]:
-    return await service.list_assigned(person, status=status, limit=limit, cursor=cursor)
+    return await service.list_assigned(person, status=status, page=page)
 
 
 @router.get("/{request_id}", summary="Read a request (the requester's or the ally's view)")
@@ -158,9 +154,9 @@ async def erase_contact_request(access: TheRequesterLocked, service: ContactRequ
 
 @router.get("/{request_id}/messages", summary="The request's message thread, oldest first")
 async def list_contact_request_messages(
-    access: RequesterOrAssignedAlly, threads: Threads, limit: Limit = 20, cursor: Cursor = None
+    access: RequesterOrAssignedAlly, threads: Threads, page: PageQuery
 ) -> Page[MessagePublic]:
-    return await threads.list(access, limit=limit, cursor=cursor)
+    return await threads.list(access, page=page)
 
 
 @router.post(
@@ -179,6 +175,6 @@ async def post_contact_request_message(
     "/{request_id}/access-log", summary="Who read my request's protected content, newest first"
 )
 async def list_contact_request_access_log(
-    access: TheRequester, threads: Threads, limit: Limit = 20, cursor: Cursor = None
+    access: TheRequester, threads: Threads, page: PageQuery
 ) -> Page[AccessLogEntryPublic]:
-    return await threads.access_log(access, limit=limit, cursor=cursor)
+    return await threads.access_log(access, page=page)

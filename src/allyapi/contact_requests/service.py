@@ -33,7 +33,7 @@ from allyapi.contact_requests.access import Person, RequestAccess, Role
 from allyapi.contact_requests.lifecycle import Lifecycle
 from allyapi.contact_requests.matching import Matcher, Wanted, department_key
 from allyapi.contact_requests.models import AccessLogEntry, ContactRequest
-from allyapi.contact_requests.repository import ContactRequestRepository, Keyset
+from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.schemas import (
     CompleteBody,
     ContactRequestAllySummary,
@@ -48,7 +48,7 @@ from allyapi.core.crypto import Cipher
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource, ResourceCategory
@@ -77,24 +77,8 @@ class Created:
     replayed: bool
 
 
-def keyset(cursor: str | None) -> Keyset | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        at, row_id = datetime.fromisoformat(values[0]), uuid.UUID(values[1])
-    except ValueError:
-        at = None
-    if at is None or at.tzinfo is None:  # our cursors always carry the UTC offset
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor"))
-    return at, row_id
-
-
-def next_cursor(rows: Sequence[Any], limit: int, time_field: str) -> str | None:
-    if len(rows) <= limit:
-        return None
-    last = rows[limit - 1]
-    return encode_cursor(getattr(last, time_field).isoformat(), last.id)
+def _created(row: Any) -> tuple[datetime, uuid.UUID]:
+    return row.created_at, row.id
 
 
 def cipher_of(settings: Settings) -> Cipher:
@@ -257,29 +241,29 @@ class ContactRequestService:
         await self.session.flush()
 
     async def list_mine(
-        self, person: Person, *, limit: int, cursor: str | None
+        self, person: Person, *, page: PageRequest
     ) -> Page[ContactRequestRequesterSummary]:
         rows = await self.repo.page_of_requester(
-            person.org, person.requester_ref, limit=limit, before=keyset(cursor)
+            person.org, person.requester_ref, limit=page.limit, before=page.after_time()
         )
         allies = await self.repo.allies(person.org, (r.ally_id for r in rows if r.ally_id))
         items = [
             self.views.requester_summary(row, allies.get(row.ally_id) if row.ally_id else None)
-            for row in rows[:limit]
+            for row in rows[: page.limit]
         ]
-        return Page(items=items, next_cursor=next_cursor(rows, limit, "created_at"))
+        return Page(items=items, next_cursor=page.next_cursor(rows, _created))
 
     async def list_assigned(
-        self, person: Person, *, status: str | None, limit: int, cursor: str | None
+        self, person: Person, *, status: str | None, page: PageRequest
     ) -> Page[ContactRequestAllySummary]:
         ally = await self.repo.ally_by_subject(person.org, person.ally_ref)
         if ally is None:
             raise Forbidden("only allies have requests assigned to them")
         rows = await self.repo.page_of_ally(
-            person.org, ally.id, status=status, limit=limit, before=keyset(cursor)
+            person.org, ally.id, status=status, limit=page.limit, before=page.after_time()
         )
-        items = [self.views.ally_summary(row) for row in rows[:limit]]
-        return Page(items=items, next_cursor=next_cursor(rows, limit, "created_at"))
+        items = [self.views.ally_summary(row) for row in rows[: page.limit]]
+        return Page(items=items, next_cursor=page.next_cursor(rows, _created))
 
     # Actions ------------------------------------------------------------------------------
 

@@ -24,9 +24,10 @@ from allyapi.contact_requests.lifecycle import CLOSED
 from allyapi.contact_requests.models import ContactMessage, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.schemas import AccessLogEntryPublic, MessagePublic
-from allyapi.contact_requests.service import ContactRequestService, keyset, next_cursor
+from allyapi.contact_requests.service import ContactRequestService
 from allyapi.core.errors import Conflict
 from allyapi.core.models import utcnow
+from allyapi.core.pagination import PageRequest
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
 
@@ -63,26 +64,24 @@ class ThreadService:
             id=message.id, author=access.role.value, body=body, created_at=message.created_at
         )
 
-    async def list(
-        self, access: RequestAccess, *, limit: int, cursor: str | None
-    ) -> Page[MessagePublic]:
+    async def list(self, access: RequestAccess, *, page: PageRequest) -> Page[MessagePublic]:
         rows = await self.repo.page_of_messages(
-            access.request.id, limit=limit, after=keyset(cursor)
+            access.request.id, limit=page.limit, after=page.after_time()
         )
         if rows:
             await self.requests.log_access(access, "read_messages")
         return Page(
-            items=[self.views.message(row) for row in rows[:limit]],
-            next_cursor=next_cursor(rows, limit, "created_at"),
+            items=[self.views.message(row) for row in rows[: page.limit]],
+            next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id)),
         )
 
     async def access_log(
-        self, access: RequestAccess, *, limit: int, cursor: str | None
+        self, access: RequestAccess, *, page: PageRequest
     ) -> Page[AccessLogEntryPublic]:
         rows = await self.repo.page_of_access_log(
-            access.request.id, limit=limit, before=keyset(cursor)
+            access.request.id, limit=page.limit, before=page.after_time()
         )
         return Page(
-            items=[AccessLogEntryPublic.model_validate(row) for row in rows[:limit]],
-            next_cursor=next_cursor(rows, limit, "accessed_at"),
+            items=[AccessLogEntryPublic.model_validate(row) for row in rows[: page.limit]],
+            next_cursor=page.next_cursor(rows, lambda row: (row.accessed_at, row.id)),
         )

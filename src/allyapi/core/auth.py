@@ -7,6 +7,13 @@ python-jose is used only as a signature/claim primitive. The rules that matter a
   identity providers), so HS/RS confusion cannot be expressed;
 - ``aud``, ``iss``, ``exp``, ``iat``, ``sub`` and ``org`` are required, checked by us (python-jose
   does not reject a token without ``aud`` even when an audience is passed);
+- an issuer speaks only for the orgs configured for it (``orgs``, ``ALLYAPI_JWT_ORGS``): a
+  token claiming another org is refused, so identity provider B cannot act in A's orgs;
+- ``exp - iat`` is at most ``ALLYAPI_JWT_MAX_LIFETIME_SECONDS``; ``exp``, ``iat`` (and
+  ``nbf``) must be finite, non-negative JSON numbers (not booleans), and any odd value is a
+  plain refusal, never an overflow;
+- ``org`` is 1-128 and ``sub`` 1-256 printable characters (no NUL, no control characters),
+  checked here before any database call: the org column holds 128, PostgreSQL text no NUL;
 - ``roles`` must be a list of known roles; token size and claim lengths are bounded;
 - a header that names a key source (``jku``, ``x5u``, ``jwk``, ``x5c``) or a critical extension
   (``crit``) is refused outright: keys come from configuration only, never from the token.
@@ -14,9 +21,15 @@ Every failure is the same ``Unauthorized`` with a generic detail: no claim value
 
 A token that verified is remembered (``VerifiedCache``) for at most ``CACHE_SECONDS`` and never
 past its ``exp``: the same bearer token on the next request skips parsing and the signature
-check (a fifth of the directory's CPU, issue 6). Only successes are cached, keyed by a hash of
-the exact token string, so any altered token is verified afresh; a token verified with a JWKS
-key is verified afresh as soon as a refresh replaces or retires that key.
+check (a fifth of the directory's CPU). Only successes are cached, keyed by a hash of
+the exact token string, so any altered token is verified afresh; the token names its issuer
+(``iss`` is inside the signed part), so one entry belongs to one issuer, and the principal it
+holds carries that issuer. A token verified with a JWKS key is verified afresh as soon as a
+refresh replaces or retires that key.
+
+The principal carries the issuer for everything keyed by a person (``Principal.subject``):
+pseudonyms, rate-limit keys and idempotency scopes all come from core/pseudonym.py, so the
+same ``sub`` at two issuers is two people everywhere (docs/identity.md).
 
 Identity providers (``ALLYAPI_OIDC_ISSUERS``) verify with a static PEM or keys from a JWKS
 URL (core/jwks.py: cached, fetched asynchronously, refreshed on an unknown ``kid`` at most
@@ -28,6 +41,7 @@ roles or groups, and how groups translate to our roles.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -38,7 +52,9 @@ from jose import jwt
 
 from allyapi.core.errors import Unauthorized
 from allyapi.core.jwks import KEY_ALGORITHMS, JwksCache
-from allyapi.core.settings import Settings
+from allyapi.core.models import ORG_ID_MAX
+from allyapi.core.pseudonym import Subject
+from allyapi.core.settings import Settings, check_issuers, printable
 
 KNOWN_ROLES = frozenset({"employee", "coordinator", "analyst", "integration"})
 REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat")  # + the issuer's org claim
@@ -66,9 +82,22 @@ class Principal:
     locale: str | None = None
     # exp + leeway: when this principal stops being valid (the verified-token cache's limit).
     expires_at: float = 0.0
+    # The ``iss`` that signed the token, and the issuer its pseudonyms are bound to (None for
+    # the legacy issuer: core/pseudonym.py).
+    issuer: str = ""
+    pseudonym_issuer: str | None = None
 
     def has(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
+
+    @property
+    def subject(self) -> Subject:
+        """The caller as pseudonyms see them: org, sub and issuer."""
+        return Subject(self.org, self.sub, self.pseudonym_issuer)
+
+    def other(self, sub: str) -> Subject:
+        """Someone an integration names by ``sub`` (an LMS row): a person at its own issuer."""
+        return Subject(self.org, sub, self.pseudonym_issuer)
 
     def __repr__(self) -> str:  # keeps sub and name out of any accidental log or traceback
         return f"Principal(org={self.org!r}, roles={sorted(self.roles)!r})"
@@ -84,6 +113,12 @@ class Issuer:
     org_claim: str = "org"
     roles_claim: str = "roles"
     role_map: Mapping[str, str] | None = None
+    orgs: frozenset[str] | None = None  # None: any org (one issuer alone)
+    legacy: bool = False  # keeps the pre-binding pseudonym form (core/pseudonym.py)
+
+    @property
+    def pseudonym_issuer(self) -> str | None:
+        return None if self.legacy else self.name
 
 
 # The JWKS key a cached token was verified with: (the issuer's key set, kid, key).
@@ -128,19 +163,20 @@ class VerifiedCache:
 
 class TokenVerifier:
     def __init__(self, settings: Settings) -> None:
+        # Settings validate this on load; a copy made in code skips validation, so again here.
+        check_issuers(settings)
         self.verified = VerifiedCache()
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
+        self.max_lifetime = settings.jwt_max_lifetime_seconds
+        orgs, legacy = settings.issuer_orgs(), settings.legacy_issuer
         self.issuers: dict[str, Issuer] = {}
         if settings.jwt_secret:
-            self.issuers[settings.jwt_issuer] = Issuer(
-                settings.jwt_issuer, DEV_ALGORITHMS, settings.jwt_secret
+            name = settings.jwt_issuer
+            self.issuers[name] = Issuer(
+                name, DEV_ALGORITHMS, settings.jwt_secret, orgs=orgs[name], legacy=name == legacy
             )
         for oidc in settings.oidc_issuers:
-            if oidc.issuer in self.issuers:
-                # One name, one key family: a shared name would let one issuer's rules apply
-                # to the other's tokens.
-                raise ValueError(f"issuer configured twice: {oidc.issuer}")
             self.issuers[oidc.issuer] = Issuer(
                 oidc.issuer,
                 list(oidc.algorithms),
@@ -150,7 +186,17 @@ class TokenVerifier:
                 org_claim=oidc.org_claim,
                 roles_claim=oidc.roles_claim,
                 role_map=oidc.role_map,
+                orgs=orgs[oidc.issuer],
+                legacy=oidc.issuer == legacy,
             )
+
+    def pseudonym_issuers(self, org: str) -> list[str | None]:
+        """The pseudonym issuer of every issuer that may speak for ``org`` (roster sync)."""
+        return [
+            issuer.pseudonym_issuer
+            for issuer in self.issuers.values()
+            if issuer.orgs is None or org in issuer.orgs
+        ]
 
     def verify(self, token: str) -> Principal:
         """Cached keys only (the CLI, tests); requests go through ``verify_async``."""
@@ -235,15 +281,12 @@ class TokenVerifier:
         audiences = aud if isinstance(aud, list) else [aud]
         if (issuer.audience or self.audience) not in audiences:
             raise Unauthorized("invalid token")
-        now = time.time()
-        for name in ("exp", "iat"):
-            if not isinstance(claims[name], int | float) or isinstance(claims[name], bool):
-                raise Unauthorized("invalid token")
-        if claims["exp"] + self.leeway < now or claims["iat"] - self.leeway > now:
-            raise Unauthorized("invalid token")
+        self._check_times(claims)
         sub, org = claims["sub"], claims[issuer.org_claim]
-        if not _short_text(sub) or not _short_text(org):
+        if not printable(sub, MAX_CLAIM_CHARS) or not printable(org, ORG_ID_MAX):
             raise Unauthorized("invalid token")
+        if issuer.orgs is not None and org not in issuer.orgs:
+            raise Unauthorized("invalid token")  # this issuer does not speak for that org
         roles = _mapped_roles(claims.get(issuer.roles_claim, []), issuer.role_map)
         if not isinstance(roles, list) or not roles or len(roles) > len(KNOWN_ROLES):
             raise Unauthorized("invalid token")
@@ -258,12 +301,39 @@ class TokenVerifier:
             department=_optional_text(claims.get("department")),
             locale=_optional_text(claims.get("locale")),
             expires_at=float(claims["exp"]) + self.leeway,
+            issuer=issuer.name,
+            pseudonym_issuer=issuer.pseudonym_issuer,
         )
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """``exp``/``iat`` (``nbf`` if present) are timestamps (``_timestamp``); ``exp`` not
+        past, ``iat`` and ``nbf`` not ahead (with leeway), ``exp - iat`` within the maximum.
+        Python compares ints of any size and floats exactly, so 1e308, -1e308 or a 400-digit
+        integer is a plain refusal; nothing here converts or overflows."""
+        names = ("exp", "iat", "nbf") if "nbf" in claims else ("exp", "iat")
+        if not all(_timestamp(claims[name]) for name in names):
+            raise Unauthorized("invalid token")
+        now = time.time()
+        exp, iat = claims["exp"], claims["iat"]
+        if exp + self.leeway < now or iat - self.leeway > now:
+            raise Unauthorized("invalid token")
+        if "nbf" in claims and claims["nbf"] - self.leeway > now:
+            raise Unauthorized("invalid token")
+        if exp - iat > self.max_lifetime or exp < iat:
+            raise Unauthorized("invalid token")
+
+
+def _timestamp(value: Any) -> bool:
+    """Seconds since 1970 as a finite, non-negative JSON number (not a boolean; ``NaN`` and
+    ``Infinity`` parse in Python's JSON, never in a real identity provider's)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return value >= 0 and (not isinstance(value, float) or math.isfinite(value))
 
 
 def _kid(header: dict[str, Any]) -> str | None:
     kid = header.get("kid")
-    return kid if isinstance(kid, str) and _short_text(kid) else None
+    return kid if printable(kid, MAX_CLAIM_CHARS) else None
 
 
 def _mapped_roles(value: Any, role_map: Mapping[str, str] | None) -> Any:
@@ -278,18 +348,22 @@ def _mapped_roles(value: Any, role_map: Mapping[str, str] | None) -> Any:
     return sorted({role_map[g] for g in value if isinstance(g, str) and g in role_map})
 
 
-def _short_text(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= MAX_CLAIM_CHARS
-
-
 def _optional_text(value: Any) -> str | None:
-    return value if _short_text(value) else None
+    """An informational claim (name, department, locale): kept only if printable and short,
+    since it may reach a query (department) or a response (name)."""
+    return value if printable(value, MAX_CLAIM_CHARS) else None
 
 
 def _country(value: Any) -> str | None:
     if isinstance(value, str) and len(value) == 2 and value.isalpha():
         return value.upper()
     return None
+
+
+def dev_subject(settings: Settings, org: str, sub: str) -> Subject:
+    """A person of the HS256 issuer as pseudonyms see them (the demo seeds their profiles)."""
+    issuer = settings.jwt_issuer
+    return Subject(org, sub, None if settings.legacy_issuer == issuer else issuer)
 
 
 def mint_dev_token(
@@ -302,12 +376,23 @@ def mint_dev_token(
     claims: dict[str, Any] | None = None,
     **extra: Any,
 ) -> str:
-    """A development token from the HS256 issuer (``allyapi token``, tests, the demo)."""
+    """A development token from the HS256 issuer (``allyapi token``, tests, the demo).
+
+    Refuses what the verifier would refuse anyway: a lifetime over the maximum, an org the
+    issuer does not speak for (``claims`` may still override anything, for attack tests).
+    """
     if not settings.jwt_secret:
         raise RuntimeError("no development JWT secret configured")
     unknown = set(roles) - KNOWN_ROLES
     if unknown:
         raise ValueError(f"unknown roles: {sorted(unknown)}")
+    if not 0 < ttl_seconds <= settings.jwt_max_lifetime_seconds:
+        raise ValueError(
+            f"the lifetime must be 1..{settings.jwt_max_lifetime_seconds} seconds "
+            "(ALLYAPI_JWT_MAX_LIFETIME_SECONDS)"
+        )
+    if settings.jwt_orgs is not None and org not in settings.jwt_orgs:
+        raise ValueError("the HS256 issuer does not speak for this org (ALLYAPI_JWT_ORGS)")
     now = int(time.time())
     payload: dict[str, Any] = {
         "iss": settings.jwt_issuer,

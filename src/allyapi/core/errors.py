@@ -151,7 +151,12 @@ def _clean_validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
     """Keep location, message and type; drop ``input`` and ``ctx`` (they echo the payload)."""
     cleaned = []
     for err in raw[:100]:
-        loc = [part if isinstance(part, int) else str(part)[:100] for part in err.get("loc", ())]
+        # A location may name a key the client sent: NUL is replaced (the contract's strings
+        # never hold one, PostgreSQL text cannot).
+        loc = [
+            part if isinstance(part, int) else str(part)[:100].replace("\x00", "\ufffd")
+            for part in err.get("loc", ())
+        ]
         msg = str(err.get("msg", "invalid"))
         if err.get("type") == "json_invalid":
             msg = "Body is not valid JSON"

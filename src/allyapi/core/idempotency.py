@@ -66,7 +66,8 @@ IdempotencyKeyHeader = Annotated[
 class IdempotencyKey(SQLModel, table=True):
     """One key of one caller.
 
-    ``caller_ref`` is subject_ref(key, "idem", org, sub): not joinable with requester_ref.
+    ``caller_ref`` is subject_ref(key, "idem", caller): not joinable with requester_ref, and
+    bound to the caller's issuer (the same ``sub`` at another issuer has other keys).
     The response is replayed by re-reading ``resource_id``, so no plaintext is kept here.
     """
 

@@ -1,4 +1,4 @@
-"""Unknown query parameters are a 422, like unknown body fields.
+"""Unknown query parameters are a 422, like unknown body fields (docs/validation.md).
 
 A misspelt filter (``?langauge=pt``) would otherwise be ignored and answer the unfiltered list,
 which the client then takes for the filtered one. The allowed names are the operation's query

@@ -16,8 +16,8 @@ clocks disagree all count into the same window, and none can sweep away the othe
 windows (a replica 180 s ahead used to delete every current bucket as "old", so a caller
 alternating between replicas was never limited).
 
-The bucket key is subject_ref(pseudonym key, "rate", org, sub): a keyed hash, never the raw
-``sub``, and not joinable with any other reference. Attempts count whatever their outcome
+The bucket key is subject_ref(pseudonym key, "rate", caller): a keyed hash of org, sub and
+issuer, never the raw ``sub``, and not joinable with any other reference. Attempts count whatever their outcome
 (403, 404, 422 included): a limit on attempts is what slows down probing.
 """
 
@@ -126,7 +126,7 @@ async def caller_rate_limit(request: Request, caller: Caller) -> Principal:
     if counted is None:
         return caller
     policy, limit = counted
-    key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.org, caller.sub)
+    key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.subject)
     count, reset_in = await count_request(request.app.state.database, key, policy)
     headers = headers_for(policy, limit, count, reset_in)
     if count > limit:

@@ -9,6 +9,7 @@ from types import UnionType
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -17,6 +18,8 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
+from allyapi.core.pagination import MAX_CURSOR_CHARS
 
 T = TypeVar("T")
 
@@ -85,7 +88,7 @@ class PublicSchema(BaseModel):
 
 class Page(PublicSchema, Generic[T]):
     items: list[T] = Field(max_length=100)
-    next_cursor: str | None = Field(default=None, max_length=512)
+    next_cursor: str | None = Field(default=None, max_length=MAX_CURSOR_CHARS)
 
 
 # A count of rows: bounded by the database's 32-bit integers (the contract states it).
@@ -106,4 +109,29 @@ def _iso_date_text(value: Any) -> Any:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+
+# The days a query may name (report and summary ranges). Their calendar arithmetic snaps a
+# range out to whole weeks or months and reaches a year back for defaults: within this range
+# it never leaves the years 1..9999 that dates can hold (docs/validation.md).
+QUERY_DATE_MIN = date(1970, 1, 1)
+QUERY_DATE_MAX = date(9998, 12, 31)
+
+
+def _query_date_in_range(value: date) -> date:
+    if not QUERY_DATE_MIN <= value <= QUERY_DATE_MAX:
+        raise ValueError(f"must be a day from {QUERY_DATE_MIN} to {QUERY_DATE_MAX}")
+    return value
+
+
+QueryDate = Annotated[
+    IsoDate,
+    AfterValidator(_query_date_in_range),
+    # JSON Schema's format-range keywords (ajv-formats), so tools can generate within it.
+    Field(
+        json_schema_extra={
+            "formatMinimum": QUERY_DATE_MIN.isoformat(),
+            "formatMaximum": QUERY_DATE_MAX.isoformat(),
+        }
+    ),
+]
 CountryCode = Annotated[str, StringConstraints(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$")]

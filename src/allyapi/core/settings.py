@@ -16,11 +16,40 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from allyapi.core.models import ORG_ID_MAX
 
 DEV_SECRETS_FILE = "secrets.json"
 K_MAX = 10_000  # a k-anonymity threshold above this would suppress every real figure
+MAX_ORGS_PER_ISSUER = 10_000
+DAY_SECONDS = 86_400
+
+
+def printable(value: object, max_chars: int) -> bool:
+    """1..max_chars printable characters: no NUL, no control or separator characters other
+    than the plain space. What a stored or hashed identifier may hold (PostgreSQL text cannot
+    hold NUL; a newline in an org id would forge log lines)."""
+    return isinstance(value, str) and 0 < len(value) <= max_chars and value.isprintable()
+
+
+def _org_id(value: str) -> str:
+    if not printable(value, ORG_ID_MAX):
+        raise ValueError(f"an org id is 1-{ORG_ID_MAX} printable characters")
+    return value
+
+
+def _issuer_name(value: str) -> str:
+    if not printable(value, 500):
+        raise ValueError("an issuer is 1-500 printable characters")
+    return value
+
+
+OrgId = Annotated[str, AfterValidator(_org_id)]
+IssuerName = Annotated[str, AfterValidator(_issuer_name)]
 
 
 class OidcIssuer(BaseModel):
@@ -31,12 +60,14 @@ class OidcIssuer(BaseModel):
     tenant claim (e.g. Entra ID's ``tid``), ``roles_claim`` the claim listing the caller's
     roles or groups (e.g. ``groups``); with ``role_map`` those names are translated to our roles
     and unmapped ones ignored, without it they must be our role names. ``audience`` overrides
-    ALLYAPI_JWT_AUDIENCE for this issuer (an IdP's audience is often an app id).
+    ALLYAPI_JWT_AUDIENCE for this issuer (an IdP's audience is often an app id). ``orgs``:
+    the org ids this issuer may speak for (a token claiming another is refused); required as
+    soon as more than one issuer is configured (docs/identity.md).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    issuer: str = Field(min_length=1, max_length=500)
+    issuer: IssuerName
     algorithms: list[Literal["RS256", "ES256"]] = Field(min_length=1)
     jwks_url: str | None = Field(default=None, max_length=2000)
     public_key: str | None = None
@@ -46,6 +77,7 @@ class OidcIssuer(BaseModel):
     role_map: dict[str, Literal["employee", "coordinator", "analyst", "integration"]] | None = (
         Field(default=None, max_length=1000)
     )
+    orgs: list[OrgId] | None = Field(default=None, min_length=1, max_length=MAX_ORGS_PER_ISSUER)
 
     @model_validator(mode="after")
     def _one_key_source(self) -> OidcIssuer:
@@ -68,11 +100,22 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".allyapi")
     database_url: str | None = None
 
-    jwt_issuer: str = "allyapi-dev"
+    jwt_issuer: IssuerName = "allyapi-dev"
     jwt_secret: str | None = None
     jwt_audience: str = "allyapi"
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=60)
+    # The orgs the HS256 issuer may speak for: a JSON list or comma-separated. None = any org,
+    # allowed in development with that issuer alone (docs/identity.md).
+    jwt_orgs: Annotated[list[OrgId] | None, NoDecode] = Field(
+        default=None, min_length=1, max_length=MAX_ORGS_PER_ISSUER
+    )
+    # The longest ``exp - iat`` a token may span, whatever its issuer.
+    jwt_max_lifetime_seconds: int = Field(default=DAY_SECONDS, ge=60, le=30 * DAY_SECONDS)
     oidc_issuers: list[OidcIssuer] = Field(default_factory=list)
+    # The issuer whose pseudonyms keep the form they had before pseudonyms included the
+    # issuer (an upgraded install's people keep their history). None: the HS256 issuer when
+    # there is one, else the first of ALLYAPI_OIDC_ISSUERS; "" : none (docs/identity.md).
+    legacy_pseudonym_issuer: str | None = None
 
     pseudonym_key: str | None = None
     data_keys: str | None = None
@@ -110,9 +153,9 @@ class Settings(BaseSettings):
     # which production refuses (its counters tick with every request, so they are not public).
     metrics_token: str | None = Field(default=None, min_length=32, max_length=512)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "jwt_orgs", mode="before")
     @classmethod
-    def _origins(cls, value: Any) -> Any:
+    def _json_or_comma_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
@@ -155,9 +198,39 @@ class Settings(BaseSettings):
             )
             if not value
         ]
+        if self.jwt_secret and self.jwt_orgs is None:
+            missing.append("ALLYAPI_JWT_ORGS (the orgs the HS256 issuer may speak for)")
         if missing:
             raise ValueError("production refuses to start without " + ", ".join(missing))
         return self
+
+    @model_validator(mode="after")
+    def _issuers_are_bound(self) -> Settings:
+        check_issuers(self)
+        return self
+
+    @property
+    def has_dev_issuer(self) -> bool:
+        """The HS256 issuer exists: its secret is given, or (outside production) generated."""
+        return self.jwt_secret is not None or self.env != "production"
+
+    def issuer_orgs(self) -> dict[str, frozenset[str] | None]:
+        """Every configured issuer → the orgs it may speak for (None: any org)."""
+        issuers: dict[str, frozenset[str] | None] = {}
+        if self.has_dev_issuer:
+            issuers[self.jwt_issuer] = frozenset(self.jwt_orgs) if self.jwt_orgs else None
+        for oidc in self.oidc_issuers:
+            issuers[oidc.issuer] = frozenset(oidc.orgs) if oidc.orgs else None
+        return issuers
+
+    @property
+    def legacy_issuer(self) -> str | None:
+        """The issuer whose pseudonyms keep their pre-binding form (docs/identity.md)."""
+        if self.legacy_pseudonym_issuer is not None:
+            return self.legacy_pseudonym_issuer or None
+        if self.has_dev_issuer:
+            return self.jwt_issuer
+        return self.oidc_issuers[0].issuer if self.oidc_issuers else None
 
     def with_dev_secrets(self) -> Settings:
         """Fill missing secrets from (or into) the data dir. Never used in production."""
@@ -196,6 +269,14 @@ class Settings(BaseSettings):
         return self.pseudonym_key.encode()
 
     @cached_property
+    def cursor_key(self) -> bytes:
+        """Signs pagination cursors: derived from the pseudonym key under its own label, so
+        a cursor's MAC never equals a pseudonym (core/pagination.py)."""
+        return HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"allyapi/cursor/v1"
+        ).derive(self.pseudonym_key_bytes)
+
+    @cached_property
     def data_key_ring(self) -> list[tuple[str, bytes]]:
         """``id:base64key,...`` parsed; the first key writes, all of them read."""
         if not self.data_keys:
@@ -208,6 +289,35 @@ class Settings(BaseSettings):
                 raise ValueError("each data key must be 'id:base64' of 32 bytes")
             ring.append((key_id, key))
         return ring
+
+
+def check_issuers(settings: Settings) -> None:
+    """Refuses an issuer configuration that would let one issuer speak for another's people.
+
+    - one name, one issuer (a shared name would apply one issuer's keys to the other's tokens);
+    - with more than one issuer, every issuer lists its ``orgs``, so none speaks for all;
+    - the legacy pseudonym issuer, when named, is one of them.
+    Raised as ValueError: a configuration error at start (exit 2 from the CLI).
+    """
+    names = [oidc.issuer for oidc in settings.oidc_issuers]
+    if settings.has_dev_issuer:
+        names.insert(0, settings.jwt_issuer)
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"issuer configured twice: {', '.join(repeated)}")
+    unbound = [name for name, orgs in settings.issuer_orgs().items() if orgs is None]
+    if len(names) > 1 and unbound:
+        which = ", ".join(
+            "the HS256 issuer (set ALLYAPI_JWT_ORGS)" if name == settings.jwt_issuer else name
+            for name in unbound
+        )
+        raise ValueError(
+            f"{len(names)} issuers are configured, so each must list the orgs it may speak "
+            f"for; without orgs: {which}"
+        )
+    legacy = settings.legacy_pseudonym_issuer
+    if legacy and legacy not in names:
+        raise ValueError("ALLYAPI_LEGACY_PSEUDONYM_ISSUER names no configured issuer")
 
 
 def _load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:

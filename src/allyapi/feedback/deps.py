@@ -1,7 +1,7 @@
 """Who is asking for a feedback summary, as a route dependency.
 
 A coordinator reads the programme or any ally's summary; an ally (an employee with an ally
-profile, found by subject_ref(key, "ally", org, sub), any profile status) reads only their
+profile, found by subject_ref(key, "ally", caller), any profile status) reads only their
 own. Analysts are refused (403): SPEC §3 names coordinator and ally for summaries, and
 analysts' view of feedback is the programme report's aggregate feedback averages. Employees
 without a profile and integrations are refused too.
@@ -44,7 +44,7 @@ async def summary_scope(
             raise NotFound("ally not found")
         return SummaryScope(org=caller.org, ally_id=ally_id)
     if caller.has("employee"):
-        ref = subject_ref(key, "ally", caller.org, caller.sub)
+        ref = subject_ref(key, "ally", caller.subject)
         own = await repo.ally_of_subject(caller.org, ref)
         if own is not None:
             if ally_id is not None and ally_id != own:

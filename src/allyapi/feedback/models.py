@@ -10,7 +10,7 @@ What each row may and may not link to, and why:
 - ``program_feedback``: anonymous programme feedback. No person, no request, no ally: only the
   org, a category, a rating, the sealed comment and the day it was given.
 - ``feedback_quotas``: the per-person weekly limit on programme feedback. Its key is
-  ``subject_ref(pseudonym key, "feedback:<ISO week>", org, sub)``: keyed HMAC, so a database
+  ``subject_ref(pseudonym key, "feedback:<ISO week>", person)``: keyed HMAC, so a database
   dump cannot turn it back into a person, and a new value every week, so buckets of different
   weeks cannot be linked to each other either. It has no foreign key, no row id shared with
   feedback and no timestamp at all (only the ISO week, so past weeks can be deleted), which is

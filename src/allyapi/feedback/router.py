@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, status
 from allyapi.core.database import Autocommit, Session
 from allyapi.core.models import today
 from allyapi.core.openapi import problem_responses
-from allyapi.core.schemas import IsoDate
+from allyapi.core.schemas import QueryDate
 from allyapi.core.security import AppSettings, EmployeeOnly
 from allyapi.feedback.deps import SummaryReader
 from allyapi.feedback.schemas import (
@@ -46,7 +46,7 @@ async def give_request_feedback(
     rest and is shown to coordinators and the ally only in aggregate (P6).
     """
     service = FeedbackService(session, settings)
-    return await service.give_request_feedback(caller.org, caller.sub, request_id, body)
+    return await service.give_request_feedback(caller.subject, request_id, body)
 
 
 @router.post(
@@ -64,7 +64,7 @@ async def give_program_feedback(
 ) -> ProgramFeedbackReceipt:
     """Stored with no link to the person; at most 5 per person per ISO week (429)."""
     service = FeedbackService(session, settings)
-    return await service.give_program_feedback(caller.org, caller.sub, body, quota)
+    return await service.give_program_feedback(caller.subject, body, quota)
 
 
 @router.get("/feedback/summary", summary="Feedback summary (k-anonymous)")
@@ -73,11 +73,17 @@ async def get_feedback_summary(
     scope: SummaryReader,
     session: Session,
     from_: Annotated[
-        IsoDate | None,
-        Query(alias="from", description="First day; snapped to its month. Default: a year ago"),
+        QueryDate | None,
+        Query(
+            alias="from",
+            description="First day (1970-01-01..9998-12-31); snapped to its month. Default: a year ago",
+        ),
     ] = None,
     to: Annotated[
-        IsoDate | None, Query(description="Last day; snapped to its month's end. Default: today")
+        QueryDate | None,
+        Query(
+            description="Last day (1970-01-01..9998-12-31); snapped to its month's end. Default: today"
+        ),
     ] = None,
 ) -> FeedbackSummary:
     """Coordinators: the programme, or one ally with `ally_id`. Allies: their own only.

@@ -17,7 +17,7 @@ from allyapi.contact_requests.models import RequestStatus
 from allyapi.core.crypto import Cipher, aad_for
 from allyapi.core.errors import Conflict, NotFound, TooManyRequests
 from allyapi.core.models import today, utcnow
-from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.pseudonym import Subject, requester_ref, subject_ref
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
 from allyapi.feedback.repository import FeedbackRepository
@@ -51,10 +51,11 @@ class FeedbackService:
         self.cipher = Cipher(settings.data_key_ring)
 
     async def give_request_feedback(
-        self, org: str, sub: str, request_id: uuid.UUID, body: RequestFeedbackCreate
+        self, who: Subject, request_id: uuid.UUID, body: RequestFeedbackCreate
     ) -> RequestFeedbackPublic:
+        org = who.org
         request = await self.repo.contact_request(org, request_id)
-        mine = requester_ref(self.settings.pseudonym_key_bytes, org, sub)
+        mine = requester_ref(self.settings.pseudonym_key_bytes, who)
         # Anyone but the requester gets the answer a missing id gets (P2, P8); an erased
         # request no longer exists for its requester either.
         if (
@@ -90,13 +91,14 @@ class FeedbackService:
         )
 
     async def give_program_feedback(
-        self, org: str, sub: str, body: ProgramFeedbackCreate, quota: AsyncConnection
+        self, who: Subject, body: ProgramFeedbackCreate, quota: AsyncConnection
     ) -> ProgramFeedbackReceipt:
         """``quota``: an autocommit connection; the weekly count commits there, apart from
         the feedback (see ``FeedbackRepository.consume_quota``)."""
         now = utcnow()
         week = iso_week(now.date())
-        bucket = subject_ref(self.settings.pseudonym_key_bytes, f"feedback:{week}", org, sub)
+        org = who.org
+        bucket = subject_ref(self.settings.pseudonym_key_bytes, f"feedback:{week}", who)
         limit = PROGRAM_FEEDBACK_PER_WEEK
         if not await FeedbackRepository.consume_quota(quota, org, bucket, week, limit):
             raise TooManyRequests(

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from allyapi.core.database import Session
-from allyapi.core.schemas import IsoDate
+from allyapi.core.schemas import QueryDate
 from allyapi.core.security import AppSettings, CoordinatorOrAnalyst
 from allyapi.reports.buckets import Interval
 from allyapi.reports.schemas import GroupBy, ProgramReport
@@ -22,11 +22,15 @@ async def get_program_report(
     caller: CoordinatorOrAnalyst,
     session: Session,
     from_: Annotated[
-        IsoDate | None,
-        Query(alias="from", description="First day; snapped back to its ISO week or month"),
+        QueryDate | None,
+        Query(
+            alias="from",
+            description="First day (1970-01-01..9998-12-31); snapped back to its ISO week or month",
+        ),
     ] = None,
     to: Annotated[
-        IsoDate | None, Query(description="Last day; snapped forward to its period's end")
+        QueryDate | None,
+        Query(description="Last day (1970-01-01..9998-12-31); snapped forward to its period's end"),
     ] = None,
     interval: Annotated[Interval, Query(description="Period length")] = Interval.week,
     group_by: Annotated[GroupBy | None, Query(description="Breakdown within each period")] = None,

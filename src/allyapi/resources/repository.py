@@ -30,7 +30,7 @@ class ResourceRepository:
         org_id: str,
         *,
         limit: int,
-        after: tuple[str, str] | None,
+        after: tuple[str, uuid.UUID] | None,
         country: str | None,
         include_global: bool,
         category: str | None,
@@ -46,9 +46,7 @@ class ResourceRepository:
         if category is not None:
             query = query.where(Resource.category == category)
         if after is not None:
-            query = query.where(
-                sa.tuple_(Resource.name, Resource.id) > (after[0], uuid.UUID(after[1]))
-            )
+            query = query.where(sa.tuple_(Resource.name, Resource.id) > after)
         query = query.order_by(col(Resource.name), col(Resource.id)).limit(limit + 1)
         return (await self.session.execute(query)).scalars().all()
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import CountryCode, Page
 from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator
 from allyapi.resources.models import ResourceCategory
@@ -24,8 +24,7 @@ router = APIRouter(prefix="/resources", tags=["resources"])
 async def list_resources(
     caller: EmployeeOrCoordinator,
     session: Session,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
     country: Annotated[CountryCode | None, Query(description="ISO 3166-1 alpha-2")] = None,
     include_global: Annotated[
         bool, Query(description="With `country`: also return resources that apply everywhere")
@@ -34,8 +33,7 @@ async def list_resources(
 ) -> Page[ResourcePublic]:
     return await ResourceService(session).list(
         caller.org,
-        limit=limit,
-        cursor=cursor,
+        page=page,
         country=country,
         include_global=include_global,
         category=category,

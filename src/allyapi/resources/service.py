@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.core.errors import NotFound
 from allyapi.core.etag import check_if_match
 from allyapi.core.models import utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.schemas import Page
 from allyapi.resources.models import Resource
 from allyapi.resources.repository import ResourceRepository
@@ -25,25 +25,21 @@ class ResourceService:
         self,
         org_id: str,
         *,
-        limit: int,
-        cursor: str | None,
+        page: PageRequest,
         country: str | None,
         include_global: bool,
         category: str | None,
     ) -> Page[ResourcePublic]:
-        after = decode_cursor(cursor, 2)
         rows = await self.repo.page(
             org_id,
-            limit=limit,
-            after=(after[0], after[1]) if after else None,
+            limit=page.limit,
+            after=page.after_text(),
             country=country,
             include_global=include_global,
             category=category,
         )
-        items = [ResourcePublic.model_validate(row) for row in rows[:limit]]
-        next_cursor = (
-            encode_cursor(rows[limit - 1].name, rows[limit - 1].id) if len(rows) > limit else None
-        )
+        items = [ResourcePublic.model_validate(row) for row in rows[: page.limit]]
+        next_cursor = page.next_cursor(rows, lambda row: (row.name, row.id))
         return Page[ResourcePublic](items=items, next_cursor=next_cursor)
 
     async def get(

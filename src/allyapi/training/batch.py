@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.training.dates import expires_on
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository
@@ -108,7 +108,10 @@ class BatchService:
         self.courses = CourseRepository(session)
         self.allies = AllyLookup(session)
 
-    async def upsert(self, org_id: str, rows: Sequence[BatchRow]) -> TrainingRecordBatchResult:
+    async def upsert(
+        self, org_id: str, rows: Sequence[BatchRow], person: Callable[[str], Subject]
+    ) -> TrainingRecordBatchResult:
+        """``person``: who a row's ``sub`` names (a person at the caller's own issuer)."""
         results: dict[int, BatchRowResult] = {}
         valid: list[tuple[int, BatchRow]] = []
         seen: set[str] = set()
@@ -123,7 +126,7 @@ class BatchService:
             else:
                 seen.add(row.external_id)
                 valid.append((index, row))
-        desired = await self._resolve(org_id, valid, results)
+        desired = await self._resolve(org_id, valid, results, person)
         await self._write(org_id, desired, results)
         used = {item.course_id: item.validity_months for item in desired}
         await settle_expiry(self.courses, org_id, used)
@@ -137,9 +140,11 @@ class BatchService:
             results=ordered,
         )
 
-    async def _references(self, org_id: str, rows: list[BatchRow]) -> References:
+    async def _references(
+        self, org_id: str, rows: list[BatchRow], person: Callable[[str], Subject]
+    ) -> References:
         """Allies and courses of every row: one query per kind (chunked IN), not per row."""
-        refs = {row.sub: subject_ref(self.key, "ally", org_id, row.sub) for row in rows if row.sub}
+        refs = {row.sub: subject_ref(self.key, "ally", person(row.sub)) for row in rows if row.sub}
         return References(
             refs=refs,
             ally_ids=await self.allies.existing_ids(
@@ -159,8 +164,9 @@ class BatchService:
         org_id: str,
         valid: list[tuple[int, BatchRow]],
         results: dict[int, BatchRowResult],
+        person: Callable[[str], Subject],
     ) -> list[Desired]:
-        found = await self._references(org_id, [row for _, row in valid])
+        found = await self._references(org_id, [row for _, row in valid], person)
         desired: list[Desired] = []
         for index, row in valid:
             ally_id, course = found.ally_for(row), found.course_for(row)

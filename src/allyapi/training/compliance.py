@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
 from allyapi.core.models import today
-from allyapi.core.pagination import encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.schemas import Page
 from allyapi.training.dates import RecordStatus, record_status
 from allyapi.training.models import TrainingCourse
 from allyapi.training.repository import ComplianceRepository, CourseRepository
 from allyapi.training.schemas import ComplianceCourse, ComplianceEntry
-from allyapi.training.service import keyset_after
 
 
 def _entry(
@@ -61,20 +60,19 @@ class ComplianceService:
         self.courses = CourseRepository(session)
 
     async def page(
-        self, org_id: str, *, limit: int, cursor: str | None, only_non_compliant: bool
+        self, org_id: str, *, page: PageRequest, only_non_compliant: bool
     ) -> Page[ComplianceEntry]:
         on = today()
         rows = await self.repo.allies_page(
             org_id,
             today=on,
-            limit=limit,
-            after=keyset_after(cursor),
+            limit=page.limit,
+            after=page.after_text(),
             only_non_compliant=only_non_compliant,
         )
-        page = [(row[0], row[1], row[2], row[3]) for row in rows[:limit]]
-        required = list(await self.courses.required(org_id)) if page else []
-        latest = await self.repo.latest_verified(org_id, [row[0] for row in page]) if page else {}
-        items = [_entry(row, required, latest, on) for row in page]
-        last = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = encode_cursor(last[1], last[0]) if last else None
+        shown = [(row[0], row[1], row[2], row[3]) for row in rows[: page.limit]]
+        required = list(await self.courses.required(org_id)) if shown else []
+        latest = await self.repo.latest_verified(org_id, [row[0] for row in shown]) if shown else {}
+        items = [_entry(row, required, latest, on) for row in shown]
+        next_cursor = page.next_cursor(rows, lambda row: (row[1], row[0]))
         return Page[ComplianceEntry](items=items, next_cursor=next_cursor)

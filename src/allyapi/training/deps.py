@@ -25,7 +25,7 @@ async def coordinator_or_ally(caller: Caller, session: Session, key: PseudonymKe
     if caller.has("coordinator"):
         return TrainingActor(org=caller.org, coordinator=True, ally_id=None)
     if caller.has("employee"):
-        ref = subject_ref(key, "ally", caller.org, caller.sub)
+        ref = subject_ref(key, "ally", caller.subject)
         ally_id = await RecordService(session).ally_of(caller.org, ref)
         if ally_id is not None:
             return TrainingActor(org=caller.org, coordinator=False, ally_id=ally_id)
@@ -46,7 +46,7 @@ def idempotency_scope(
     so the stored key cannot be joined to the caller's ally profile."""
     if idempotency_key is None:
         return None
-    caller_ref = subject_ref(key, "idem", caller.org, caller.sub)
+    caller_ref = subject_ref(key, "idem", caller.subject)
     return IdempotencyScope(
         caller.org, caller_ref, idempotency_key, operation, body_hash(body, key)
     )

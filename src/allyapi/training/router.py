@@ -13,7 +13,7 @@ from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.models import today
 from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import Page
 from allyapi.core.security import (
     Caller,
@@ -57,13 +57,10 @@ def _record_response(record: TrainingRecord, response: Response) -> TrainingReco
 async def list_training_courses(
     caller: EmployeeOrCoordinator,
     session: Session,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
     required: Annotated[bool | None, Query(description="Only required (or optional) ones")] = None,
 ) -> Page[TrainingCoursePublic]:
-    return await CourseService(session).list(
-        caller.org, limit=limit, cursor=cursor, required=required
-    )
+    return await CourseService(session).list(caller.org, page=page, required=required)
 
 
 @router.post(
@@ -125,8 +122,7 @@ async def update_training_course(
 async def list_training_records(
     actor: CoordinatorOrAlly,
     session: Session,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
     ally_id: uuid.UUID | None = None,
     course_id: uuid.UUID | None = None,
     record_status: Annotated[
@@ -136,8 +132,7 @@ async def list_training_records(
 ) -> Page[TrainingRecordPublic]:
     return await RecordService(session).list(
         actor,
-        limit=limit,
-        cursor=cursor,
+        page=page,
         ally_id=ally_id,
         course_id=course_id,
         status=record_status,
@@ -175,7 +170,7 @@ async def batch_upsert_training_records(
     key: PseudonymKey,
     body: TrainingRecordBatch,
 ) -> TrainingRecordBatchResult:
-    return await BatchService(session, key).upsert(caller.org, body.rows)
+    return await BatchService(session, key).upsert(caller.org, body.rows, caller.other)
 
 
 @router.get(
@@ -224,12 +219,11 @@ async def delete_training_record(
 async def get_training_compliance(
     caller: CoordinatorOnly,
     session: Session,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
     only_non_compliant: Annotated[
         bool, Query(description="Only allies with a missing or expired required course")
     ] = False,
 ) -> Page[ComplianceEntry]:
     return await ComplianceService(session).page(
-        caller.org, limit=limit, cursor=cursor, only_non_compliant=only_non_compliant
+        caller.org, page=page, only_non_compliant=only_non_compliant
     )

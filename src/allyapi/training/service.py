@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 
 from sqlalchemy.exc import IntegrityError
@@ -25,7 +24,7 @@ from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.etag import check_if_match
 from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.schemas import Page
 from allyapi.training.dates import RecordStatus, expires_on
 from allyapi.training.models import TrainingCourse, TrainingRecord
@@ -46,29 +45,6 @@ class TrainingActor:
     org: str
     coordinator: bool
     ally_id: uuid.UUID | None
-
-
-def keyset_after(cursor: str | None) -> tuple[str, uuid.UUID] | None:
-    after = decode_cursor(cursor, 2)
-    if after is None:
-        return None
-    try:
-        return after[0], uuid.UUID(after[1])
-    except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
-
-
-def _time_keyset_after(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    after = keyset_after(cursor)
-    if after is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(after[0])
-    except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None
-    if moment.tzinfo is None:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor"))
-    return moment.astimezone(UTC), after[1]
 
 
 async def settle_expiry(
@@ -95,14 +71,13 @@ class CourseService:
         self.repo = CourseRepository(session)
 
     async def list(
-        self, org_id: str, *, limit: int, cursor: str | None, required: bool | None
+        self, org_id: str, *, page: PageRequest, required: bool | None
     ) -> Page[TrainingCoursePublic]:
         rows = await self.repo.page(
-            org_id, limit=limit, after=keyset_after(cursor), required=required
+            org_id, limit=page.limit, after=page.after_text(), required=required
         )
-        items = [TrainingCoursePublic.model_validate(row) for row in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = encode_cursor(last.name, last.id) if last else None
+        items = [TrainingCoursePublic.model_validate(row) for row in rows[: page.limit]]
+        next_cursor = page.next_cursor(rows, lambda row: (row.name, row.id))
         return Page[TrainingCoursePublic](items=items, next_cursor=next_cursor)
 
     async def get(
@@ -175,8 +150,7 @@ class RecordService:
         self,
         actor: TrainingActor,
         *,
-        limit: int,
-        cursor: str | None,
+        page: PageRequest,
         ally_id: uuid.UUID | None,
         course_id: uuid.UUID | None,
         status: RecordStatus | None,
@@ -188,16 +162,15 @@ class RecordService:
         on = today()
         rows = await self.repo.page(
             actor.org,
-            limit=limit,
-            after=_time_keyset_after(cursor),
+            limit=page.limit,
+            after=page.after_time(),
             ally_id=ally_id,
             course_id=course_id,
             status=status,
             today=on,
         )
-        items = [TrainingRecordPublic.of(row, on) for row in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
-        next_cursor = encode_cursor(last.created_at.isoformat(), last.id) if last else None
+        items = [TrainingRecordPublic.of(row, on) for row in rows[: page.limit]]
+        next_cursor = page.next_cursor(rows, lambda row: (row.created_at, row.id))
         return Page[TrainingRecordPublic](items=items, next_cursor=next_cursor)
 
     async def get(

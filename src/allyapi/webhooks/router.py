@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response, status
 from allyapi.core.database import Session
 from allyapi.core.idempotency import IdempotencyKeyHeader
 from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import Cursor, Limit
+from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import Page
 from allyapi.core.security import AppSettings, IntegrationOrCoordinator
 from allyapi.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
@@ -50,9 +50,9 @@ async def create_webhook(
 
 @router.get("", summary="List the organisation's webhook subscriptions")
 async def list_webhooks(
-    caller: IntegrationOrCoordinator, service: Service, limit: Limit = 20, cursor: Cursor = None
+    caller: IntegrationOrCoordinator, service: Service, page: PageQuery
 ) -> Page[WebhookPublic]:
-    return await service.list(caller.org, limit=limit, cursor=cursor)
+    return await service.list(caller.org, page=page)
 
 
 @router.delete(
@@ -71,12 +71,11 @@ async def list_webhook_deliveries(
     caller: IntegrationOrCoordinator,
     service: Service,
     webhook_id: uuid.UUID,
-    limit: Limit = 20,
-    cursor: Cursor = None,
+    page: PageQuery,
 ) -> Page[DeliveryPublic]:
     """Per-request events' deliveries appear only to the integration client owning the
     subscription."""
-    return await service.deliveries(caller, webhook_id, limit=limit, cursor=cursor)
+    return await service.deliveries(caller, webhook_id, page=page)
 
 
 @router.post(

@@ -22,7 +22,6 @@ one is a 404 for them). docs/integration-guide.md, "Webhooks", says so to integr
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,7 +30,7 @@ from allyapi.core.crypto import Cipher, aad_for
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import utcnow
-from allyapi.core.pagination import decode_cursor, encode_cursor
+from allyapi.core.pagination import PageRequest
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
@@ -74,7 +73,7 @@ class WebhookService:
         """The reference a subscription of this caller is owned by: integration clients only."""
         if not is_integration_client(caller):
             return None
-        return subject_ref(self.settings.pseudonym_key_bytes, "webhook", caller.org, caller.sub)
+        return subject_ref(self.settings.pseudonym_key_bytes, "webhook", caller.subject)
 
     async def create(
         self, caller: Principal, body: WebhookCreate, idempotency_key: str | None
@@ -89,7 +88,7 @@ class WebhookService:
         owner = self.owner_ref(caller)
         if idempotency_key is None:
             return await self._create(org_id, body, owner)
-        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", org_id, caller.sub)
+        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", caller.subject)
         scope = IdempotencyScope(
             org_id,
             caller_ref,
@@ -133,14 +132,11 @@ class WebhookService:
             raise NotFound("webhook not found")
         return row
 
-    async def list(self, org_id: str, *, limit: int, cursor: str | None) -> Page[WebhookPublic]:
-        after = _cursor_key(cursor)
-        rows = await self.repo.page(org_id, limit=limit, after=after)
-        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
+    async def list(self, org_id: str, *, page: PageRequest) -> Page[WebhookPublic]:
+        rows = await self.repo.page(org_id, limit=page.limit, after=page.after_time())
+        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[: page.limit]]
         return Page[WebhookPublic](
-            items=items,
-            next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
         )
 
     async def delete(self, org_id: str, webhook_id: uuid.UUID) -> None:
@@ -151,19 +147,20 @@ class WebhookService:
         return owner is not None and row.owner_ref == owner
 
     async def deliveries(
-        self, caller: Principal, webhook_id: uuid.UUID, *, limit: int, cursor: str | None
+        self, caller: Principal, webhook_id: uuid.UUID, *, page: PageRequest
     ) -> Page[DeliveryPublic]:
         """The log; deliveries of per-request events are in their owner's view only."""
         row = await self.get(caller.org, webhook_id)
-        before = _cursor_key(cursor)
         rows = await self.repo.deliveries(
-            caller.org, webhook_id, limit=limit, before=before, per_request=self._owns(caller, row)
+            caller.org,
+            webhook_id,
+            limit=page.limit,
+            before=page.after_time(),
+            per_request=self._owns(caller, row),
         )
-        items = [DeliveryPublic.model_validate(row) for row in rows[:limit]]
-        last = rows[limit - 1] if len(rows) > limit else None
+        items = [DeliveryPublic.model_validate(row) for row in rows[: page.limit]]
         return Page[DeliveryPublic](
-            items=items,
-            next_cursor=encode_cursor(last.created_at.isoformat(), last.id) if last else None,
+            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
         )
 
     async def retry(
@@ -188,13 +185,3 @@ class WebhookService:
 
 def _public_fields(row: WebhookSubscription) -> dict[str, object]:
     return {"id": row.id, "url": row.url, "events": row.events, "created_at": row.created_at}
-
-
-def _cursor_key(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
-    values = decode_cursor(cursor, 2)
-    if values is None:
-        return None
-    try:
-        return datetime.fromisoformat(values[0]), uuid.UUID(values[1])
-    except ValueError:
-        raise InvalidInput("cursor is not valid", loc=("query", "cursor")) from None

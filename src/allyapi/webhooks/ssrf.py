@@ -47,7 +47,10 @@ def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def check_shape(url: str, *, allow_private: bool) -> tuple[str, int]:
     """Scheme, no credentials, a host: returns (host, port). No network."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[" (an unclosed IPv6 literal): a 422, never a 500
+        raise BlockedUrl("the URL is not valid") from None
     allowed = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in allowed:
         raise BlockedUrl("the URL must use https")
