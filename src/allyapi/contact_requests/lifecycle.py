@@ -95,24 +95,28 @@ class Lifecycle:
             await contact_request_expired(self.session, request.org_id, request.id, request.ally_id)
 
     async def reassign(self, request: ContactRequest, today: date, now: datetime) -> bool:
-        """Give a pending request to the best other ally; False (and no change) if none fits.
+        """Give a pending request to the best other ally; False (and no change) if none has
+        room.
 
-        The current ally's slot is released first, so an ally at capacity who declines can
-        never be the bottleneck of their own re-match. That holds the current ally's row
-        until commit, so candidates whose rows are held elsewhere are skipped, never waited
-        for: two allies declining towards each other at once would otherwise deadlock.
+        Candidates are claimed with ``Matcher.claim_for_rematch``, which waits for a row
+        another transaction holds (never passes over an ally with room) and locks the
+        current ally's row together with the candidates' in one order. The current ally's
+        slot is released only once another ally took the request.
         """
         if request.status != RequestStatus.pending:
             raise Conflict(f"a {request.status} request cannot be re-matched")
+        current = request.ally_id
         exclude = {uuid.UUID(value) for value in request.declined_by}
-        if request.ally_id is not None:
-            exclude.add(request.ally_id)
-            await self.repo.release_ally_slot(request.org_id, request.ally_id)
-            request.ally_id = None
+        if current is not None:
+            exclude.add(current)
         wanted = Wanted(topic=request.topic, language=request.language, exclude=exclude)
-        ally = await self.matcher.claim_best(request.org_id, today, wanted, skip_locked=True)
+        ally = await self.matcher.claim_for_rematch(
+            request.org_id, today, wanted, giving_back=current
+        )
         if ally is None:
             return False
+        if current is not None:
+            await self.repo.release_ally_slot(request.org_id, current)
         request.ally_id = ally.id
         request.expires_at = now + self.response_window
         self._touch(request, now)

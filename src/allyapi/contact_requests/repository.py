@@ -141,20 +141,45 @@ class ContactRequestRepository:
     # Counters -------------------------------------------------------------------------------
 
     async def claim_ally_slot(
-        self, org_id: str, ally_id: uuid.UUID, today: date, *, skip_locked: bool = False
+        self, org_id: str, ally_id: uuid.UUID, today: date
     ) -> dict[str, Any] | None:
         """One more open request for a listed ally with free capacity: the ally's public
         profile (one statement: ``UPDATE ... RETURNING``), or None if no slot was left.
 
-        ``skip_locked``: None, without waiting, when another transaction holds the ally's row
-        (PostgreSQL). Re-matching uses it: it already holds the declining ally's row, and
-        waiting for a second ally's row is how two crossed declines deadlock.
-        """
+        Waits for the ally's row when another transaction holds it (PostgreSQL), so a busy
+        ally with room is never mistaken for a full one."""
         result = await self.session.execute(
-            _ally_slot_statement(today, skip_locked), {"slot_org": org_id, "slot_ally": ally_id}
+            _ally_slot_statement(today), {"slot_org": org_id, "slot_ally": ally_id}
         )
         row = result.first()
         return None if row is None else dict(zip(PUBLIC_PROFILE, row, strict=True))
+
+    async def lock_allies_in_order(
+        self, org_id: str, ally_ids: Iterable[uuid.UUID], *, wait_ms: int
+    ) -> None:
+        """Lock these allies' rows in id order, waiting at most ``wait_ms`` for each.
+
+        Re-matching needs several ally rows at once (the ally giving the request back and
+        the candidates). Taking them in one order everywhere is what keeps two re-matches
+        from deadlocking; the bounded wait is the net for the few paths that hold an ally's
+        row before they get here (a pause). ``FOR NO KEY UPDATE`` is the lock the claim's
+        UPDATE takes anyway, and it does not wait for a request being inserted for the ally
+        (the foreign key's share lock). PostgreSQL only: SQLite serialises every writer
+        (BEGIN IMMEDIATE), so there is nothing to wait for there.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        ids = sorted(set(ally_ids))
+        await self.session.execute(
+            sa.select(sa.func.set_config("lock_timeout", str(int(wait_ms)), True))
+        )
+        await self.session.execute(
+            sa.select(col(Ally.id))
+            .where(col(Ally.org_id) == org_id, col(Ally.id).in_(ids))
+            .order_by(col(Ally.id))
+            .with_for_update(key_share=True)
+        )
+        await self.session.execute(sa.text("SET LOCAL lock_timeout TO DEFAULT"))
 
     async def release_ally_slot(self, org_id: str, ally_id: uuid.UUID) -> None:
         load = col(Ally.open_requests)
@@ -249,29 +274,17 @@ class ContactRequestRepository:
 
 
 @lru_cache(maxsize=8)
-def _ally_slot_statement(today: date, skip_locked: bool) -> Any:
+def _ally_slot_statement(today: date) -> Any:
     load = ALLIES.c.open_requests
-    claimable = [
-        # Not named after columns: an UPDATE reserves those names for its SET values.
-        ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
-        ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
-        load < ALLIES.c.max_open_requests,
-        listed_clause(today),
-    ]
-    if skip_locked:
-        # The row, if nobody holds it (SQLite has no row locks and renders no FOR UPDATE;
-        # its writers are serialised by BEGIN IMMEDIATE). Its own FROM: not correlated.
-        lockable = (
-            sa.select(ALLIES.c.id)
-            .where(*claimable)
-            .with_for_update(skip_locked=True)
-            .correlate(None)
-            .scalar_subquery()
-        )
-        claimable = [ALLIES.c.id == lockable, load < ALLIES.c.max_open_requests]
     return (
         sa.update(ALLIES)
-        .where(*claimable)
+        .where(
+            # Not named after columns: an UPDATE reserves those names for its SET values.
+            ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
+            ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
+            load < ALLIES.c.max_open_requests,
+            listed_clause(today),
+        )
         .values(open_requests=load + 1)
         .returning(*(ALLIES.c[name] for name in PUBLIC_PROFILE))
     )
