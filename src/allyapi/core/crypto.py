@@ -21,6 +21,12 @@ class DecryptionError(Exception):
     """A sealed value that no configured key opens (wrong key, tampering, wrong place)."""
 
 
+class UnknownDataKey(DecryptionError):
+    """Sealed under a key id this process does not hold: during a key rotation, a replica
+    that has not received the new key ring yet. Transient (a 503, core/errors.py), unlike
+    a value that does not open under a key we hold (tampering, a value moved between rows)."""
+
+
 class Cipher:
     def __init__(self, ring: list[tuple[str, bytes]]) -> None:
         if not ring:
@@ -38,7 +44,7 @@ class Cipher:
         key_id, _, encoded = value.partition(".")
         aead = self._keys.get(key_id)
         if aead is None:
-            raise DecryptionError("no key with this id is configured")
+            raise UnknownDataKey("no key with this id is configured")
         try:
             raw = base64.urlsafe_b64decode(encoded)
             plaintext = aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], aad.encode())
