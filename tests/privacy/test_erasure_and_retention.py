@@ -14,7 +14,8 @@ from allyapi.contact_requests.models import AccessLogEntry, ContactMessage, Cont
 from allyapi.core.database import Database
 from allyapi.core.models import utcnow
 from allyapi.core.settings import Settings
-from tests.helpers import TokenFactory
+from allyapi.feedback.models import RequestFeedback
+from tests.helpers import TokenFactory, assert_problem
 from tests.privacy.scenario import run_story
 
 
@@ -96,3 +97,67 @@ async def test_retention_purges_a_closed_request_only_after_the_period(
     assert thread.status_code in (200, 404, 409), thread.text
     if thread.status_code == 200:
         assert thread.json()["items"] == []
+
+
+async def age_past_retention(session: AsyncSession, settings: Settings, request_id: object) -> None:
+    """Drive time: the request closed longer ago than the retention period."""
+    past = utcnow() - timedelta(days=settings.retention_days, minutes=1)
+    await session.execute(
+        sa.update(ContactRequest)
+        .where(col(ContactRequest.id) == request_id)
+        .values(closed_at=past, content_purge_at=past + timedelta(days=settings.retention_days))
+    )
+    await session.commit()
+
+
+FEEDBACK = {"rating": 4, "felt_heard": True, "would_recommend": True}
+
+
+async def test_retention_purge_destroys_the_request_feedback_comment(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    tokens: TokenFactory,
+    database: Database,
+) -> None:
+    story = await run_story(client, client, session, settings, tokens)
+    me = tokens.headers(story.sub, "employee")
+    url = f"/v1/contact-requests/{story.completed_id}/feedback"
+    given = await client.post(url, json={**FEEDBACK, "comment": "thank you"}, headers=me)
+    assert given.status_code == 201, given.text
+
+    await age_past_retention(session, settings, story.completed_id)
+    assert (await run_all_jobs(database, settings)).purged == 1
+
+    session.expunge_all()
+    stored = (
+        await session.execute(
+            sa.select(RequestFeedback).where(col(RequestFeedback.request_id) == story.completed_id)
+        )
+    ).scalar_one()
+    assert stored.comment_sealed is None  # protected content: gone with the rest
+    assert (stored.rating, stored.felt_heard) == (4, True)  # statistics: kept
+
+
+async def test_feedback_on_a_purged_request_cannot_carry_a_comment(
+    client: httpx.AsyncClient,
+    session: AsyncSession,
+    settings: Settings,
+    tokens: TokenFactory,
+    database: Database,
+) -> None:
+    story = await run_story(client, client, session, settings, tokens)
+    me = tokens.headers(story.sub, "employee")
+    url = f"/v1/contact-requests/{story.completed_id}/feedback"
+    await age_past_retention(session, settings, story.completed_id)
+    assert (await run_all_jobs(database, settings)).purged == 1
+
+    refused = await client.post(url, json={**FEEDBACK, "comment": "late words"}, headers=me)
+    problem = assert_problem(refused, 409)
+    assert problem["type"] == "https://allyapi.dev/problems/content-purged"
+    session.expunge_all()
+    assert await session.scalar(sa.select(sa.func.count()).select_from(RequestFeedback)) == 0
+
+    rated = await client.post(url, json=FEEDBACK, headers=me)
+    assert rated.status_code == 201, rated.text
+    assert rated.json()["comment"] is None

@@ -40,6 +40,7 @@ from allyapi.core.database import Database
 from allyapi.core.idempotency import IdempotencyKey
 from allyapi.core.models import utcnow
 from allyapi.core.settings import Settings
+from allyapi.feedback.models import RequestFeedback
 
 BATCH_SIZE = 200
 MAX_BATCHES = 50  # 10 000 rows per job per run; the rest waits for the next run
@@ -132,6 +133,13 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
     # says "purged" must never still have them.
     await session.execute(sa.delete(ContactMessage).where(col(ContactMessage.request_id).in_(ids)))
     await session.execute(sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id).in_(ids)))
+    # The requester's feedback comment is protected content too; its ratings are statistics.
+    await session.execute(
+        sa.update(RequestFeedback)
+        .where(col(RequestFeedback.request_id).in_(ids))
+        .values(comment_sealed=None)
+        .execution_options(synchronize_session=False)
+    )
     purged = 0
     for row in rows:
         days = {name: day_of(value) for name, value in zip(_DATE_FIELDS, row[1:], strict=True)}

@@ -58,6 +58,26 @@ class ContactRequestRepository:
             query = query.with_for_update()
         return (await self.session.execute(query)).scalars().first()
 
+    async def hold_for_reading(self, org_id: str, request_id: uuid.UUID) -> ContactRequest | None:
+        """The request again, read ``FOR SHARE`` (current values), or None once erased.
+
+        An ally's read writes an access-log row. Holding the row until commit serialises
+        that write with an erasure or a retention purge (both lock the row for update): the
+        read either comes first, and its log row is destroyed with the rest, or comes after,
+        and finds nothing (404) or no content. SQLite serialises every transaction anyway.
+        """
+        query = (
+            select(ContactRequest)
+            .where(
+                ContactRequest.org_id == org_id,
+                ContactRequest.id == request_id,
+                col(ContactRequest.erased_at).is_(None),
+            )
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(query)).scalars().first()
+
     async def page_of_requester(
         self, org_id: str, requester_ref: str, *, limit: int, before: Keyset | None
     ) -> Sequence[ContactRequest]:

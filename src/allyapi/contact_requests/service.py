@@ -237,10 +237,21 @@ class ContactRequestService:
 
     async def ally_view(self, access: RequestAccess) -> ContactRequestAllyView:
         """P3 view for the assigned ally; P5: the read is written to the access log."""
+        await self.hold_for_reading(access)
         await self.log_access(access, "read_request")
         return self.views.for_ally(access.request)
 
+    async def hold_for_reading(self, access: RequestAccess) -> None:
+        """Before an ally reads protected content: lock the request row for this transaction
+        and re-read it, so the read and its access-log row are ordered with an erasure or a
+        purge (repository ``hold_for_reading``). The requester's own reads log nothing."""
+        if access.role != Role.ally:
+            return
+        if await self.repo.hold_for_reading(access.request.org_id, access.request.id) is None:
+            raise NotFound("contact request not found")
+
     async def log_access(self, access: RequestAccess, action: str) -> None:
+        """P5: the ally's read, in the requester's access log. ``hold_for_reading`` first."""
         request, ally = access.request, access.ally
         if access.role != Role.ally or ally is None:
             return

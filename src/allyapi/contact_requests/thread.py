@@ -66,6 +66,7 @@ class ThreadService:
     async def list(
         self, access: RequestAccess, *, limit: int, cursor: str | None
     ) -> Page[MessagePublic]:
+        await self.requests.hold_for_reading(access)
         rows = await self.repo.page_of_messages(
             access.request.id, limit=limit, after=keyset(cursor)
         )
