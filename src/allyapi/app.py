@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,7 +23,7 @@ from allyapi.core.metrics import MetricsMiddleware, Registry
 from allyapi.core.middleware import BodyLimit, MethodNotAllowed, SecurityHeaders
 from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.ratelimit import RateLimitHeaders, write_rate_limit
-from allyapi.core.settings import Settings, load_settings
+from allyapi.core.settings import Settings, load_settings, secrets_warning
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
@@ -50,6 +51,9 @@ BATCH_BODY_LIMITS = {
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    warning = secrets_warning(settings)
+    if warning is not None:
+        logging.getLogger("allyapi.settings").warning(warning)
     database = database or Database(settings)
 
     @asynccontextmanager
