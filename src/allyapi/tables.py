@@ -7,6 +7,7 @@ from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
     ContactRequest,
+    ContactRequestKey,
     RequesterLoad,
 )
 from allyapi.core.idempotency import IdempotencyKey
@@ -24,6 +25,7 @@ __all__ = [
     "Ally",
     "ContactMessage",
     "ContactRequest",
+    "ContactRequestKey",
     "FeedbackQuota",
     "IdempotencyKey",
     "ProgramFeedback",

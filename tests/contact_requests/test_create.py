@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
-from allyapi.contact_requests.models import ContactRequest, RequesterLoad
+from allyapi.contact_requests.models import ContactRequest, ContactRequestKey, RequesterLoad
 from allyapi.core.pseudonym import requester_ref
 from allyapi.core.settings import Settings
 from allyapi.training.models import TrainingCourse
@@ -75,7 +75,10 @@ async def test_stored_row_holds_no_plaintext_and_no_sub(
         assert secret not in stored
     assert row.requester_ref == requester_ref(settings.pseudonym_key_bytes, ORG, "emp-1")
     assert row.message_sealed is not None
-    assert row.message_sealed.startswith("k2.")
+    assert row.message_sealed.startswith("rk1:")  # the request's own data key...
+    key = await session.get(ContactRequestKey, row.id)
+    assert key is not None
+    assert key.key_sealed.startswith("k2.")  # ...sealed under the newest configured key
 
 
 async def test_auto_match_prefers_topic_language_and_least_loaded_outside_my_department(

@@ -34,13 +34,16 @@ async def test_erasure_destroys_content_thread_and_access_log_at_once(
 ) -> None:
     story = await run_story(client, client, session, settings, tokens)
 
-    row = await session.get(ContactRequest, story.erased_id, populate_existing=True)
-    assert row is not None
-    assert (row.message_sealed, row.contact_detail_sealed, row.alias_sealed) == (None, None, None)
-    assert row.erased_at is not None
+    assert await session.get(ContactRequest, story.erased_id, populate_existing=True) is None
     assert await thread_and_log_rows(session, story.erased_id) == (0, 0)
-    # Only non-identifying statistics remain, with day-truncated dates.
-    assert row.topic == "workload"
+    # Only non-identifying statistics remain, under a new id, with day-truncated dates.
+    rows = await session.execute(
+        sa.select(ContactRequest).where(col(ContactRequest.erased_at).is_not(None))
+    )
+    row = rows.scalars().one()
+    assert row.id != story.erased_id
+    assert (row.message_sealed, row.contact_detail_sealed, row.alias_sealed) == (None, None, None)
+    assert (row.topic, row.requester_ref, row.language) == ("workload", "erased", None)
     for stamp in (row.created_at, row.closed_at):
         assert stamp is not None
         assert (stamp.hour, stamp.minute, stamp.second, stamp.microsecond) == (0, 0, 0, 0)

@@ -26,15 +26,16 @@ from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
     ContactRequest,
+    ContactRequestKey,
     RequesterLoad,
     RequestStatus,
 )
 from allyapi.core.models import table_of
 from allyapi.core.upsert import dialect_insert
-from allyapi.feedback.models import RequestFeedback
 from allyapi.resources.models import Resource
 
 Keyset = tuple[datetime, uuid.UUID]
+KEYS = table_of(ContactRequestKey)
 LOADS = table_of(RequesterLoad)
 REQUESTS = table_of(ContactRequest)
 PUBLIC_PROFILE = tuple(AllyPublic.model_fields)  # the columns a claim returns
@@ -131,6 +132,17 @@ class ContactRequestRepository:
     def add(self, row: ContactRequest | ContactMessage | AccessLogEntry) -> None:
         self.session.add(row)
 
+    # Data keys ------------------------------------------------------------------------------
+
+    async def insert_key(self, org_id: str, request_id: uuid.UUID, key_sealed: str) -> None:
+        await self.session.execute(
+            KEYS.insert(), {"request_id": request_id, "org_id": org_id, "key_sealed": key_sealed}
+        )
+
+    async def sealed_key(self, request_id: uuid.UUID) -> str | None:
+        query = sa.select(KEYS.c.key_sealed).where(KEYS.c.request_id == request_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     # Allies ---------------------------------------------------------------------------------
 
     async def ally_by_subject(self, org_id: str, subject_ref: str) -> Ally | None:
@@ -225,14 +237,24 @@ class ContactRequestRepository:
         await self.session.execute(REQUESTS.insert(), values)
 
     async def release_requester_slot(self, org_id: str, requester_ref: str) -> None:
+        """One open request fewer for this requester. The row goes when none is left: a
+        per-person row that says nothing would still say "this person once asked", and it
+        would outlive an erasure. Its claim (an upsert) makes it again when needed."""
+        this = (
+            col(RequesterLoad.org_id) == org_id,
+            col(RequesterLoad.requester_ref) == requester_ref,
+        )
         load = col(RequesterLoad.open_requests)
+        gone = await self.session.execute(
+            sa.delete(RequesterLoad)
+            .where(*this, load <= 1)
+            .execution_options(synchronize_session=False)
+        )
+        if gone.rowcount:  # type: ignore[attr-defined]
+            return
         await self.session.execute(
             sa.update(RequesterLoad)
-            .where(
-                col(RequesterLoad.org_id) == org_id,
-                col(RequesterLoad.requester_ref) == requester_ref,
-                load > 0,
-            )
+            .where(*this, load > 0)
             .values(open_requests=load - 1)
             .execution_options(synchronize_session=False)
         )
@@ -262,21 +284,6 @@ class ContactRequestRepository:
             query = query.where(sa.tuple_(*keys) < before)
         query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
         return (await self.session.execute(query)).scalars().all()
-
-    async def delete_thread_and_log(self, request_id: uuid.UUID) -> None:
-        await self.session.execute(
-            sa.delete(ContactMessage).where(col(ContactMessage.request_id) == request_id)
-        )
-        await self.session.execute(
-            sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id) == request_id)
-        )
-
-    async def forget_feedback_comment(self, request_id: uuid.UUID) -> None:
-        await self.session.execute(
-            sa.update(RequestFeedback)
-            .where(col(RequestFeedback.request_id) == request_id)
-            .values(comment_sealed=None)
-        )
 
     # Resources ------------------------------------------------------------------------------
 

@@ -56,7 +56,8 @@ class ThreadService:
             body_sealed="",
             created_at=utcnow(),
         )
-        self.views.seal_message(message, body)
+        key = await self.requests.keys.for_writing(request.org_id, request.id)
+        self.views.seal_message(message, body, key)
         self.repo.add(message)
         await self.session.flush()
         return MessagePublic(
@@ -70,10 +71,11 @@ class ThreadService:
         rows = await self.repo.page_of_messages(
             access.request.id, limit=limit, after=keyset(cursor)
         )
+        key = await self.requests.key_of(access.request) if rows else None
         if rows:
             await self.requests.log_access(access, "read_messages")
         return Page(
-            items=[self.views.message(row) for row in rows[:limit]],
+            items=[self.views.message(row, key) for row in rows[:limit]],
             next_cursor=next_cursor(rows, limit, "created_at"),
         )
 
