@@ -1,4 +1,4 @@
-"""Every sealed (encrypted at rest, P4) column, in one place. A domain that adds a sealed
+"""Every sealed (encrypted at rest) column, in one place. A domain that adds a sealed
 column appends one line here; a test fails while a ``*_sealed`` column is missing
 (tests/jobs/test_rotate_keys.py).
 

@@ -1,6 +1,6 @@
 """``allyapi rotate-keys``: the small per-request keys (and the few values sealed straight under
 the configured keys) re-sealed under the newest key, requests sealed the older way converted to
-keys of their own, without downtime (P4)."""
+keys of their own, without downtime."""
 
 from __future__ import annotations
 

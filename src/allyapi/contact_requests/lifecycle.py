@@ -188,7 +188,8 @@ class Lifecycle:
         return len(requests)
 
     async def erase(self, request: ContactRequest, now: datetime) -> None:
-        """P7: destroy the request and everything that links to it; keep only statistics.
+        """Destroy the request and everything that links to it; keep only statistics
+        (docs/request-lifecycle.md, "Erasure").
 
         An open request is cancelled first (its slots are freed; a requester counter that
         reaches zero is deleted). Then every trace goes (``RequestTraces``: thread, access
@@ -199,7 +200,7 @@ class Lifecycle:
         the log as well (``secure_delete`` zeroes them in the file).
 
         The remaining row's requester reference is the constant ``ERASED_REF``: reports
-        counting distinct requesters (P6) count every erased row as one requester, so they
+        counting distinct requesters (k-anonymity) count every erased row as one requester, so they
         can only suppress more, never less.
         """
         if request.status not in CLOSED:

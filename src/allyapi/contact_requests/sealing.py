@@ -1,4 +1,4 @@
-"""Each contact request's own data key (crypto-shredding, P4 and P7).
+"""Each contact request's own data key (crypto-shredding; docs/request-lifecycle.md).
 
 A request's message, contact detail, alias and thread bodies are sealed with a random
 AES-256-GCM key of its own (``core.crypto.DataKey``). That key is stored sealed under the

@@ -263,7 +263,7 @@ class ContactRequestService:
             raise NotFound("contact request not found")
 
     async def log_access(self, access: RequestAccess, action: str) -> None:
-        """P5: the ally's read, in the requester's access log. ``hold_for_reading`` first."""
+        """The ally's read, in the requester's access log. ``hold_for_reading`` first."""
         request, ally = access.request, access.ally
         if access.role != Role.ally or ally is None:
             return

@@ -1,4 +1,4 @@
-"""Field encryption at rest (P4): AES-256-GCM under a key ring with key ids, and per-record
+"""Field encryption at rest: AES-256-GCM under a key ring with key ids, and per-record
 data keys for crypto-shredding.
 
 Two kinds of sealed value, told apart by their first characters:
