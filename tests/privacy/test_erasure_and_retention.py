@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from allyapi.contact_requests.jobs import run_all_jobs
-from allyapi.contact_requests.models import AccessLogEntry, ContactMessage, ContactRequest
+from allyapi.contact_requests.models import (
+    AccessLogEntry,
+    ContactMessage,
+    ContactRequest,
+    ContactRequestKey,
+)
 from allyapi.core.database import Database
 from allyapi.core.models import utcnow
 from allyapi.core.settings import Settings
@@ -140,6 +145,8 @@ async def test_retention_purge_destroys_the_request_feedback_comment(
     ).scalar_one()
     assert stored.comment_sealed is None  # protected content: gone with the rest
     assert (stored.rating, stored.felt_heard) == (4, True)  # statistics: kept
+    # The request's own data key went too: any copy of its sealed content is dead.
+    assert await session.get(ContactRequestKey, story.completed_id) is None
 
 
 async def test_feedback_on_a_purged_request_cannot_carry_a_comment(

@@ -200,8 +200,8 @@ class Lifecycle:
         the log as well (``secure_delete`` zeroes them in the file).
 
         The remaining row's requester reference is the constant ``ERASED_REF``: reports
-        counting distinct requesters (k-anonymity) count every erased row as one requester, so they
-        can only suppress more, never less.
+        counting distinct requesters (k-anonymity) count every erased row as one person,
+        so they can only suppress more, never less.
         """
         if request.status not in CLOSED:
             await self.move(request, "cancel", now)
