@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,7 +25,7 @@ from allyapi.core.middleware import BodyLimit, JsonBodiesOnly, MethodNotAllowed,
 from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.query import known_query_only
 from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
-from allyapi.core.settings import Settings, load_settings
+from allyapi.core.settings import Settings, load_settings, secrets_warning
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
@@ -53,6 +54,9 @@ BATCH_BODY_LIMITS = {
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.log_level)
+    warning = secrets_warning(settings)
+    if warning is not None:
+        logging.getLogger("allyapi.settings").warning(warning)
     database = database or Database(settings)
 
     @asynccontextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from allyapi.allies.ranking import refresh_rank_bands
 from allyapi.contact_requests.jobs import JobCounts, run_all_jobs
+from allyapi.contact_requests.rotation import LABEL, convert_legacy_requests
 from allyapi.core.crypto import Cipher
 from allyapi.core.database import Database
 from allyapi.core.sealed import RotationCount, rotate_column
@@ -27,13 +28,19 @@ async def purge(settings: Settings) -> JobCounts:
 
 
 async def rotate_keys(settings: Settings) -> list[tuple[str, RotationCount]]:
-    """Re-seal every sealed column's old values under the first key of ALLYAPI_DATA_KEYS."""
+    """Re-seal every value sealed under the configured keys (per-request data keys among
+    them) under the first key of ALLYAPI_DATA_KEYS, after giving requests still sealed the
+    older way a data key of their own."""
     cipher = Cipher(settings.data_key_ring)
     database = Database(settings)
     try:
+        converted = await convert_legacy_requests(database.sessionmaker, cipher)
         return [
-            (sealed.label, await rotate_column(database.sessionmaker, sealed, cipher))
-            for sealed in SEALED_COLUMNS
+            (LABEL, converted),
+            *[
+                (sealed.label, await rotate_column(database.sessionmaker, sealed, cipher))
+                for sealed in SEALED_COLUMNS
+            ],
         ]
     finally:
         await database.dispose()

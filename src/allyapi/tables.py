@@ -8,6 +8,7 @@ from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
     ContactRequest,
+    ContactRequestKey,
     RequesterLoad,
 )
 from allyapi.core.idempotency import IdempotencyKey
@@ -26,6 +27,7 @@ __all__ = [
     "AllyRankBand",
     "ContactMessage",
     "ContactRequest",
+    "ContactRequestKey",
     "FeedbackQuota",
     "IdempotencyKey",
     "ProgramFeedback",

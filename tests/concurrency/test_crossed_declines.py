@@ -1,21 +1,26 @@
-"""Two allies declining towards each other at the same moment must not deadlock (PostgreSQL).
+"""Re-matching waits for an ally's row instead of passing over it, and still never deadlocks
+(PostgreSQL).
 
-A decline releases the declining ally's slot (holding that ally's row until commit) and then
-claims the best other ally. Ally A declining towards B while B declines towards A used to be
-the textbook lock cycle: each transaction held one ally's row and waited for the other's,
-until PostgreSQL aborted one (a 500 then; now such an abort would be a 503, core/dbfaults.py).
-Re-matching now skips a candidate whose row is held (``claim_ally_slot(skip_locked=True)``).
+A re-match (decline or hand-back) holds the request and claims another ally. It used to skip a
+candidate whose row another transaction held (``SKIP LOCKED``), which kept two allies
+declining towards each other from deadlocking but told people "declined" while an ally had
+room. Now each round locks the candidates and the ally giving the request back in id order and
+waits for them (``Matcher.claim_for_rematch``): one lock order, so no cycle between re-matches.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from allyapi.contact_requests.repository import ContactRequestRepository
+from allyapi.allies.models import Ally
+from allyapi.contact_requests.matching import Matcher, Wanted
 from allyapi.core.database import Database
 from allyapi.core.models import today
 from allyapi.core.settings import Settings
@@ -24,25 +29,70 @@ from tests.helpers import ORG, TokenFactory
 
 pytestmark = pytest.mark.postgres_only
 
+BOUND_SECONDS = 30  # a safety net for the test run, never a measurement
 
-async def test_crossed_claims_skip_a_held_ally_instead_of_waiting(
+
+async def hold_rows(session: AsyncSession, *ally_ids: uuid.UUID) -> None:
+    """What a create or cancel does to an ally's row: an UPDATE that holds it until commit."""
+    await session.execute(
+        sa.update(Ally)
+        .where(col(Ally.id).in_(ally_ids))
+        .values(open_requests=col(Ally.open_requests))
+    )
+
+
+async def waiting_backends(session: AsyncSession, at_least: int) -> None:
+    """Return once ``at_least`` other backends of this database wait for a row lock."""
+    query = sa.text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(BOUND_SECONDS):
+        while int((await session.execute(query)).scalar_one()) < at_least:
+            await session.rollback()  # statistics views answer from one snapshot per transaction
+            await asyncio.sleep(0.01)
+        await session.rollback()
+
+
+async def rematch(
+    database: Database, giving_back: uuid.UUID, exclude: set[uuid.UUID]
+) -> uuid.UUID | None:
+    async with database.sessionmaker() as session:
+        ally = await Matcher(session).claim_for_rematch(
+            ORG, today(), Wanted("stress", None, exclude=exclude), giving_back=giving_back
+        )
+        await session.commit()
+        return None if ally is None else ally.id
+
+
+async def test_a_rematch_waits_for_a_busy_ally_instead_of_passing_over_them(
     database: Database, session: AsyncSession, settings: Settings
 ) -> None:
-    a = await make_ally(session, settings, "ally-a", open_requests=1)
-    b = await make_ally(session, settings, "ally-b", open_requests=1)
-    async with database.sessionmaker() as first, database.sessionmaker() as second:
-        one, two = ContactRequestRepository(first), ContactRequestRepository(second)
-        await one.release_ally_slot(ORG, a.id)  # each now holds its own ally's row
-        await two.release_ally_slot(ORG, b.id)
-        claims = asyncio.gather(
-            one.claim_ally_slot(ORG, b.id, today(), skip_locked=True),
-            two.claim_ally_slot(ORG, a.id, today(), skip_locked=True),
-        )
-        # Waiting claims would block here until PostgreSQL's deadlock detector fired (1 s).
-        assert await asyncio.wait_for(claims, timeout=0.5) == [None, None]
-        await first.commit()
-        await second.commit()
-    assert (await load_of(session, a.id), await load_of(session, b.id)) == (0, 0)
+    a = (await make_ally(session, settings, "ally-a", open_requests=1)).id
+    b = (await make_ally(session, settings, "ally-b")).id
+    async with database.sessionmaker() as holder:
+        await hold_rows(holder, b)
+        claim = asyncio.create_task(rematch(database, a, {a}))
+        await waiting_backends(session, 1)  # the re-match waits for B's row...
+        await holder.commit()
+    assert await asyncio.wait_for(claim, BOUND_SECONDS) == b  # ...and takes B
+    assert await load_of(session, b) == 1
+
+
+async def test_crossed_rematches_wait_for_each_other_and_both_succeed(
+    database: Database, session: AsyncSession, settings: Settings
+) -> None:
+    """A hands a request towards B while B hands one towards A, both queued behind a third
+    transaction holding both rows: the classic lock cycle, which one lock order rules out."""
+    a = (await make_ally(session, settings, "ally-a", open_requests=1)).id
+    b = (await make_ally(session, settings, "ally-b", open_requests=1)).id
+    async with database.sessionmaker() as holder:
+        await hold_rows(holder, a, b)
+        claims = asyncio.gather(rematch(database, a, {a}), rematch(database, b, {b}))
+        await waiting_backends(session, 2)
+        await holder.commit()
+    assert await asyncio.wait_for(claims, BOUND_SECONDS) == [b, a]
+    assert (await load_of(session, a), await load_of(session, b)) == (2, 2)
 
 
 async def test_crossed_declines_through_the_api_both_succeed(

@@ -9,7 +9,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
+from allyapi.contact_requests.models import ContactRequestKey
+from allyapi.contact_requests.sealing import key_aad
 from allyapi.core.auth import dev_subject
+from allyapi.core.crypto import Cipher, DataKey
 from allyapi.core.models import utcnow
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.settings import Settings
@@ -107,3 +110,10 @@ async def act(
     return await client.post(
         f"/v1/contact-requests/{request_id}/{action}", json=json, headers=headers
     )
+
+
+async def data_key_of(session: AsyncSession, settings: Settings, request_id: uuid.UUID) -> DataKey:
+    """The request's own data key, opened with the configured keys (as the app does)."""
+    row = await session.get(ContactRequestKey, request_id)
+    assert row is not None
+    return Cipher(settings.data_key_ring).open_data_key(row.key_sealed, key_aad(request_id))

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
 from allyapi.allies.ranking import refresh_rank_bands, tiebreak, tiebreak_key
-from allyapi.contact_requests.models import ContactRequest, RequesterLoad
+from allyapi.contact_requests.models import ContactRequest, ContactRequestKey, RequesterLoad
 from allyapi.core.auth import dev_subject
 from allyapi.core.database import Database
 from allyapi.core.pseudonym import requester_ref
@@ -82,7 +82,10 @@ async def test_stored_row_holds_no_plaintext_and_no_sub(
         settings.pseudonym_key_bytes, dev_subject(settings, ORG, "emp-1")
     )
     assert row.message_sealed is not None
-    assert row.message_sealed.startswith("k2.")
+    assert row.message_sealed.startswith("rk1:")  # the request's own data key...
+    key = await session.get(ContactRequestKey, row.id)
+    assert key is not None
+    assert key.key_sealed.startswith("k2.")  # ...sealed under the newest configured key
 
 
 async def test_auto_match_prefers_topic_language_and_lighter_band_outside_my_department(

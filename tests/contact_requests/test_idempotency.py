@@ -82,14 +82,25 @@ async def test_keys_belong_to_their_caller_and_failures_are_not_remembered(
     assert await load_of(session, ally.id) == 1
 
 
-async def test_replay_of_an_erased_request_is_404(
+async def test_the_key_of_an_erased_request_is_an_unknown_key(
     client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, settings: Settings
 ) -> None:
+    """Erasure deletes the key with the request: nothing says "you made one and erased it";
+    the same key (even with another body) simply creates a new request."""
     await make_ally(session, settings, "robin")
     headers = keyed(tokens.employee, "erase-me")
     created = await client.post(PATH, json=BODY, headers=headers)
     await client.delete(f"{PATH}/{created.json()['id']}", headers=tokens.employee)
-    assert_problem(await client.post(PATH, json=BODY, headers=headers), 404)
+    assert await count(session, IdempotencyKey) == 0
+
+    again = await client.post(PATH, json={**BODY, "message": "another body"}, headers=headers)
+    assert again.status_code == 201, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != created.json()["id"]
+    assert again.json()["message"] == "another body"
+    replay = await client.post(PATH, json={**BODY, "message": "another body"}, headers=headers)
+    assert (replay.status_code, replay.headers["idempotent-replayed"]) == (201, "true")
+    assert replay.json()["id"] == again.json()["id"]
 
 
 async def test_bad_keys_are_422(

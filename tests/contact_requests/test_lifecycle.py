@@ -9,8 +9,15 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
-from allyapi.contact_requests.models import AccessLogEntry, ContactMessage, ContactRequest
+from allyapi.contact_requests.models import (
+    AccessLogEntry,
+    ContactMessage,
+    ContactRequest,
+    ContactRequestKey,
+    RequesterLoad,
+)
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import RequestFeedback
 from tests.contact_requests.factories import (
@@ -35,6 +42,13 @@ async def stored(session: AsyncSession, request_id: str) -> ContactRequest:
     row = await session.get(ContactRequest, uuid.UUID(request_id))
     assert row is not None
     return row
+
+
+async def erased_statistics(session: AsyncSession) -> ContactRequest:
+    """The one row an erased request leaves behind."""
+    await fresh(session)
+    query = select(ContactRequest).where(col(ContactRequest.erased_at).is_not(None))
+    return (await session.execute(query)).scalars().one()
 
 
 async def requester_load(client: httpx.AsyncClient, headers: dict[str, str]) -> int:
@@ -222,7 +236,10 @@ async def test_erase_destroys_content_at_once_and_hides_the_request(
     ] == []
     assert (await client.get(PATH, headers=robin)).json()["items"] == []
 
-    row = await stored(session, created["id"])
+    await fresh(session)
+    assert await session.get(ContactRequest, uuid.UUID(created["id"])) is None
+    row = await erased_statistics(session)  # what remains, under a new random id
+    assert row.id != uuid.UUID(created["id"])
     assert (row.message_sealed, row.contact_detail_sealed, row.alias_sealed) == (None, None, None)
     assert row.status == "cancelled"
     assert (row.topic, row.urgency) == ("stress", "normal")
@@ -230,7 +247,7 @@ async def test_erase_destroys_content_at_once_and_hides_the_request(
         assert value is not None
         assert (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0)
     assert row.requester_ref == "erased"
-    for table in (ContactMessage, AccessLogEntry):
+    for table in (ContactMessage, AccessLogEntry, ContactRequestKey, RequesterLoad):
         assert (await session.execute(select(table))).first() is None
     assert await load_of(session, ally.id) == 0
     assert await requester_load(client, tokens.employee) == 0
@@ -252,4 +269,6 @@ async def test_erasing_a_completed_request_keeps_ratings_but_not_the_comment(
     await fresh(session)
     row = (await session.execute(select(RequestFeedback))).scalars().one()
     assert (row.rating, row.comment_sealed) == (5, None)
-    assert (await stored(session, created["id"])).status == "completed"
+    statistics = await erased_statistics(session)
+    assert (statistics.status, statistics.wellbeing) == ("completed", DEBRIEF["wellbeing"])
+    assert row.request_id == statistics.id  # the ratings follow the statistics, not the old id

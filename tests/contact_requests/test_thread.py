@@ -5,14 +5,22 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactMessage
 from allyapi.contact_requests.thread import MAX_MESSAGES
-from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.crypto import Cipher, DecryptionError, aad_for
 from allyapi.core.settings import Settings
-from tests.contact_requests.factories import MESSAGE, act, create, make_ally, person
+from tests.contact_requests.factories import (
+    MESSAGE,
+    act,
+    create,
+    data_key_of,
+    make_ally,
+    person,
+)
 from tests.helpers import TokenFactory, assert_problem
 
 PATH = "/v1/contact-requests"
@@ -51,11 +59,14 @@ async def test_a_conversation_in_the_thread(
             ("ally", "I am here"),
         ]
     rows = (await session.execute(select(ContactMessage))).scalars().all()
-    cipher = Cipher(settings.data_key_ring)
+    key = await data_key_of(session, settings, rows[0].request_id)
     for row in rows:
         assert "one more thing" not in row.body_sealed
         assert "I am here" not in row.body_sealed
-        assert cipher.open(row.body_sealed, aad_for("contact_messages", row.id, "body"))
+        aad = aad_for("contact_messages", row.id, "body")
+        assert key.open(row.body_sealed, aad)
+        with pytest.raises(DecryptionError):  # the request's own key, not the configured ones
+            Cipher(settings.data_key_ring).open(row.body_sealed, aad)
 
 
 async def test_thread_pagination_oldest_first(

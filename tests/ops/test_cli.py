@@ -29,6 +29,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     monkeypatch.setenv("ALLYAPI_ENV", "development")
     monkeypatch.setenv("ALLYAPI_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ALLYAPI_SECRETS_DIR", str(tmp_path / "secrets"))
     return tmp_path
 
 

@@ -29,14 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from allyapi.contact_requests.lifecycle import Lifecycle, day_of
-from allyapi.contact_requests.models import (
-    AccessLogEntry,
-    ContactMessage,
-    ContactRequest,
-    RequestStatus,
-)
+from allyapi.contact_requests.models import ContactRequest, RequestStatus
+from allyapi.contact_requests.traces import RequestTraces
 from allyapi.core.background import PeriodicRunner
-from allyapi.core.database import Database
+from allyapi.core.database import Database, checkpoint_sqlite_wal
 from allyapi.core.idempotency import IdempotencyKey
 from allyapi.core.models import utcnow
 from allyapi.core.settings import Settings
@@ -128,10 +124,10 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
     if not rows:
         return 0
     ids: list[uuid.UUID] = [row[0] for row in rows]
-    # Thread and access log first: they are protected content too, and a request whose row
-    # says "purged" must never still have them.
-    await session.execute(sa.delete(ContactMessage).where(col(ContactMessage.request_id).in_(ids)))
-    await session.execute(sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id).in_(ids)))
+    # Thread, access log, data key, per-request deliveries and the feedback comment first:
+    # they are protected content or link to it, and a request whose row says "purged" must
+    # never still have them (traces.py).
+    await RequestTraces(session).delete_content(ids)
     purged = 0
     for row in rows:
         days = {name: day_of(value) for name, value in zip(_DATE_FIELDS, row[1:], strict=True)}
@@ -207,6 +203,8 @@ async def run_all_jobs(
 
     expired = await _drain(database, expire)
     purged = await _drain(database, lambda s: purge_batch(s, at, size))
+    if purged:
+        await checkpoint_sqlite_wal(database)
     keys = await _drain(database, lambda s: delete_idempotency_batch(s, at, size))
     return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
 

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.matching import Matcher, Wanted
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
+from allyapi.contact_requests.traces import RequestTraces
+from allyapi.core.database import checkpoint_after_commit
 from allyapi.core.errors import Conflict
 from allyapi.webhooks.events import contact_request_assigned, contact_request_expired
 
@@ -60,6 +63,42 @@ def day_of(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+# What an erased request keeps: what the programme report counts (docs/request-lifecycle.md).
+# Everything else, the language and preferred channel included, is dropped with the content.
+KEPT_AFTER_ERASURE = (
+    "org_id",
+    "ally_id",
+    "topic",
+    "urgency",
+    "status",
+    "decline_reason",
+    "signposted",
+    "follow_up",
+    "wellbeing",
+)
+
+
+def statistics_of(request: ContactRequest, now: datetime) -> dict[str, Any]:
+    """The row that stands for an erased request: a new random id, the requester reference
+    ``ERASED_REF``, the kept facts, dates cut to the day. Every NOT NULL column is given."""
+    erased_on = day_of(now)
+    return {
+        **{name: getattr(request, name) for name in KEPT_AFTER_ERASURE},
+        "id": uuid.uuid4(),
+        "requester_ref": ERASED_REF,
+        "anonymous": False,
+        "declined_by": [],
+        "signposted_resource_ids": [],
+        "version": 1,
+        "created_at": day_of(request.created_at),
+        "accepted_at": day_of(request.accepted_at),
+        "closed_at": day_of(request.closed_at),
+        "updated_at": erased_on,
+        "erased_at": erased_on,
+        "content_purged_at": erased_on,
+    }
 
 
 class Lifecycle:
@@ -95,24 +134,28 @@ class Lifecycle:
             await contact_request_expired(self.session, request.org_id, request.id, request.ally_id)
 
     async def reassign(self, request: ContactRequest, today: date, now: datetime) -> bool:
-        """Give a pending request to the best other ally; False (and no change) if none fits.
+        """Give a pending request to the best other ally; False (and no change) if none has
+        room.
 
-        The current ally's slot is released first, so an ally at capacity who declines can
-        never be the bottleneck of their own re-match. That holds the current ally's row
-        until commit, so candidates whose rows are held elsewhere are skipped, never waited
-        for: two allies declining towards each other at once would otherwise deadlock.
+        Candidates are claimed with ``Matcher.claim_for_rematch``, which waits for a row
+        another transaction holds (never passes over an ally with room) and locks the
+        current ally's row together with the candidates' in one order. The current ally's
+        slot is released only once another ally took the request.
         """
         if request.status != RequestStatus.pending:
             raise Conflict(f"a {request.status} request cannot be re-matched")
+        current = request.ally_id
         exclude = {uuid.UUID(value) for value in request.declined_by}
-        if request.ally_id is not None:
-            exclude.add(request.ally_id)
-            await self.repo.release_ally_slot(request.org_id, request.ally_id)
-            request.ally_id = None
+        if current is not None:
+            exclude.add(current)
         wanted = Wanted(topic=request.topic, language=request.language, exclude=exclude)
-        ally = await self.matcher.claim_best(request.org_id, today, wanted, skip_locked=True)
+        ally = await self.matcher.claim_for_rematch(
+            request.org_id, today, wanted, giving_back=current
+        )
         if ally is None:
             return False
+        if current is not None:
+            await self.repo.release_ally_slot(request.org_id, current)
         request.ally_id = ally.id
         request.expires_at = now + self.response_window
         self._touch(request, now)
@@ -145,30 +188,29 @@ class Lifecycle:
         return len(requests)
 
     async def erase(self, request: ContactRequest, now: datetime) -> None:
-        """P7: destroy the protected content and thread at once; keep only statistics.
+        """Destroy the request and everything that links to it; keep only statistics
+        (docs/request-lifecycle.md, "Erasure").
 
-        An open request is cancelled first (its slots are freed). The requester reference is
-        replaced by the constant ``ERASED_REF``, so an erased row no longer links to anyone,
-        not even with the pseudonym key; every read treats it as absent (404). A constant (not
-        a random value) so reports counting distinct requesters (P6) count every erased row as
-        one requester: they can only suppress more, never less. The requester's feedback on
-        the request keeps its ratings (statistics) and loses its comment (protected content).
+        An open request is cancelled first (its slots are freed; a requester counter that
+        reaches zero is deleted). Then every trace goes (``RequestTraces``: thread, access
+        log, data key, Idempotency-Key, per-request webhook deliveries, the feedback
+        comment), and what remains — ``statistics_of`` — moves to a row with a new random
+        id, so the erased id is stored nowhere. On SQLite the write-ahead log is
+        checkpointed once this commits (``checkpoint_after_commit``), so the old pages leave
+        the log as well (``secure_delete`` zeroes them in the file).
+
+        The remaining row's requester reference is the constant ``ERASED_REF``: reports
+        counting distinct requesters (k-anonymity) count every erased row as one person,
+        so they can only suppress more, never less.
         """
         if request.status not in CLOSED:
             await self.move(request, "cancel", now)
-        await self.repo.delete_thread_and_log(request.id)
-        await self.repo.forget_feedback_comment(request.id)
-        request.message_sealed = None
-        request.contact_detail_sealed = None
-        request.alias_sealed = None
-        request.requester_ref = ERASED_REF
-        for name in ("created_at", "accepted_at", "closed_at", "expires_at", "content_purge_at"):
-            setattr(request, name, day_of(getattr(request, name)))
-        request.erased_at = day_of(now)
-        request.content_purged_at = day_of(now)
-        self._touch(request, now)
-        request.updated_at = day_of(now) or now
-        await self.session.flush()
+        traces = RequestTraces(self.session)
+        await traces.delete_content([request.id])
+        await traces.delete_idempotency_key(request.org_id, request.id)
+        await traces.restate(request.id, statistics_of(request, now))
+        self.session.expunge(request)
+        checkpoint_after_commit(self.session)
 
     @staticmethod
     def _touch(request: ContactRequest, now: datetime) -> None:

@@ -132,3 +132,27 @@ class RequesterLoad(SQLModel, table=True):
     org_id: str = Field(max_length=ORG_ID_MAX, primary_key=True)
     requester_ref: str = Field(max_length=64, primary_key=True)
     open_requests: int = Field(default=0)
+
+
+class ContactRequestKey(SQLModel, table=True):
+    """The request's own data key (crypto-shredding; core/crypto.py ``DataKey``).
+
+    Message, contact detail, alias and thread bodies of the request are sealed with it; the
+    key is stored sealed under the configured data keys (``aad_for("contact_request_keys",
+    request id, "key")``). Erasure and the retention purge delete this row, after which no
+    copy of those ciphertexts (a dead PostgreSQL tuple, a WAL segment, a backup) opens with
+    the configured keys alone. A row of its own, not a column of the request: updating a
+    column leaves the old version, key and ciphertext side by side, in a dead tuple.
+    """
+
+    __tablename__ = "contact_request_keys"
+
+    request_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid,
+            sa.ForeignKey("contact_requests.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    org_id: str = Field(max_length=ORG_ID_MAX)
+    key_sealed: str = Field(sa_type=sa.Text, nullable=False)

@@ -26,15 +26,16 @@ from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
     ContactRequest,
+    ContactRequestKey,
     RequesterLoad,
     RequestStatus,
 )
 from allyapi.core.models import table_of
 from allyapi.core.upsert import dialect_insert
-from allyapi.feedback.models import RequestFeedback
 from allyapi.resources.models import Resource
 
 Keyset = tuple[datetime, uuid.UUID]
+KEYS = table_of(ContactRequestKey)
 LOADS = table_of(RequesterLoad)
 REQUESTS = table_of(ContactRequest)
 PUBLIC_PROFILE = tuple(AllyPublic.model_fields)  # the columns a claim returns
@@ -56,6 +57,26 @@ class ContactRequestRepository:
         )
         if for_update:
             query = query.with_for_update()
+        return (await self.session.execute(query)).scalars().first()
+
+    async def hold_for_reading(self, org_id: str, request_id: uuid.UUID) -> ContactRequest | None:
+        """The request again, read ``FOR SHARE`` (current values), or None once erased.
+
+        An ally's read writes an access-log row. Holding the row until commit serialises
+        that write with an erasure or a retention purge (both lock the row for update): the
+        read either comes first, and its log row is destroyed with the rest, or comes after,
+        and finds nothing (404) or no content. SQLite serialises every transaction anyway.
+        """
+        query = (
+            select(ContactRequest)
+            .where(
+                ContactRequest.org_id == org_id,
+                ContactRequest.id == request_id,
+                col(ContactRequest.erased_at).is_(None),
+            )
+            .with_for_update(read=True)
+            .execution_options(populate_existing=True)
+        )
         return (await self.session.execute(query)).scalars().first()
 
     async def page_of_requester(
@@ -111,6 +132,17 @@ class ContactRequestRepository:
     def add(self, row: ContactRequest | ContactMessage | AccessLogEntry) -> None:
         self.session.add(row)
 
+    # Data keys ------------------------------------------------------------------------------
+
+    async def insert_key(self, org_id: str, request_id: uuid.UUID, key_sealed: str) -> None:
+        await self.session.execute(
+            KEYS.insert(), {"request_id": request_id, "org_id": org_id, "key_sealed": key_sealed}
+        )
+
+    async def sealed_key(self, request_id: uuid.UUID) -> str | None:
+        query = sa.select(KEYS.c.key_sealed).where(KEYS.c.request_id == request_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     # Allies ---------------------------------------------------------------------------------
 
     async def ally_by_subject(self, org_id: str, subject_ref: str) -> Ally | None:
@@ -141,20 +173,45 @@ class ContactRequestRepository:
     # Counters -------------------------------------------------------------------------------
 
     async def claim_ally_slot(
-        self, org_id: str, ally_id: uuid.UUID, today: date, *, skip_locked: bool = False
+        self, org_id: str, ally_id: uuid.UUID, today: date
     ) -> dict[str, Any] | None:
         """One more open request for a listed ally with free capacity: the ally's public
         profile (one statement: ``UPDATE ... RETURNING``), or None if no slot was left.
 
-        ``skip_locked``: None, without waiting, when another transaction holds the ally's row
-        (PostgreSQL). Re-matching uses it: it already holds the declining ally's row, and
-        waiting for a second ally's row is how two crossed declines deadlock.
-        """
+        Waits for the ally's row when another transaction holds it (PostgreSQL), so a busy
+        ally with room is never mistaken for a full one."""
         result = await self.session.execute(
-            _ally_slot_statement(today, skip_locked), {"slot_org": org_id, "slot_ally": ally_id}
+            _ally_slot_statement(today), {"slot_org": org_id, "slot_ally": ally_id}
         )
         row = result.first()
         return None if row is None else dict(zip(PUBLIC_PROFILE, row, strict=True))
+
+    async def lock_allies_in_order(
+        self, org_id: str, ally_ids: Iterable[uuid.UUID], *, wait_ms: int
+    ) -> None:
+        """Lock these allies' rows in id order, waiting at most ``wait_ms`` for each.
+
+        Re-matching needs several ally rows at once (the ally giving the request back and
+        the candidates). Taking them in one order everywhere is what keeps two re-matches
+        from deadlocking; the bounded wait is the net for the few paths that hold an ally's
+        row before they get here (a pause). ``FOR NO KEY UPDATE`` is the lock the claim's
+        UPDATE takes anyway, and it does not wait for a request being inserted for the ally
+        (the foreign key's share lock). PostgreSQL only: SQLite serialises every writer
+        (BEGIN IMMEDIATE), so there is nothing to wait for there.
+        """
+        if self.session.get_bind().dialect.name != "postgresql":
+            return
+        ids = sorted(set(ally_ids))
+        await self.session.execute(
+            sa.select(sa.func.set_config("lock_timeout", str(int(wait_ms)), True))
+        )
+        await self.session.execute(
+            sa.select(col(Ally.id))
+            .where(col(Ally.org_id) == org_id, col(Ally.id).in_(ids))
+            .order_by(col(Ally.id))
+            .with_for_update(key_share=True)
+        )
+        await self.session.execute(sa.text("SET LOCAL lock_timeout TO DEFAULT"))
 
     async def release_ally_slot(self, org_id: str, ally_id: uuid.UUID) -> None:
         load = col(Ally.open_requests)
@@ -180,17 +237,30 @@ class ContactRequestRepository:
         await self.session.execute(REQUESTS.insert(), values)
 
     async def release_requester_slot(self, org_id: str, requester_ref: str) -> None:
+        """One open request fewer for this requester. The row goes when none is left: a
+        per-person row that says nothing would still say "this person once asked", and it
+        would outlive an erasure. Its claim (an upsert) makes it again when needed."""
+        this = (
+            col(RequesterLoad.org_id) == org_id,
+            col(RequesterLoad.requester_ref) == requester_ref,
+        )
         load = col(RequesterLoad.open_requests)
-        await self.session.execute(
+        # Decrement first, then delete at zero: a DELETE ... WHERE open_requests <= 1 judged on
+        # its snapshot would miss a row a concurrent release was bringing down to 1 (PostgreSQL
+        # re-checks only rows it waited for), leaving a row at zero behind.
+        left = await self.session.scalar(
             sa.update(RequesterLoad)
-            .where(
-                col(RequesterLoad.org_id) == org_id,
-                col(RequesterLoad.requester_ref) == requester_ref,
-                load > 0,
-            )
+            .where(*this, load > 0)
             .values(open_requests=load - 1)
+            .returning(load)
             .execution_options(synchronize_session=False)
         )
+        if left == 0:
+            await self.session.execute(
+                sa.delete(RequesterLoad)
+                .where(*this, load == 0)
+                .execution_options(synchronize_session=False)
+            )
 
     # Thread and access log ------------------------------------------------------------------
 
@@ -218,21 +288,6 @@ class ContactRequestRepository:
         query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
         return (await self.session.execute(query)).scalars().all()
 
-    async def delete_thread_and_log(self, request_id: uuid.UUID) -> None:
-        await self.session.execute(
-            sa.delete(ContactMessage).where(col(ContactMessage.request_id) == request_id)
-        )
-        await self.session.execute(
-            sa.delete(AccessLogEntry).where(col(AccessLogEntry.request_id) == request_id)
-        )
-
-    async def forget_feedback_comment(self, request_id: uuid.UUID) -> None:
-        await self.session.execute(
-            sa.update(RequestFeedback)
-            .where(col(RequestFeedback.request_id) == request_id)
-            .values(comment_sealed=None)
-        )
-
     # Resources ------------------------------------------------------------------------------
 
     async def existing_resource_ids(self, org_id: str, ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
@@ -249,29 +304,17 @@ class ContactRequestRepository:
 
 
 @lru_cache(maxsize=8)
-def _ally_slot_statement(today: date, skip_locked: bool) -> Any:
+def _ally_slot_statement(today: date) -> Any:
     load = ALLIES.c.open_requests
-    claimable = [
-        # Not named after columns: an UPDATE reserves those names for its SET values.
-        ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
-        ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
-        load < ALLIES.c.max_open_requests,
-        listed_clause(today),
-    ]
-    if skip_locked:
-        # The row, if nobody holds it (SQLite has no row locks and renders no FOR UPDATE;
-        # its writers are serialised by BEGIN IMMEDIATE). Its own FROM: not correlated.
-        lockable = (
-            sa.select(ALLIES.c.id)
-            .where(*claimable)
-            .with_for_update(skip_locked=True)
-            .correlate(None)
-            .scalar_subquery()
-        )
-        claimable = [ALLIES.c.id == lockable, load < ALLIES.c.max_open_requests]
     return (
         sa.update(ALLIES)
-        .where(*claimable)
+        .where(
+            # Not named after columns: an UPDATE reserves those names for its SET values.
+            ALLIES.c.org_id == sa.bindparam("slot_org", type_=sa.String()),
+            ALLIES.c.id == sa.bindparam("slot_ally", type_=ALLIES.c.id.type),
+            load < ALLIES.c.max_open_requests,
+            listed_clause(today),
+        )
         .values(open_requests=load + 1)
         .returning(*(ALLIES.c[name] for name in PUBLIC_PROFILE))
     )

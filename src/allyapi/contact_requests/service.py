@@ -43,8 +43,9 @@ from allyapi.contact_requests.schemas import (
     ContactRequestRequesterView,
     Urgency,
 )
+from allyapi.contact_requests.sealing import RequestKeys
 from allyapi.contact_requests.views import NewRequest, Views
-from allyapi.core.crypto import Cipher
+from allyapi.core.crypto import Cipher, DataKey
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.models import today, utcnow
@@ -98,6 +99,7 @@ class ContactRequestService:
         self.settings = settings
         self.repo = ContactRequestRepository(session)
         self.views = Views(cipher_of(settings))
+        self.keys = RequestKeys(self.repo, self.views.ring)
         self.lifecycle = Lifecycle(
             session,
             response_window=timedelta(hours=settings.response_window_hours),
@@ -118,20 +120,22 @@ class ContactRequestService:
             replay = await Idempotency(self.session).claim(scope, resource=(request_id, 201))
             if replay is not None:
                 request = await self.repo.get(person.org, replay.resource_id)
-                if request is None:
-                    raise NotFound("the request created with this Idempotency-Key was erased")
+                if request is None:  # erasure deletes the key with the request: not reached
+                    raise NotFound("contact request not found")
                 view = await self.requester_view(request, person)
                 return Created(view, replay.status_code, replayed=True)
-        new, ally = await self._create(person, body, request_id)
+        new, ally, key = await self._create(person, body, request_id)
         resources = await self._urgent_resources(new.urgency, new.org_id, person)
-        return Created(self.views.for_requester(new, ally, resources), 201, replayed=False)
+        view = self.views.for_requester(new, ally, resources, key)
+        return Created(view, 201, replayed=False)
 
     async def _create(
         self, person: Person, body: ContactRequestBody, request_id: uuid.UUID
-    ) -> tuple[NewRequest, Ally | dict[str, Any]]:
+    ) -> tuple[NewRequest, Ally | dict[str, Any], DataKey]:
         """The hot path (issue 6): conditional statements that each decide one rule, in this
         order, and reads only on the way to an error. Every refusal rolls the whole
-        transaction back (the requester slot and the key's claim included)."""
+        transaction back (the requester slot and the key's claim included). The request's
+        own data key is made here and stored right after the request (sealing.py)."""
         on, now = today(), utcnow()
         cap = self.settings.max_open_requests
         if not await self.repo.claim_requester_slot(person.org, person.requester_ref, cap):
@@ -141,6 +145,7 @@ class ContactRequestService:
                 retry_after=REQUESTER_CAP_RETRY_AFTER,
             )
         ally_id, ally = await self._assign(person, body)
+        key = DataKey.generate()
         new = NewRequest(
             id=request_id,
             org_id=person.org,
@@ -152,15 +157,16 @@ class ContactRequestService:
             anonymous=body.anonymous,
             created_at=now,
             expires_at=now + timedelta(hours=self.settings.response_window_hours),
-            message_sealed=self.views.seal_new(request_id, "message", body.message),
+            message_sealed=self.views.seal_new(key, request_id, "message", body.message),
             contact_detail_sealed=self.views.seal_new(
-                request_id, "contact_detail", body.contact_detail
+                key, request_id, "contact_detail", body.contact_detail
             ),
-            alias_sealed=self.views.seal_new(request_id, "alias", body.alias),
+            alias_sealed=self.views.seal_new(key, request_id, "alias", body.alias),
         )
         await self.repo.insert_request(new.row(person.requester_ref))
+        await self.repo.insert_key(person.org, request_id, self.keys.seal(key, request_id))
         await contact_request_assigned(self.session, person.org, request_id, ally_id)
-        return new, ally
+        return new, ally, key
 
     async def _reachable_or_404(self, person: Person, body: ContactRequestBody, on: date) -> None:
         """A named ally that is unknown, of another org, paused, retired or untrained: 404."""
@@ -217,14 +223,31 @@ class ContactRequestService:
         if request.ally_id is not None:
             ally = await self.repo.ally(request.org_id, request.ally_id)
         resources = await self._urgent_resources(request.urgency, request.org_id, person)
-        return self.views.for_requester(request, ally, resources)
+        return self.views.for_requester(request, ally, resources, await self.key_of(request))
 
     async def ally_view(self, access: RequestAccess) -> ContactRequestAllyView:
         """P3 view for the assigned ally; P5: the read is written to the access log."""
+        await self.hold_for_reading(access)
         await self.log_access(access, "read_request")
-        return self.views.for_ally(access.request)
+        return self.views.for_ally(access.request, await self.key_of(access.request))
+
+    async def key_of(self, request: ContactRequest) -> DataKey | None:
+        """The request's data key, to open its content; a purged request has none left."""
+        if request.content_purged_at is not None:
+            return None
+        return await self.keys.of(request.id)
+
+    async def hold_for_reading(self, access: RequestAccess) -> None:
+        """Before an ally reads protected content: lock the request row for this transaction
+        and re-read it, so the read and its access-log row are ordered with an erasure or a
+        purge (repository ``hold_for_reading``). The requester's own reads log nothing."""
+        if access.role != Role.ally:
+            return
+        if await self.repo.hold_for_reading(access.request.org_id, access.request.id) is None:
+            raise NotFound("contact request not found")
 
     async def log_access(self, access: RequestAccess, action: str) -> None:
+        """The ally's read, in the requester's access log. ``hold_for_reading`` first."""
         request, ally = access.request, access.ally
         if access.role != Role.ally or ally is None:
             return

@@ -57,7 +57,8 @@ class ThreadService:
             body_sealed="",
             created_at=utcnow(),
         )
-        self.views.seal_message(message, body)
+        key = await self.requests.keys.for_writing(request.org_id, request.id)
+        self.views.seal_message(message, body, key)
         self.repo.add(message)
         await self.session.flush()
         return MessagePublic(
@@ -65,13 +66,15 @@ class ThreadService:
         )
 
     async def list(self, access: RequestAccess, *, page: PageRequest) -> Page[MessagePublic]:
+        await self.requests.hold_for_reading(access)
         rows = await self.repo.page_of_messages(
             access.request.id, limit=page.limit, after=page.after_time()
         )
+        key = await self.requests.key_of(access.request) if rows else None
         if rows:
             await self.requests.log_access(access, "read_messages")
         return Page(
-            items=[self.views.message(row) for row in rows[: page.limit]],
+            items=[self.views.message(row, key) for row in rows[: page.limit]],
             next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id)),
         )
 

@@ -23,7 +23,7 @@ from allyapi.contact_requests.schemas import (
     ContactRequestRequesterView,
     MessagePublic,
 )
-from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.crypto import Cipher, DataKey, aad_for, open_record_value
 from allyapi.resources.models import Resource
 from allyapi.resources.schemas import ResourcePublic
 
@@ -70,21 +70,31 @@ class NewRequest:
 
 
 class Views:
-    def __init__(self, cipher: Cipher) -> None:
-        self.cipher = cipher
+    """``key``: the request's own data key (contact_requests/sealing.py), None when it has
+    none (sealed the older way, directly under ``ring``; or erased or purged)."""
 
-    def seal_new(self, request_id: uuid.UUID, field: str, plaintext: str | None) -> str | None:
-        return self.cipher.seal_optional(plaintext, aad_for(REQUESTS, request_id, field))
+    def __init__(self, ring: Cipher) -> None:
+        self.ring = ring
 
-    def open(self, request: ContactRequest | NewRequest, field: str) -> str | None:
+    def seal_new(
+        self, key: DataKey, request_id: uuid.UUID, field: str, plaintext: str | None
+    ) -> str | None:
+        return key.seal_optional(plaintext, aad_for(REQUESTS, request_id, field))
+
+    def open(
+        self, request: ContactRequest | NewRequest, field: str, key: DataKey | None
+    ) -> str | None:
         sealed: str | None = getattr(request, f"{field}_sealed")
-        return self.cipher.open_optional(sealed, aad_for(REQUESTS, request.id, field))
+        if sealed is None:
+            return None
+        return open_record_value(sealed, aad_for(REQUESTS, request.id, field), self.ring, key)
 
-    def seal_message(self, message: ContactMessage, body: str) -> None:
-        message.body_sealed = self.cipher.seal(body, aad_for(MESSAGES, message.id, "body"))
+    def seal_message(self, message: ContactMessage, body: str, key: DataKey) -> None:
+        message.body_sealed = key.seal(body, aad_for(MESSAGES, message.id, "body"))
 
-    def message(self, message: ContactMessage) -> MessagePublic:
-        body = self.cipher.open(message.body_sealed, aad_for(MESSAGES, message.id, "body"))
+    def message(self, message: ContactMessage, key: DataKey | None) -> MessagePublic:
+        aad = aad_for(MESSAGES, message.id, "body")
+        body = open_record_value(message.body_sealed, aad, self.ring, key)
         return MessagePublic(
             id=message.id, author=message.author, body=body, created_at=message.created_at
         )
@@ -94,6 +104,7 @@ class Views:
         request: ContactRequest | NewRequest,
         ally: Ally | dict[str, Any] | None,
         resources: Sequence[Resource] | None,
+        key: DataKey | None,
     ) -> ContactRequestRequesterView:
         return ContactRequestRequesterView.model_validate(
             {
@@ -103,9 +114,9 @@ class Views:
                 "language": request.language,
                 "preferred_channel": request.preferred_channel,
                 "anonymous": request.anonymous,
-                "message": self.open(request, "message"),
-                "contact_detail": self.open(request, "contact_detail"),
-                "alias": self.open(request, "alias"),
+                "message": self.open(request, "message", key),
+                "contact_detail": self.open(request, "contact_detail", key),
+                "alias": self.open(request, "alias", key),
                 "resources": None
                 if resources is None
                 else [ResourcePublic.model_validate(r) for r in resources],
@@ -128,14 +139,16 @@ class Views:
     def ally_summary(self, request: ContactRequest) -> ContactRequestAllySummary:
         return ContactRequestAllySummary.model_validate(request)
 
-    def for_ally(self, request: ContactRequest) -> ContactRequestAllyView:
+    def for_ally(self, request: ContactRequest, key: DataKey | None) -> ContactRequestAllyView:
         shares_contact = request.accepted_at is not None and not request.anonymous
         return ContactRequestAllyView.model_validate(
             {
                 **ContactRequestAllySummary.model_validate(request).model_dump(),
-                "message": self.open(request, "message"),
-                "alias": self.open(request, "alias") if shares_contact else None,
-                "contact_detail": self.open(request, "contact_detail") if shares_contact else None,
+                "message": self.open(request, "message", key),
+                "alias": self.open(request, "alias", key) if shares_contact else None,
+                "contact_detail": (
+                    self.open(request, "contact_detail", key) if shares_contact else None
+                ),
             }
         )
 

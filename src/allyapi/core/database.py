@@ -50,6 +50,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _: ConnectionPoolEntry) -> None:
     transaction (none of ours) would still not block.
     """
     cursor = dbapi_conn.cursor()
+    # Deleted and overwritten content is zeroed in the file instead of lingering in free
+    # pages: an erased request's bytes leave the database file (docs/request-lifecycle.md).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -171,6 +174,37 @@ def sync_engine_of(engine: AsyncEngine) -> Engine:
     return engine.sync_engine
 
 
+async def checkpoint_sqlite_wal(database: Database) -> None:
+    """Move every page of SQLite's write-ahead log into the database file and empty the log.
+
+    With WAL, a change is appended to the log and reaches the file only at a checkpoint; the
+    log keeps the pages as they were before, so an erased request stayed readable there
+    until SQLite's next automatic checkpoint. ``TRUNCATE`` waits (busy timeout) for readers
+    of older snapshots, copies the pages (zeroed content with ``secure_delete``) and cuts the
+    log to zero bytes. No-op on PostgreSQL. Never raises: the erasure already committed.
+    """
+    if database.dialect != "sqlite":
+        return
+    try:
+        async with database.autocommit.connect() as connection:
+            result = await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = result.scalar()
+    except Exception as exc:
+        logger.warning("wal checkpoint failed: %s", type(exc).__name__)
+        return
+    if busy:
+        logger.warning("wal checkpoint incomplete: readers still on older snapshots")
+
+
+_AFTER_COMMIT = "allyapi_checkpoint_after_commit"
+
+
+def checkpoint_after_commit(session: AsyncSession) -> None:
+    """Ask ``get_session`` to checkpoint SQLite's log once this request's transaction has
+    committed (a checkpoint cannot move pages of a transaction still open)."""
+    session.info[_AFTER_COMMIT] = True
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.database
     async with database.sessionmaker() as session:
@@ -180,6 +214,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await _rollback_quietly(session)
             raise
+        if session.info.pop(_AFTER_COMMIT, False):
+            await checkpoint_sqlite_wal(database)
 
 
 async def _rollback_quietly(session: AsyncSession) -> None:

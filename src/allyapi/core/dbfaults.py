@@ -72,6 +72,16 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+# SQLSTATEs of a statement that stopped waiting for a lock: ``lock_timeout`` expired, or the
+# deadlock detector chose it. Inside a savepoint both can be rolled back and tried again.
+_GAVE_UP_WAITING = frozenset({"55P03", "40P01"})
+
+
+def gave_up_waiting(exc: BaseException) -> bool:
+    """True when ``exc`` is a lock wait that was given up (lock timeout or deadlock)."""
+    return any(getattr(item, "sqlstate", None) in _GAVE_UP_WAITING for item in _chain(exc))
+
+
 def unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached now (see the module doc)."""
     for item in _chain(exc):

@@ -18,11 +18,15 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from allyapi.core import dbfaults
+from allyapi.core.crypto import UnknownDataKey
 
 log = logging.getLogger("allyapi.errors")
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://allyapi.dev/problems/"
+# A replica that lacks a data key waits for its new key ring (a rollout takes a while); a
+# retry may also reach a replica that already has it.
+KEY_RETRY_AFTER_SECONDS = 5
 
 
 class ValidationIssue(BaseModel):
@@ -214,8 +218,23 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _unknown_data_key(_: Request, exc: Exception) -> JSONResponse:
+    """A record sealed under a key this process does not hold: a key rotation reached the
+    database before this replica's configuration (README, "Rotating data keys"). Nothing
+    is wrong with the record, and a replica with the new ring reads it: 503, retry."""
+    log.warning("data key not configured on this server: %s", type(exc).__name__)
+    return problem_response(
+        503,
+        slug="key-unavailable",
+        title="Data key unavailable",
+        detail="This server does not hold the data key for this record yet; retry shortly",
+        headers={"Retry-After": str(KEY_RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(UnknownDataKey, _unknown_data_key)
     for database_error in dbfaults.HANDLED:
         app.add_exception_handler(database_error, _database_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

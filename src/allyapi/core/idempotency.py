@@ -78,7 +78,8 @@ class IdempotencyKey(SQLModel, table=True):
     key: str = Field(max_length=200, primary_key=True)
     operation: str = Field(max_length=64)
     request_hash: str = Field(max_length=64)
-    resource_id: uuid.UUID | None = Field(default=None)
+    # Indexed: erasing the resource deletes its key (no link survives an erasure).
+    resource_id: uuid.UUID | None = Field(default=None, index=True)
     status_code: int | None = Field(default=None)
     created_at: datetime = utc_column()
     expires_at: datetime = utc_column(index=True)

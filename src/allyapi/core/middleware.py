@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 
@@ -25,6 +26,7 @@ SECURITY_HEADERS = [
 MAX_HEADER_BYTES = 16 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 FIXED_PATHS_CACHED = 4096
+errors_log = logging.getLogger("allyapi.errors")
 
 
 def _problem(status: int, slug: str, title: str, detail: str | None = None) -> bytes:
@@ -66,28 +68,36 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = finished = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, finished
             if message["type"] == "http.response.start":
                 started = True
                 present = {name for name, _ in message.get("headers", [])}
                 # A route may set its own (the docs pages' Content-Security-Policy).
                 extra = [(name, value) for name, value in SECURITY_HEADERS if name not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                finished = True
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except Exception:
-            # Starlette renders unhandled errors in ServerErrorMiddleware, outside every user
-            # middleware, so that 500 would leave without these headers. Answer it here (the
-            # same bare problem), then re-raise: the outer handler logs it and sees that the
-            # response has started, so it sends nothing more.
+        except Exception as exc:
+            # An unhandled error is answered here, as a normal 500 problem, and goes no
+            # further. Starlette would render it in ServerErrorMiddleware (outside every user
+            # middleware, so without these headers) and then re-raise it to the server, and
+            # uvicorn closes the connection after any exception, even once a complete
+            # response was sent: the client could not tell whether its request (a DELETE,
+            # an erasure) was done. Only a response cut off mid-body must close the
+            # connection, so that one is re-raised. The exception type only is logged: its
+            # text may carry request data.
+            errors_log.error("unhandled error: %s", type(exc).__name__)
             if not started:
                 await _send_problem(send, 500, "internal", "Internal error")
-            raise
+            elif not finished:
+                raise
 
 
 class BodyLimit:

@@ -29,8 +29,9 @@ _DESCRIPTIONS = {
     422: "Invalid input (values are never echoed)",
     429: "Too many requests; see Retry-After",
     500: "Unexpected error (no details are disclosed)",
-    503: "Briefly unavailable (the database is unreachable or a transaction was aborted); "
-    "nothing was stored: retry after Retry-After seconds",
+    503: "Briefly unavailable, nothing was stored: the database is unreachable, this server "
+    "does not hold the data key a record needs yet (a key rotation rolling out), or the "
+    "rows a change needs stayed busy. Retry after Retry-After",
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -65,17 +66,22 @@ def operation_id(route: APIRoute) -> str:
 
 
 def _problem(status: int) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "description": _DESCRIPTIONS[status],
         "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
     }
+    if status == 503:
+        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+    return response
 
 
 def _complete(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     wanted = {422, 500}  # 422: every operation refuses query parameters it does not declare
+    if path.startswith(("/v1/", "/scim/")):
+        wanted.add(503)  # everything that reaches the database or a sealed value
     if operation.get("security"):
-        wanted |= {401, 403, 503}  # every authenticated operation reads the database
+        wanted |= {401, 403}
     if "{" in path:
         wanted.add(404)
     if "requestBody" in operation:

@@ -1,16 +1,23 @@
 """All configuration in one pydantic-settings class (SPEC §6).
 
 Development runs with no configuration at all: missing secrets are generated once into
-``<data dir>/secrets.json`` (mode 0600) and reused. ``ALLYAPI_ENV=production`` refuses to start
-unless every secret is given explicitly, so a generated key can never guard real data.
+``secrets.json`` (mode 0600) in the secrets directory and reused. That directory is apart
+from the data directory (``ALLYAPI_SECRETS_DIR``, default ``~/.config/allyapi``): a copy of
+the data folder (the database) without the keys reveals nothing. A ``secrets.json`` left in
+the data directory by an older version is still used, so its data stays readable, and the
+server warns loudly at every start until it is moved (docs/request-lifecycle.md).
+``ALLYAPI_ENV=production`` refuses to start unless every secret is given explicitly, so a
+generated key can never guard real data.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,12 +25,21 @@ from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from allyapi.core.models import ORG_ID_MAX
 
 DEV_SECRETS_FILE = "secrets.json"
+DEV_SECRETS = ("jwt_secret", "pseudonym_key", "data_keys")
 K_MAX = 10_000  # a k-anonymity threshold above this would suppress every real figure
 MAX_ORGS_PER_ISSUER = 10_000
 DAY_SECONDS = 86_400
@@ -98,6 +114,9 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production", "test"] = "development"
     data_dir: Path = Path(".allyapi")
+    # Where generated development secrets live; None: $XDG_CONFIG_HOME/allyapi or
+    # ~/.config/allyapi. Never the data directory (a copy of it must not carry the keys).
+    secrets_dir: Path | None = None
     database_url: str | None = None
 
     jwt_issuer: IssuerName = "allyapi-dev"
@@ -152,6 +171,9 @@ class Settings(BaseSettings):
     # The bearer token /metrics requires (compared in constant time). Unset: /metrics is open,
     # which production refuses (its counters tick with every request, so they are not public).
     metrics_token: str | None = Field(default=None, min_length=32, max_length=512)
+
+    # The generated-secrets file this configuration read, when it read one.
+    _dev_secrets_file: Path | None = PrivateAttr(default=None)
 
     @field_validator("cors_origins", "jwt_orgs", mode="before")
     @classmethod
@@ -233,15 +255,27 @@ class Settings(BaseSettings):
         return self.oidc_issuers[0].issuer if self.oidc_issuers else None
 
     def with_dev_secrets(self) -> Settings:
-        """Fill missing secrets from (or into) the data dir. Never used in production."""
-        if self.env == "production":
+        """Fill missing secrets from (or into) the secrets file. Never used in production;
+        no file is read or written when every secret is given."""
+        missing = [name for name in DEV_SECRETS if getattr(self, name) is None]
+        if self.env == "production" or not missing:
             return self
-        stored = _load_or_create_dev_secrets(self.data_dir)
-        updates: dict[str, Any] = {}
-        for name in ("jwt_secret", "pseudonym_key", "data_keys"):
-            if getattr(self, name) is None:
-                updates[name] = stored[name]
-        return self.model_copy(update=updates)
+        path = self.data_dir / DEV_SECRETS_FILE  # where older versions kept them
+        if not path.exists():
+            path = (self.secrets_dir or default_secrets_dir()) / DEV_SECRETS_FILE
+        stored = _load_or_create_dev_secrets(path)
+        copy = self.model_copy(update={name: stored[name] for name in missing})
+        copy._dev_secrets_file = path
+        return copy
+
+    @property
+    def secrets_beside_database(self) -> Path | None:
+        """The generated-secrets file, when it lies inside the data directory: a copy of
+        that folder would then hold the database and every key that opens it."""
+        path = self._dev_secrets_file
+        if path is None or not path.resolve().is_relative_to(self.data_dir.resolve()):
+            return None
+        return path
 
     @property
     def effective_database_url(self) -> str:
@@ -320,21 +354,51 @@ def check_issuers(settings: Settings) -> None:
         raise ValueError("ALLYAPI_LEGACY_PSEUDONYM_ISSUER names no configured issuer")
 
 
-def _load_or_create_dev_secrets(data_dir: Path) -> dict[str, str]:
-    path = data_dir / DEV_SECRETS_FILE
-    if path.exists():
-        loaded: dict[str, str] = json.loads(path.read_text())
-        return loaded
-    data_dir.mkdir(parents=True, exist_ok=True)
-    generated = {
-        "jwt_secret": secrets.token_urlsafe(48),
-        "pseudonym_key": secrets.token_urlsafe(48),
-        "data_keys": "dev1:" + base64.b64encode(secrets.token_bytes(32)).decode(),
-    }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(generated, handle)
-    return generated
+def secrets_warning(settings: Settings) -> str | None:
+    """What to say, loudly, when generated secrets sit inside the data directory."""
+    path = settings.secrets_beside_database
+    if path is None:
+        return None
+    return (
+        f"DEVELOPMENT SECRETS ARE STORED INSIDE THE DATA DIRECTORY ({path}): a copy of that "
+        "folder holds the database and every key that opens it. Move the file to "
+        f"{(settings.secrets_dir or default_secrets_dir()) / DEV_SECRETS_FILE} (or set "
+        "ALLYAPI_SECRETS_DIR to a directory outside the data directory)."
+    )
+
+
+def default_secrets_dir() -> Path:
+    config = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(config) if config else Path.home() / ".config") / "allyapi"
+
+
+def _load_or_create_dev_secrets(path: Path) -> dict[str, str]:
+    """Read the secrets file, or create it with fresh secrets.
+
+    Created atomically: written to a private temporary file, then hard-linked into place,
+    which fails if another process got there first (whose file is then read). Two server
+    processes starting at once once read a half-written file.
+    """
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        generated = {
+            "jwt_secret": secrets.token_urlsafe(48),
+            "pseudonym_key": secrets.token_urlsafe(48),
+            # A key id of its own per file: a database opened with other secrets answers
+            # "unknown key" (503) rather than failing to decrypt.
+            "data_keys": f"dev-{secrets.token_hex(4)}:"
+            + base64.b64encode(secrets.token_bytes(32)).decode(),
+        }
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secrets-")
+        try:
+            with os.fdopen(fd, "w") as handle:  # mkstemp: mode 0600
+                json.dump(generated, handle)
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    loaded: dict[str, str] = json.loads(path.read_text())
+    return loaded
 
 
 def load_settings(**overrides: Any) -> Settings:

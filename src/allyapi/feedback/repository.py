@@ -52,8 +52,17 @@ class FeedbackRepository:
         return self.session.get_bind().dialect.name
 
     async def contact_request(self, org_id: str, request_id: uuid.UUID) -> ContactRequest | None:
-        query = select(ContactRequest).where(
-            ContactRequest.org_id == org_id, ContactRequest.id == request_id
+        """The request, held ``FOR SHARE`` until the feedback commits.
+
+        An erasure or a retention purge locks the request for update, so it either waits
+        for this feedback (and then destroys its comment with the rest) or has committed
+        before this read (which then sees the request gone or purged): never a comment that
+        outlives the content it belongs to. Concurrent feedbacks share the lock; the unique
+        ``request_id`` keeps one of them."""
+        query = (
+            select(ContactRequest)
+            .where(ContactRequest.org_id == org_id, ContactRequest.id == request_id)
+            .with_for_update(read=True)
         )
         return (await self.session.execute(query)).scalars().first()
 

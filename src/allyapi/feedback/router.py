@@ -42,6 +42,9 @@ async def give_request_feedback(
 ) -> RequestFeedbackPublic:
     """Only the requester, only once, only after `completed` (409 otherwise).
 
+    Once the request's content was purged after the retention period, feedback may still
+    rate it but can no longer carry a comment (409 `content-purged`).
+
     Anyone else gets 404, as for a request that does not exist. The comment is encrypted at
     rest and is shown to coordinators and the ally only in aggregate (P6).
     """

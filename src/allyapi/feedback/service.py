@@ -33,6 +33,10 @@ from allyapi.reports.buckets import as_instant
 PROGRAM_FEEDBACK_PER_WEEK = 5
 
 
+class CommentAfterPurge(Conflict):
+    slug, title = "content-purged", "The request's content was purged"
+
+
 def iso_week(day: date) -> str:
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
@@ -66,6 +70,13 @@ class FeedbackService:
             raise NotFound("contact request not found")
         if request.status != RequestStatus.completed:
             raise Conflict("feedback can be given once the request is completed")
+        if body.comment is not None and request.content_purged_at is not None:
+            # The comment would be protected content of a request whose content the
+            # retention period already destroyed (docs/request-lifecycle.md).
+            raise CommentAfterPurge(
+                "this request's content was removed after the retention period; "
+                "feedback on it can no longer carry a comment"
+            )
         feedback = RequestFeedback(
             org_id=org,
             request_id=request.id,

@@ -57,6 +57,7 @@ class WebhookDelivery(TenantRow, table=True):
     __table_args__ = (
         sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         sa.Index("ix_webhook_deliveries_subscription_log", "subscription_id", "created_at", "id"),
+        sa.Index("ix_webhook_deliveries_contact_request", "contact_request_id"),
         sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         sa.CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="status_known"),
     )
@@ -70,6 +71,9 @@ class WebhookDelivery(TenantRow, table=True):
     )
     event_id: uuid.UUID  # the ``webhook-id``: one event, the same id for every subscriber
     event_type: str = Field(max_length=64)
+    # The contact request a per-request event is about (its body carries the id too): the
+    # request's erasure or retention purge deletes these deliveries, log included.
+    contact_request_id: uuid.UUID | None = Field(default=None)
     body: str = Field(sa_type=sa.Text, nullable=False)
     status: str = Field(default=DeliveryStatus.pending, max_length=16)
     attempts: int = Field(default=0)

@@ -94,6 +94,7 @@ async def enqueue(
                 subscription_id=subscription_id,
                 event_id=event_id,
                 event_type=event_type,
+                contact_request_id=data.get("contact_request_id"),
                 body=body,
                 status=DeliveryStatus.pending,
                 next_attempt_at=now,
