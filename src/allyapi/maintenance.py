@@ -6,6 +6,7 @@ the in-server runner, so a cron job, an operator and the servers can overlap.
 
 from __future__ import annotations
 
+from allyapi.aggregates.arrivals import arrive_all
 from allyapi.contact_requests.jobs import JobCounts, run_all_jobs
 from allyapi.core.crypto import Cipher
 from allyapi.core.database import Database
@@ -14,10 +15,12 @@ from allyapi.core.settings import Settings
 from allyapi.sealed import SEALED_COLUMNS
 
 
-async def purge(settings: Settings) -> JobCounts:
+async def purge(settings: Settings) -> tuple[JobCounts, int]:
+    """The time-driven jobs, then the arrival of new contributions in the aggregates."""
     database = Database(settings)
     try:
-        return await run_all_jobs(database, settings)
+        counts = await run_all_jobs(database, settings)
+        return counts, await arrive_all(database)
     finally:
         await database.dispose()
 

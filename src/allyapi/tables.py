@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from allyapi.aggregates.models import ArrivalClock
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import (
     AccessLogEntry,
@@ -14,6 +15,7 @@ from allyapi.core.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.models import ReportCellCache
 from allyapi.resources.models import Resource
+from allyapi.topics.models import Topic
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.webhooks.models import WebhookDelivery, WebhookMarker, WebhookSubscription
 
@@ -22,6 +24,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "AccessLogEntry",
     "Ally",
+    "ArrivalClock",
     "ContactMessage",
     "ContactRequest",
     "FeedbackQuota",
@@ -32,6 +35,7 @@ __all__ = [
     "RequestFeedback",
     "RequesterLoad",
     "Resource",
+    "Topic",
     "TrainingCourse",
     "TrainingRecord",
     "WebhookDelivery",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, time, timedelta
 
 import httpx
@@ -42,13 +43,16 @@ async def test_warming_fills_settled_cells_and_reports_then_compute_only_recent_
     database: Database,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
+    arrive: Callable[[], Awaitable[int]],
 ) -> None:
     for index in range(5):
         await contact_request(session, tokens, f"old-{index}", created_at=OLD)
+    await arrive()
 
     assert await warm_report_cells(database, settings) == 6  # 2 intervals x 3 breakdowns
     stored = await _cells(session)
-    assert {(interval, breakdown.split(":")[0]) for interval, breakdown, _ in stored} == {
+    # Keys name the rule and k ("r2:k5"), then the breakdown ("urgency", "topic:<groups>").
+    assert {(interval, ":".join(key.split(":")[2:3])) for interval, key, _ in stored} == {
         (interval, breakdown)
         for interval in ("week", "month")
         for breakdown in ("", "urgency", "topic")
@@ -57,9 +61,9 @@ async def test_warming_fills_settled_cells_and_reports_then_compute_only_recent_
     computed_from: list[object] = []
     original = CellSource._compute
 
-    async def spy(self: CellSource, org: str, start, end, interval, group_by):  # type: ignore[no-untyped-def]
+    async def spy(self: CellSource, org: str, start, end, ask):  # type: ignore[no-untyped-def]
         computed_from.append(start)
-        return await original(self, org, start, end, interval, group_by)
+        return await original(self, org, start, end, ask)
 
     monkeypatch.setattr(CellSource, "_compute", spy)
     report = await get(client, f"from={OLD_MONDAY}&to={OLD_MONDAY}", tokens.analyst)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from allyapi.core.database import Session
+from allyapi.core.openapi import AGGREGATE
 from allyapi.core.schemas import IsoDate
 from allyapi.core.security import AppSettings, CoordinatorOrAnalyst
 from allyapi.reports.buckets import Interval
@@ -16,7 +17,11 @@ from allyapi.reports.service import ReportService
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 
-@router.get("/program", summary="Programme report (k-anonymous, fixed calendar periods)")
+@router.get(
+    "/program",
+    summary="Programme report (k-anonymous, fixed calendar periods)",
+    openapi_extra=AGGREGATE,
+)
 async def get_program_report(
     settings: AppSettings,
     caller: CoordinatorOrAnalyst,

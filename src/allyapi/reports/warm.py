@@ -51,10 +51,8 @@ async def warm_report_cells(database: Database, settings: Settings) -> int:
             for group_by in (None, GroupBy.urgency, GroupBy.topic):
                 async with database.sessionmaker() as session, session.begin():
                     service = ReportService(session, settings.k_anonymity)
-                    keys = await service.group_keys(org, group_by)
-                    await service.source.cells(
-                        org, starts, interval, group_by, keys, fresh_hours=WARM_HOURS
-                    )
+                    ask = await service.breakdown(org, interval, group_by)
+                    await service.source.cells(org, starts, ask, fresh_hours=WARM_HOURS)
                 warmed += 1
     return warmed
 
