@@ -3,7 +3,8 @@
 Existing rows arrive in the aggregates through the background arrival pass after the upgrade
 (their figures are suppressed until then). Programme-feedback quota rows were per week; the
 rule is now one answer per category and month, so the old rows are dropped. Cached report
-cells hold figures under the old rule and are dropped too (recomputed on demand).
+cells hold figures under the old rule and are dropped too (recomputed on demand); they are
+now valid while their bucket's arrival count is unchanged.
 
 Revision ID: 0009
 Revises: 0007
@@ -42,6 +43,14 @@ def upgrade() -> None:
         sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("last_seq", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("org_id", "source", name=op.f("pk_arrival_clocks")),
+    )
+    op.create_table(
+        "bucket_arrivals",
+        sa.Column("org_id", sa.String(length=128), nullable=False),
+        sa.Column("interval", sa.String(length=8), nullable=False),
+        sa.Column("bucket", sa.Date(), nullable=False),
+        sa.Column("arrivals", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("org_id", "interval", "bucket", name=op.f("pk_bucket_arrivals")),
     )
     op.create_table(
         "topics",
@@ -99,10 +108,16 @@ def upgrade() -> None:
         batch_op.create_index("ix_feedback_quotas_org_period", ["org_id", "period"], unique=False)
         batch_op.drop_column("week")
     op.execute("DELETE FROM report_cells")
+    with op.batch_alter_table("report_cells", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("arrivals", sa.BigInteger(), server_default=sa.text("0"), nullable=False)
+        )
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM report_cells")
+    with op.batch_alter_table("report_cells", schema=None) as batch_op:
+        batch_op.drop_column("arrivals")
     op.execute("DELETE FROM feedback_quotas")
     with op.batch_alter_table("feedback_quotas", schema=None) as batch_op:
         batch_op.add_column(sa.Column("week", sa.String(length=8), nullable=False))
@@ -128,4 +143,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_topics_org_id"))
         batch_op.drop_index("ix_topics_org_history")
     op.drop_table("topics")
+    op.drop_table("bucket_arrivals")
     op.drop_table("arrival_clocks")

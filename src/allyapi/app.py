@@ -9,7 +9,6 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from allyapi import __version__
-from allyapi.aggregates.arrivals import start_arrivals
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
 from allyapi.contact_requests.jobs import start_background_jobs
@@ -27,7 +26,7 @@ from allyapi.core.settings import Settings, load_settings
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
-from allyapi.reports.warm import start_report_warmer
+from allyapi.reports.warm import start_aggregate_jobs
 from allyapi.resources.router import router as resources_router
 from allyapi.topics.router import router as topics_router
 from allyapi.training.router import router as training_router
@@ -57,14 +56,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs = start_background_jobs(settings, database)
-        arrivals = start_arrivals(settings, database)
-        warmer = start_report_warmer(settings, database)
+        aggregates = start_aggregate_jobs(settings, database)
         webhooks = start_webhook_workers(settings, database)
         yield
-        if warmer is not None:
-            await warmer.stop()
-        if arrivals is not None:
-            await arrivals.stop()
+        if aggregates is not None:
+            await aggregates.stop()
         if webhooks is not None:
             await webhooks.stop()
         if jobs is not None:

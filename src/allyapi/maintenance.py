@@ -20,7 +20,7 @@ async def purge(settings: Settings) -> tuple[JobCounts, int]:
     database = Database(settings)
     try:
         counts = await run_all_jobs(database, settings)
-        return counts, await arrive_all(database)
+        return counts, sum((await arrive_all(database)).values())
     finally:
         await database.dispose()
 

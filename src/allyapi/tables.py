@@ -2,7 +2,7 @@
 
 from sqlmodel import SQLModel
 
-from allyapi.aggregates.models import ArrivalClock
+from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import (
     AccessLogEntry,
@@ -25,6 +25,7 @@ __all__ = [
     "AccessLogEntry",
     "Ally",
     "ArrivalClock",
+    "BucketArrivals",
     "ContactMessage",
     "ContactRequest",
     "FeedbackQuota",

@@ -64,9 +64,7 @@ async def test_one_answer_per_person_category_and_month(
     """k counts people: every answer in a (month, category) cell is a different person."""
     response = await client.post("/v1/feedback", json=BODY, headers=tokens.employee)
     assert response.status_code == 201
-    refused = await client.post(
-        "/v1/feedback", json={**BODY, "rating": 1}, headers=tokens.employee
-    )
+    refused = await client.post("/v1/feedback", json={**BODY, "rating": 1}, headers=tokens.employee)
     assert_problem(refused, 429)
     assert 0 < int(refused.headers["retry-after"]) <= 31 * 24 * 3600
     other_category = {**BODY, "category": "resources"}

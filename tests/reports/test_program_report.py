@@ -5,9 +5,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.reports.cells import CellSource
 from allyapi.reports.models import ReportCellCache
 from allyapi.topics.defaults import DEFAULT_TOPICS
 from tests.feedback.factories import ally, contact_request
@@ -164,31 +166,44 @@ async def test_topic_groups_come_from_the_list_never_from_profiles_or_requests(
     assert cells["grief"] == cells["(other)"] == cells["sleep"] == HIDDEN
 
 
-async def test_settled_periods_are_cached_for_a_day(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, arrive: Arrive
+async def test_cells_are_cached_until_a_contribution_arrives_in_their_bucket(
+    client: httpx.AsyncClient,
+    tokens: TokenFactory,
+    session: AsyncSession,
+    arrive: Arrive,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     old_monday = MONDAY - timedelta(weeks=10)
     old = datetime.combine(old_monday + timedelta(days=1), time(9), tzinfo=UTC)
-    query = f"from={old_monday}&to={old_monday}"
+    query = f"from={old_monday}&to={MONDAY}"
     for index in range(4):
         await contact_request(session, tokens, f"old-{index}", created_at=old)
     await arrive()
     first = await get(client, query, tokens.analyst)
     assert first["periods"][0]["total"]["requests_created"] == HIDDEN
-    await contact_request(session, tokens, "old-late", created_at=old)
-    await arrive()
-    cached = await get(client, query, tokens.analyst)
-    assert cached["periods"] == first["periods"]  # served from report_cells
 
-    await session.execute(
-        sa.update(ReportCellCache).values(computed_at=datetime.now(UTC) - timedelta(hours=25))
-    )
-    await session.commit()
-    refreshed = await get(client, query, tokens.analyst)
-    assert refreshed["periods"][0]["total"]["requests_created"] == {
+    computed: list[date] = []
+    original = CellSource._compute
+
+    async def spy(self: CellSource, org: str, start, end, ask):  # type: ignore[no-untyped-def]
+        computed.append(start)
+        return await original(self, org, start, end, ask)
+
+    monkeypatch.setattr(CellSource, "_compute", spy)
+    await contact_request(session, tokens, "old-late", created_at=old)
+    assert await get(client, query, tokens.analyst) == first  # not arrived: nothing moves
+    assert computed == []  # every cell came from report_cells
+
+    await contact_request(session, tokens, "elsewhere", created_at=WEDNESDAY)
+    await arrive()
+    again = await get(client, query, tokens.analyst)
+    assert computed == [old_monday, MONDAY]  # the two buckets that received something
+    assert again["periods"][0]["total"]["requests_created"] == {
         "value": 5,
         "suppressed": False,
     }
+    stored = (await session.execute(sa.select(ReportCellCache.arrivals))).scalars().all()
+    assert sorted(stored)[-1] >= 1
 
 
 async def test_monthly_feedback_averages_and_current_figures(

@@ -16,37 +16,40 @@ at a time per organisation, hands out numbers:
   source; a later pass, serialised behind this one, can only number after it;
 - marks, per cell, whether the row's person is new there (aggregates/marks.py).
 
-It runs in the background every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` (and in ``allyapi purge``),
-never on a read: a read never writes, and how long it takes says nothing about whether
-anyone contributed since the last one. Figures therefore follow contributions within one
-interval (a minute by default).
+It also counts, per period bucket, how many contributions arrived there
+(``bucket_arrivals``): report figures change only through arrivals, so cached report cells
+stay exact until their bucket's count moves (reports/cells.py).
+
+It runs in the background every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` (reports/warm.py, and in
+``allyapi purge``), never on a read: a read never writes, and how long it takes says nothing
+about whether anyone contributed since the last one. Figures therefore follow contributions
+within one interval (a minute by default).
 """
 
 from __future__ import annotations
 
-import logging
+from collections import Counter
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.aggregates.marks import Arrival, Arrived, CellHistory, mark
-from allyapi.aggregates.models import ArrivalClock
+from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.aggregates.sources import CR, PF, RF, SOURCES, Source, day_span
 from allyapi.contact_requests.models import ARRIVING
-from allyapi.core.background import PeriodicRunner
 from allyapi.core.database import Database
 from allyapi.core.models import table_of
-from allyapi.core.settings import Settings
 from allyapi.core.upsert import dialect_insert
+from allyapi.reports.buckets import Interval, bucket_start
 from allyapi.reports.calendar import TopicCalendar, calendar_of
 from allyapi.topics.service import TopicService
-
-logger = logging.getLogger("allyapi.aggregates")
 
 BATCH_SIZE = 1000  # rows per source per pass
 MAX_PASSES = 50  # per organisation per run: the rest waits for the next run
 MAX_ORGS = 10_000
 CLOCK = table_of(ArrivalClock)
+BUCKETS = table_of(BucketArrivals)
 
 
 async def _take_turn(session: AsyncSession, org: str) -> bool:
@@ -71,6 +74,24 @@ async def _advance_clock(session: AsyncSession, org: str, source: str, count: in
     return last - count
 
 
+async def _count_in_buckets(session: AsyncSession, org: str, days: list[date]) -> None:
+    """Add the arrivals to their week and month buckets (invalidates cached report cells)."""
+    counts = Counter(
+        (interval.value, bucket_start(day, interval)) for day in days for interval in Interval
+    )
+    dialect = session.get_bind().dialect.name
+    for (interval, bucket), count in sorted(counts.items()):
+        insert = dialect_insert(dialect, BUCKETS).values(
+            org_id=org, interval=interval, bucket=bucket, arrivals=count
+        )
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[BUCKETS.c.org_id, BUCKETS.c.interval, BUCKETS.c.bucket],
+                set_={"arrivals": BUCKETS.c.arrivals + count},
+            )
+        )
+
+
 async def _arrive_source(
     session: AsyncSession, org: str, source: Source, calendar: TopicCalendar
 ) -> int:
@@ -91,6 +112,8 @@ async def _arrive_source(
     await source.store(
         session, [(row, before + 1 + index, marks[index]) for index, row in enumerate(rows)]
     )
+    if source.in_reports:
+        await _count_in_buckets(session, org, [row.day for row in rows])
     return len(rows)
 
 
@@ -113,29 +136,17 @@ async def organisations_with_arrivals(session: AsyncSession) -> list[str]:
     return sorted(str(org) for org in found.scalars().all())
 
 
-async def arrive_all(database: Database) -> int:
+async def arrive_all(database: Database) -> dict[str, int]:
     """Every organisation's pending contributions, a bounded number of passes each, each pass
-    its own short transaction. Returns how many contributions arrived."""
+    its own short transaction. Returns how many contributions arrived, per organisation."""
     async with database.sessionmaker() as session:
         orgs = await organisations_with_arrivals(session)
-    total = 0
+    arrived: Counter[str] = Counter()
     for org in orgs:
         for _ in range(MAX_PASSES):
             async with database.sessionmaker() as session, session.begin():
-                arrived = await arrive_once(session, org)
-            total += arrived
-            if arrived == 0:
+                count = await arrive_once(session, org)
+            arrived[org] += count
+            if count == 0:
                 break
-    return total
-
-
-def start_arrivals(settings: Settings, database: Database) -> PeriodicRunner | None:
-    """Started with the other background jobs; off when ``jobs_interval_seconds`` is 0
-    (then ``allyapi purge`` must run regularly, as for expiry and retention)."""
-    if settings.jobs_interval_seconds <= 0:
-        return None
-    runner = PeriodicRunner(
-        "aggregate-arrivals", lambda: arrive_all(database), settings.jobs_interval_seconds
-    )
-    runner.start()
-    return runner
+    return {org: count for org, count in arrived.items() if count}

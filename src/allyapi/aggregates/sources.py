@@ -83,6 +83,7 @@ def _day(value: datetime | date) -> date:
 
 class Source:
     name: str
+    in_reports = True  # its arrivals change programme report cells
 
     def cells(self, row: Row, calendar: TopicCalendar) -> dict[Kind, Hashable]:
         return cohort_cells(row, calendar)
@@ -231,6 +232,7 @@ class ProgrammeSource(Source):
     every row is its own person and nothing earlier needs to be looked up."""
 
     name = "programme"
+    in_reports = False
 
     def cells(self, row: Row, calendar: TopicCalendar) -> dict[Kind, Hashable]:
         month = bucket_start(row.day, Interval.month)

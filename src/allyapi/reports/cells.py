@@ -1,32 +1,33 @@
-"""Report cells per period bucket: computed in SQL, settled periods served from a cache.
+"""Report cells per period bucket: computed in SQL, kept in a cache until a bucket changes.
 
 Why a cache: an org with a million requests has ~10,000 of them per week; ranking and
-aggregating a year of weeks scans ~500,000 rows per report. Most of those periods are
-*settled*: requests created then were answered or expired long ago and feedback given then
-cannot change. So the figures of a period whose last day is more than ``SETTLED_DAYS`` ago
-are stored in ``report_cells`` (released figures with their populations, no rows, no
-people) and reused for ``CACHE_HOURS``; recent periods are always computed live.
-A report is therefore at most a day stale for periods that ended over five weeks ago (a late
-completion of an old request shows up within a day) and exact for the rest.
+aggregating a year of weeks scans ~500,000 rows per report. But the figures of a bucket
+change only when a contribution arrives in it (aggregates/arrivals.py): arrival is the one
+writer of everything the release rule reads, and it counts its arrivals per bucket
+(``bucket_arrivals``). So a cell computed at a bucket's count is stored in ``report_cells``
+(released figures with their populations, no rows, no people) with that count, and served
+as long as the count is unchanged: exact, never stale, and recomputed only for buckets that
+received something since. The background runner recomputes the default ranges right after
+each arrival pass (reports/warm.py), so a report rarely computes anything on its path.
 
 Cached cells are exactly what a live computation gives under the release rule, per fixed
 calendar bucket, so the cache changes nothing about what overlapping queries or repeated
-reads can reveal: a cell renewed a day later moves only in steps of k, like a live one. The
-key of a cell names the rule, k and (by topic) the bucket's topic groups, so a change of k
-or of the groups never serves a stale shape.
+reads can reveal. The key of a cell names the rule, k and (by topic) the bucket's topic
+groups, so a change of k or of the groups never serves a stale shape. A computation that
+races with an arrival stores the count it started from, so it is recomputed next time.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from allyapi.core.models import table_of, today, utcnow
+from allyapi.aggregates.models import BucketArrivals
+from allyapi.core.models import table_of, utcnow
 from allyapi.core.upsert import dialect_insert
 from allyapi.reports.anonymity import Measure
 from allyapi.reports.buckets import Interval, next_bucket
@@ -34,11 +35,11 @@ from allyapi.reports.models import ReportCellCache
 from allyapi.reports.repository import Breakdown, ReportRepository
 from allyapi.reports.schemas import GroupBy
 
-SETTLED_DAYS = 35
-CACHE_HOURS = 24
 CHUNK_BUCKETS = {Interval.week: 13, Interval.month: 3}
 TOTAL = ""  # the key of a bucket's total row; group keys are never empty
 RULE = "r2"  # bumped when what a cell holds changes meaning
+CELLS = table_of(ReportCellCache)
+ARRIVALS = table_of(BucketArrivals)
 
 # group key (TOTAL for the period's total) -> metric -> measure
 BucketCells = dict[str, dict[str, Measure]]
@@ -71,38 +72,39 @@ def _decode(stored: dict[str, Any]) -> BucketCells:
     }
 
 
+def runs(buckets: list[date], interval: Interval) -> list[list[date]]:
+    """Consecutive buckets in runs of at most CHUNK_BUCKETS: one statement each, so each
+    stays short and small in memory whatever the range, and no valid bucket is recomputed."""
+    found: list[list[date]] = []
+    for bucket in buckets:
+        last = found[-1] if found else None
+        if (
+            last
+            and next_bucket(last[-1], interval) == bucket
+            and len(last) < CHUNK_BUCKETS[interval]
+        ):
+            last.append(bucket)
+        else:
+            found.append([bucket])
+    return found
+
+
 class CellSource:
     def __init__(self, session: AsyncSession, repo: ReportRepository) -> None:
         self.session = session
         self.repo = repo
 
-    async def cells(
-        self,
-        org: str,
-        starts: list[date],
-        ask: Breakdown,
-        *,
-        fresh_hours: int = CACHE_HOURS,
-    ) -> dict[date, BucketCells]:
-        """``fresh_hours``: cached cells older than this are recomputed (the warmer uses less
-        than CACHE_HOURS, so a report never finds its settled cells expired)."""
-        interval = ask.interval
-        settled_before = today() - timedelta(days=SETTLED_DAYS)
-        settled = {
-            b: breakdown_key(ask, b) for b in starts if next_bucket(b, interval) <= settled_before
-        }
-        cached = await self._load(org, interval, settled, fresh_hours)
-        wanted = [b for b in starts if b not in cached]
+    async def cells(self, org: str, starts: list[date], ask: Breakdown) -> dict[date, BucketCells]:
+        keys = {bucket: breakdown_key(ask, bucket) for bucket in starts}
+        arrivals = await self._arrivals(org, ask.interval, starts)
+        cached = await self._load(org, ask.interval, keys, arrivals)
         computed: dict[date, BucketCells] = {}
-        # A few buckets per statement: each stays short and small in memory, whatever the
-        # range (a cold two-year report is 8+ statements, not one long one).
-        for offset in range(0, len(wanted), CHUNK_BUCKETS[interval]):
-            chunk = wanted[offset : offset + CHUNK_BUCKETS[interval]]
-            end = next_bucket(chunk[-1], interval)
-            computed.update(await self._compute(org, chunk[0], end, ask))
-        fresh = {b: computed.get(b, {}) for b in wanted if b in settled}
-        await self._store(org, interval, settled, fresh)
-        return {b: cached[b] if b in cached else computed.get(b, {}) for b in starts}
+        for run in runs([b for b in starts if b not in cached], ask.interval):
+            end = next_bucket(run[-1], ask.interval)
+            found = await self._compute(org, run[0], end, ask)
+            computed.update({bucket: found.get(bucket, {}) for bucket in run})
+        await self._store(org, ask.interval, keys, arrivals, computed)
+        return {b: cached[b] if b in cached else computed[b] for b in starts}
 
     async def _compute(
         self, org: str, start: date, end: date, ask: Breakdown
@@ -113,33 +115,45 @@ class CellSource:
             result.setdefault(bucket, {}).setdefault(key, {}).update(measures)
         return result
 
-    async def _load(
-        self, org: str, interval: Interval, keys: dict[date, str], fresh_hours: int
-    ) -> dict[date, BucketCells]:
-        if not keys:
-            return {}
-        fresh_since = utcnow() - timedelta(hours=fresh_hours)
-        query = sa.select(
-            col(ReportCellCache.bucket), col(ReportCellCache.breakdown), col(ReportCellCache.cells)
-        ).where(
-            col(ReportCellCache.org_id) == org,
-            col(ReportCellCache.interval) == interval.value,
-            col(ReportCellCache.breakdown).in_(sorted(set(keys.values()))),
-            col(ReportCellCache.bucket) >= min(keys),
-            col(ReportCellCache.bucket) <= max(keys),
-            col(ReportCellCache.computed_at) >= fresh_since,
+    async def _arrivals(self, org: str, interval: Interval, starts: list[date]) -> dict[date, int]:
+        """Read *before* computing: a cell is labelled with the count it may lag behind."""
+        query = sa.select(ARRIVALS.c.bucket, ARRIVALS.c.arrivals).where(
+            ARRIVALS.c.org_id == org,
+            ARRIVALS.c.interval == interval.value,
+            ARRIVALS.c.bucket >= starts[0],
+            ARRIVALS.c.bucket <= starts[-1],
         )
-        rows = (await self.session.execute(query)).all()
-        return {row[0]: _decode(row[2]) for row in rows if keys.get(row[0]) == row[1]}
+        found = {row[0]: int(row[1]) for row in (await self.session.execute(query)).all()}
+        return {bucket: found.get(bucket, 0) for bucket in starts}
+
+    async def _load(
+        self, org: str, interval: Interval, keys: dict[date, str], arrivals: dict[date, int]
+    ) -> dict[date, BucketCells]:
+        query = sa.select(CELLS.c.bucket, CELLS.c.breakdown, CELLS.c.arrivals, CELLS.c.cells).where(
+            CELLS.c.org_id == org,
+            CELLS.c.interval == interval.value,
+            CELLS.c.breakdown.in_(sorted(set(keys.values()))),
+            CELLS.c.bucket >= min(keys),
+            CELLS.c.bucket <= max(keys),
+        )
+        return {
+            bucket: _decode(cells)
+            for bucket, breakdown, count, cells in (await self.session.execute(query)).all()
+            if keys.get(bucket) == breakdown and arrivals.get(bucket) == count
+        }
 
     async def _store(
-        self, org: str, interval: Interval, keys: dict[date, str], cells: dict[date, BucketCells]
+        self,
+        org: str,
+        interval: Interval,
+        keys: dict[date, str],
+        arrivals: dict[date, int],
+        cells: dict[date, BucketCells],
     ) -> None:
-        """Upsert: two reports filling the same bucket at once both succeed."""
+        """Upsert; a computation that started from an older count never replaces a newer one."""
         if not cells:
             return
         now = utcnow()
-        table = table_of(ReportCellCache)
         rows = [
             {
                 "org_id": org,
@@ -147,13 +161,20 @@ class CellSource:
                 "breakdown": keys[bucket],
                 "bucket": bucket,
                 "computed_at": now,
+                "arrivals": arrivals[bucket],
                 "cells": _encode(bucket_cells),
             }
             for bucket, bucket_cells in cells.items()
         ]
-        statement = dialect_insert(self.repo.dialect, table).values(rows)
+        statement = dialect_insert(self.repo.dialect, CELLS).values(rows)
+        excluded = statement.excluded
         statement = statement.on_conflict_do_update(
-            index_elements=[table.c.org_id, table.c.interval, table.c.breakdown, table.c.bucket],
-            set_={"computed_at": statement.excluded.computed_at, "cells": statement.excluded.cells},
+            index_elements=[CELLS.c.org_id, CELLS.c.interval, CELLS.c.breakdown, CELLS.c.bucket],
+            set_={
+                "computed_at": excluded.computed_at,
+                "arrivals": excluded.arrivals,
+                "cells": excluded.cells,
+            },
+            where=excluded.arrivals >= CELLS.c.arrivals,
         )
         await self.session.execute(statement)
