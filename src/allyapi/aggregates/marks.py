@@ -81,12 +81,14 @@ class CellHistory:
         for row in rows:
             for kind, key in row.cells.items():
                 cell = (kind, key)
-                if row.person is not None:
-                    history.seen.add((cell, row.person))
-                elif row.marks & first(kind):
-                    history.orphans[cell] += 1
-                if row.marks & absorbed(kind):
-                    history.absorbed[cell] += 1
+                if row.person is None:
+                    # Erased: if it counted as a person, someone may come back unrecognised.
+                    history.orphans[cell] += bool(row.marks & first(kind))
+                    continue
+                history.seen.add((cell, row.person))
+                # A still-known person standing in for an orphan (once erased too, the
+                # orphan can stand for the next newcomer again).
+                history.absorbed[cell] += bool(row.marks & absorbed(kind))
         return history
 
 
@@ -96,11 +98,12 @@ def mark(arrivals: Iterable[Arrival], history: CellHistory) -> list[int]:
     - A person's first contribution to a cell is ``FIRST``; later ones are not (one person
       never counts twice, however often they contribute).
     - A contribution whose person is unknown (erased before it arrived) is never ``FIRST``.
-    - *Orphans*: a person counted in a cell whose contributions were all erased since can no
+    - *Orphans*: a person counted in a cell whose contribution was erased since can no
       longer be recognised; if they contribute again they would look new and count twice
       (create, erase, create again: padding). So each orphan *absorbs* the next person who
-      looks new in that cell: that person is not counted (``ABSORBED``). An honest erasure
-      therefore costs the cell at most one person; no erasure ever adds one.
+      looks new in that cell: that person is not counted (``ABSORBED``) for as long as their
+      contribution stays; erased in turn, the orphan absorbs the next newcomer. An honest
+      erasure therefore costs the cell a person at most; no erasure ever adds one.
     """
     marks = []
     for arrival in arrivals:
