@@ -160,3 +160,26 @@ async def test_roles_auth_other_org_and_input(
         f"{SUMMARY}?from=2026-02-10&to=2026-03-03", headers=tokens.coordinator
     )
     assert (snapped.json()["starts_on"], snapped.json()["ends_on"]) == ("2026-02-01", "2026-03-31")
+
+
+async def test_a_comment_destroyed_after_release_hides_its_whole_step(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, arrive: Arrive
+) -> None:
+    """Showing the other nine would tell the ally which comment was the erased requester's."""
+    helper = await ally(session, tokens, "ally-1")
+    await give(client, tokens, session, helper.id, range(10))
+    await arrive()
+    as_ally = tokens.headers("ally-1", "employee")
+    before = (await client.get(SUMMARY, headers=as_ally)).json()["requests"]
+    assert len(before["comments"]["items"]) == 10
+
+    me = tokens.headers("req-3", "employee")
+    [mine] = (await client.get("/v1/me/contact-requests", headers=me)).json()["items"]
+    assert (
+        await client.delete(f"/v1/contact-requests/{mine['id']}", headers=me)
+    ).status_code == 204
+    await arrive()
+    after = (await client.get(SUMMARY, headers=as_ally)).json()["requests"]
+    assert after["comments"] == {"suppressed": True, "items": None}
+    assert after["responses"] == before["responses"]  # the ratings stay (statistics)
+    assert after["rating_average"] == before["rating_average"]

@@ -12,7 +12,7 @@ when ``marks`` has that cell kind's ``first`` bit (aggregates/marks.py). Then, p
 that is: every row up to and including the arrival of the step-th person, nothing after.
 Between two steps nothing a cell shows can move; each step adds k new people.
 
-Breakdowns are *nested*: a group cell (a topic, an urgency, an ally) is released from the
+A report's breakdowns are *nested*: a group cell (a topic, an urgency) is released from the
 rows its period's total has released, so the total minus its visible groups is always made
 of whole people who are in the total, and a group moves only when the total has moved.
 """

@@ -127,62 +127,51 @@ class FeedbackRepository:
         query = sa.select(col(Ally.id)).where(col(Ally.org_id) == org_id, col(Ally.id) == ally_id)
         return (await self.session.execute(query)).scalar() is not None
 
-    def _request_rows(self, org_id: str, first: date, end: date) -> Any:
-        """Every arrived request feedback of the org in the months (the month totals the
-        ally cells are released from need them all, whoever asks)."""
+    def _request_rows(self, org_id: str, ally_id: uuid.UUID | None, first: date, end: date) -> Any:
+        """Arrived request feedback of the months, of one ally or all of them."""
         month = bucket_of(RF.c.created_on, Interval.month, self.dialect)
-        return (
-            sa.select(
-                RF.c.id,
-                month.label("bucket"),
-                RF.c.ally_id,
-                RF.c.seq,
-                RF.c.marks,
-                RF.c.rating,
-                sa.cast(RF.c.felt_heard, sa.Integer).label("heard"),
-                sa.cast(RF.c.would_recommend, sa.Integer).label("recommend"),
-                RF.c.comment_sealed.is_not(None).label("has_comment"),
-            )
-            .where(
-                RF.c.org_id == org_id,
-                RF.c.created_on >= first,
-                RF.c.created_on < end,
-                RF.c.seq.is_not(None),
-            )
-            .subquery()
+        query = sa.select(
+            RF.c.id,
+            month.label("bucket"),
+            RF.c.ally_id,
+            RF.c.seq,
+            RF.c.marks,
+            RF.c.rating,
+            sa.cast(RF.c.felt_heard, sa.Integer).label("heard"),
+            sa.cast(RF.c.would_recommend, sa.Integer).label("recommend"),
+            RF.c.comment_sealed.is_not(None).label("has_comment"),
+        ).where(
+            RF.c.org_id == org_id,
+            RF.c.created_on >= first,
+            RF.c.created_on < end,
+            RF.c.seq.is_not(None),
         )
+        if ally_id is not None:
+            query = query.where(RF.c.ally_id == ally_id)
+        return query.subquery()
 
     async def request_cells(
         self, org_id: str, ally_id: uuid.UUID | None, first: date, end: date, k: int
     ) -> list[RequestCell]:
-        """Per (month, ally): the figures the release rule shows, nested in the month."""
+        """Per (month, ally): the feedback the release rule shows."""
         rows = released(
-            self._request_rows(org_id, first, end),
-            Level(("bucket",), Kind.month, k),
+            self._request_rows(org_id, ally_id, first, end),
             Level(("bucket", "ally_id"), Kind.month_ally, k),
         )
         c = rows.c
-        shown = c.inner_in == 1
-
-        def total(value: Any) -> Any:
-            return sa.func.coalesce(sa.func.sum(sa.case((shown, value), else_=0)), 0)
-
         query = sa.select(
             c.bucket,
             c.ally_id,
-            sa.func.max(c.inner_step),
-            total(1),
-            total(c.rating),
-            total(c.heard),
-            total(c.recommend),
+            sa.func.max(c.outer_step),
+            sa.func.count(),
+            sa.func.sum(c.rating),
+            sa.func.sum(c.heard),
+            sa.func.sum(c.recommend),
         ).group_by(c.bucket, c.ally_id)
-        if ally_id is not None:
-            query = query.where(c.ally_id == ally_id)
         found = (await self.session.execute(query)).all()
         return [
             RequestCell(as_date(r[0]), r[1], int(r[3]), int(r[2]), int(r[4]), int(r[5]), int(r[6]))
             for r in found
-            if r[2]
         ]
 
     async def request_comment_rows(
@@ -194,18 +183,18 @@ class FeedbackRepository:
         k: int,
         k_comments: int,
     ) -> list[CommentRow]:
-        """Commented rows the release rule shows, with their step (comments: k_comments)."""
+        """Commented rows the release rule shows, with their step (comments: k_comments,
+        among the rows whose ratings are shown)."""
+        cell = ("bucket", "ally_id")
         rows = released(
-            self._request_rows(org_id, first, end),
-            Level(("bucket",), Kind.month, k),
-            Level(("bucket", "ally_id"), Kind.month_ally_comments, k_comments),
+            self._request_rows(org_id, ally_id, first, end),
+            Level(cell, Kind.month_ally, k),
+            Level(cell, Kind.month_ally_comments, k_comments),
         )
         c = rows.c
         query = sa.select(
             c.id, c.bucket, c.ally_id, c.inner_rank, c.inner_first, c.has_comment
         ).where(c.inner_in == 1, c.marks.op("&")(COMMENTED) != 0)
-        if ally_id is not None:
-            query = query.where(c.ally_id == ally_id)
         return [
             CommentRow(r[0], (as_date(r[1]), str(r[2])), int(r[3]), bool(r[4]), bool(r[5]))
             for r in (await self.session.execute(query)).all()

@@ -4,10 +4,10 @@ Ranges are snapped outward to whole calendar months (reports/buckets.py). The un
 release is a *cell*: request feedback of one ally in one month, or programme feedback of one
 category in one month. A cell shows the feedback of its first ⌊n/k⌋·k people in the order
 they arrived (aggregates/release.py), n being its distinct people so far: distinct
-requesters for request feedback (an ally's cell is released from the month's total, like a
-report's groups), one answer per person for programme feedback (the monthly quota). So a cell
-appears when k people are in it and then moves only in steps of k; a summary is a sum of
-whole released cells, and any difference between two summaries — two reads a day apart,
+requesters for request feedback, one answer per person for programme feedback (the monthly
+quota). So a cell appears when k people are in it and then moves only in steps of k; a
+summary is a sum of whole released cells (the programme's is every ally's; a total is its
+categories'), and any difference between two summaries — two reads a day apart,
 overlapping ranges, an ally's summary against the programme's, a category against the
 total — is itself made of whole steps of ≥ k people and cannot single anyone out.
 A figure built from no released cell is ``null`` with ``suppressed: true``.

@@ -40,8 +40,11 @@ async def get_program_report(
     signposting rate, feedback averages, ally wellbeing; plus today's listed allies and
     training compliance.
 
-    Every figure from fewer than k people is `null` with `suppressed: true`; the next-smallest
-    cells are hidden too so totals cannot reveal them; periods are whole ISO weeks (Monday to
+    Each cell (a period, a group) shows the figures of its first ⌊n/k⌋·k people in the order
+    their contributions arrived, so figures move only in steps of k people; groups are
+    released from their period's total and come from the report topics (`/v1/topics`) or
+    the urgencies. Every figure from fewer than k people is `null` with `suppressed: true`;
+    the next-smallest cells are hidden too so totals cannot reveal them; periods are whole ISO weeks (Monday to
     Sunday, UTC) or calendar months so overlapping queries share identical cells. At most two
     years of weeks or five years of months (422 beyond). Defaults: the year up to today.
     """
