@@ -20,6 +20,7 @@ deleted): see aggregates/marks.py for why that matters.
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -81,23 +82,27 @@ def _day(value: datetime | date) -> date:
     return value.date() if isinstance(value, datetime) else value
 
 
-class Source:
+class Source(ABC):
     name: str
     in_reports = True  # its arrivals change programme report cells
 
     def cells(self, row: Row, calendar: TopicCalendar) -> dict[Kind, Hashable]:
         return cohort_cells(row, calendar)
 
+    @abstractmethod
     async def pending(self, session: AsyncSession, org: str, limit: int) -> list[Row]:
-        raise NotImplementedError
+        """Up to ``limit`` rows whose event has not arrived, locked (skipping locked ones)."""
 
+    @abstractmethod
     async def arrived(
         self, session: AsyncSession, org: str, span: tuple[date, date], persons: set[str]
     ) -> list[tuple[Row, int]]:
-        raise NotImplementedError
+        """Arrived rows in ``span`` that matter for marking: of ``persons``, of unknown
+        persons, or absorbed; with their marks."""
 
+    @abstractmethod
     async def store(self, session: AsyncSession, rows: list[tuple[Row, int, int]]) -> None:
-        raise NotImplementedError
+        """Write each row's arrival number and marks."""
 
 
 class RequestSource(Source):

@@ -123,25 +123,23 @@ class ReportRepository:
         )
 
     def _feedback(self, org: str, start: date, end: date, ask: Breakdown) -> Any:
-        return (
-            sa.select(
-                bucket_of(RF.c.created_on, ask.interval, self.dialect).label("bucket"),
-                self._group(ask, RF.c.topic, RF.c.created_on, dated=True).label("grp"),
-                RF.c.seq.label("seq"),
-                RF.c.marks.label("marks"),
-                RF.c.rating.label("rating"),
-                sa.cast(RF.c.felt_heard, sa.Integer).label("heard"),
-                sa.cast(RF.c.would_recommend, sa.Integer).label("recommend"),
-            )
-            .join(CR, CR.c.id == RF.c.request_id)
-            .where(
-                RF.c.org_id == org,
-                RF.c.created_on >= start,
-                RF.c.created_on < end,
-                RF.c.seq.is_not(None),
-            )
-            .subquery()
+        query = sa.select(
+            bucket_of(RF.c.created_on, ask.interval, self.dialect).label("bucket"),
+            self._group(ask, RF.c.topic, RF.c.created_on, dated=True).label("grp"),
+            RF.c.seq.label("seq"),
+            RF.c.marks.label("marks"),
+            RF.c.rating.label("rating"),
+            sa.cast(RF.c.felt_heard, sa.Integer).label("heard"),
+            sa.cast(RF.c.would_recommend, sa.Integer).label("recommend"),
+        ).where(
+            RF.c.org_id == org,
+            RF.c.created_on >= start,
+            RF.c.created_on < end,
+            RF.c.seq.is_not(None),
         )
+        if ask.group_by is GroupBy.urgency:  # the request's urgency is not copied
+            query = query.join(CR, CR.c.id == RF.c.request_id)
+        return query.subquery()
 
     async def _released(
         self, base: Any, ask: Breakdown, aggregates: Aggregates
