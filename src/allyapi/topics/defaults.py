@@ -8,6 +8,10 @@ from datetime import UTC, datetime
 MAX_LISTED = 50  # topics listed at once: every one gets a group, none is ever folded away
 MAX_HISTORY = 500  # rows an organisation may accumulate, listed and retired
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Never edit in place: an organisation that never changed its list uses these for every
+# period, so an edit would regroup periods already released (and disagree with the marks
+# their contributions got when they arrived, aggregates/marks.py). Add a migration that
+# stores the old list for every organisation without rows first.
 DEFAULT_TOPICS = (
     "anxiety",
     "burnout",
