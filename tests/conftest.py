@@ -12,7 +12,7 @@ import base64
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.arrivals import arrive_all
 from allyapi.app import create_app
 from allyapi.core.database import Database, make_sessionmaker
 from allyapi.core.migrations import upgrade
@@ -208,3 +209,14 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
 @pytest.fixture(scope="session")
 def tokens(settings: Settings) -> TokenFactory:
     return TokenFactory(settings)
+
+
+@pytest.fixture
+def arrive(database: Database) -> Callable[[], Awaitable[int]]:
+    """Run the background arrival pass now: contributions reach the aggregates through it
+    (aggregates/arrivals.py), so a test calls this between writing and reading figures."""
+
+    async def run() -> int:
+        return sum((await arrive_all(database)).values())
+
+    return run

@@ -30,8 +30,9 @@ from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
-from allyapi.reports.warm import start_report_warmer
+from allyapi.reports.warm import start_aggregate_jobs
 from allyapi.resources.router import router as resources_router
+from allyapi.topics.router import router as topics_router
 from allyapi.training.router import router as training_router
 from allyapi.webhooks.router import router as webhooks_router
 from allyapi.webhooks.workers import start_webhook_workers
@@ -62,14 +63,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         jobs = start_background_jobs(settings, database)
-        warmer = start_report_warmer(settings, database)
+        aggregates = start_aggregate_jobs(settings, database)
         webhooks = start_webhook_workers(settings, database)
         bands = start_rank_refresher(settings, database)
         yield
         if bands is not None:
             await bands.stop()
-        if warmer is not None:
-            await warmer.stop()
+        if aggregates is not None:
+            await aggregates.stop()
         if webhooks is not None:
             await webhooks.stop()
         if jobs is not None:
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         resources_router,
         feedback_router,
         reports_router,
+        topics_router,
         contact_requests_router,
         contact_requests_me_router,
         webhooks_router,

@@ -170,13 +170,15 @@ def cmd_openapi(_: Settings | None, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
-    """Every time-driven job once: expiry, retention purge (P7), old idempotency keys."""
+    """Every time-driven job once: expiry, retention purge (P7), old idempotency keys, and
+    the arrival of new contributions in the aggregates."""
     from allyapi.maintenance import purge
 
-    counts = asyncio.run(purge(settings))
+    counts, arrived = asyncio.run(purge(settings))
     print(f"expired pending requests: {counts.expired}")
     print(f"purged closed requests: {counts.purged}")
     print(f"deleted idempotency keys: {counts.idempotency_keys_deleted}")
+    print(f"contributions arrived in the aggregates: {arrived}")
     return 0
 
 

@@ -6,6 +6,7 @@ the in-server runner, so a cron job, an operator and the servers can overlap.
 
 from __future__ import annotations
 
+from allyapi.aggregates.arrivals import arrive_all
 from allyapi.allies.ranking import refresh_rank_bands
 from allyapi.contact_requests.jobs import JobCounts, run_all_jobs
 from allyapi.contact_requests.rotation import LABEL, convert_legacy_requests
@@ -16,13 +17,15 @@ from allyapi.core.settings import Settings
 from allyapi.sealed import SEALED_COLUMNS
 
 
-async def purge(settings: Settings) -> JobCounts:
+async def purge(settings: Settings) -> tuple[JobCounts, int]:
     """The time-driven jobs once, the suggestions' load snapshot included (with in-server
-    jobs off, a scheduler running ``allyapi purge`` is what keeps it fresh)."""
+    jobs off, a scheduler running ``allyapi purge`` is what keeps it fresh), then the arrival
+    of new contributions in the aggregates."""
     database = Database(settings)
     try:
         await refresh_rank_bands(database, settings)
-        return await run_all_jobs(database, settings)
+        counts = await run_all_jobs(database, settings)
+        return counts, sum((await arrive_all(database)).values())
     finally:
         await database.dispose()
 

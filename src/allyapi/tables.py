@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.allies.models import Ally
 from allyapi.allies.ranking import AllyRankBand
 from allyapi.contact_requests.models import (
@@ -16,6 +17,7 @@ from allyapi.core.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.models import ReportCellCache
 from allyapi.resources.models import Resource
+from allyapi.topics.models import Topic
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.webhooks.models import WebhookDelivery, WebhookMarker, WebhookSubscription
 
@@ -25,6 +27,8 @@ __all__ = [
     "AccessLogEntry",
     "Ally",
     "AllyRankBand",
+    "ArrivalClock",
+    "BucketArrivals",
     "ContactMessage",
     "ContactRequest",
     "ContactRequestKey",
@@ -36,6 +40,7 @@ __all__ = [
     "RequestFeedback",
     "RequesterLoad",
     "Resource",
+    "Topic",
     "TrainingCourse",
     "TrainingRecord",
     "WebhookDelivery",

@@ -106,6 +106,7 @@ LISTS: dict[str, Setup] = {
     "/v1/training-records": simple("/v1/training-records", "coordinator"),
     "/v1/training/compliance": simple("/v1/training/compliance", "coordinator"),
     "/v1/resources": simple("/v1/resources", "employee"),
+    "/v1/topics": simple("/v1/topics", "employee"),
     "/v1/webhooks": simple("/v1/webhooks", "coordinator"),
     "/v1/webhooks/{webhook_id}/deliveries": _deliveries,
     "/v1/me/contact-requests": simple("/v1/me/contact-requests", "employee"),

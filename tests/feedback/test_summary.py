@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +11,9 @@ from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
 
 SUMMARY = "/v1/feedback/summary"
 HIDDEN = {"value": None, "suppressed": True}
+
+
+Arrive = Callable[[], Awaitable[int]]
 
 
 async def give(
@@ -40,10 +44,11 @@ async def give(
 
 
 async def test_four_then_five_requesters_flip_the_summary(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, arrive: Arrive
 ) -> None:
     helper = await ally(session, tokens, "ally-1")
     await give(client, tokens, session, helper.id, range(4))
+    await arrive()
     summary = (await client.get(SUMMARY, headers=tokens.coordinator)).json()
     requests = summary["requests"]
     assert summary["scope"] == "programme"
@@ -54,6 +59,7 @@ async def test_four_then_five_requesters_flip_the_summary(
     assert own["requests"]["rating_average"] == HIDDEN
 
     await give(client, tokens, session, helper.id, range(4, 5))
+    await arrive()
     requests = (await client.get(SUMMARY, headers=tokens.coordinator)).json()["requests"]
     assert requests["responses"] == {"value": 5, "suppressed": False}
     # ratings 2,4,2,4,2 ; recommend for odd requesters (1 and 3)
@@ -64,15 +70,18 @@ async def test_four_then_five_requesters_flip_the_summary(
 
 
 async def test_comments_need_k_comments_respondents_and_carry_no_dates(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, arrive: Arrive
 ) -> None:
     helper = await ally(session, tokens, "ally-1")
     await give(client, tokens, session, helper.id, range(9))
+    await arrive()
     hidden = (await client.get(SUMMARY, headers=tokens.coordinator)).json()["requests"]
-    assert hidden["responses"]["value"] == 9
+    # Nine people: the figures of the first five (steps of k), comments need ten.
+    assert hidden["responses"]["value"] == 5
     assert hidden["comments"] == {"suppressed": True, "items": None}
 
     await give(client, tokens, session, helper.id, range(9, 10))
+    await arrive()
     shown = (await client.get(SUMMARY, headers=tokens.coordinator)).json()["requests"]
     assert shown["comments"]["suppressed"] is False
     assert sorted(shown["comments"]["items"]) == sorted(f"comment {i}" for i in range(10))
@@ -80,11 +89,12 @@ async def test_comments_need_k_comments_respondents_and_carry_no_dates(
 
 
 async def test_allies_see_only_their_own_summary(
-    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, arrive: Arrive
 ) -> None:
     mine = await ally(session, tokens, "ally-1")
     theirs = await ally(session, tokens, "ally-2")
     await give(client, tokens, session, theirs.id, range(5))
+    await arrive()
     as_ally = tokens.headers("ally-1", "employee")
 
     own = (await client.get(SUMMARY, headers=as_ally)).json()
@@ -102,7 +112,9 @@ async def test_allies_see_only_their_own_summary(
     assert theirs_own.json()["requests"]["responses"]["value"] == 5
 
 
-async def test_programme_feedback_summary(client: httpx.AsyncClient, tokens: TokenFactory) -> None:
+async def test_programme_feedback_summary(
+    client: httpx.AsyncClient, tokens: TokenFactory, arrive: Arrive
+) -> None:
     for index in range(5):
         response = await client.post(
             "/v1/feedback",
@@ -113,6 +125,7 @@ async def test_programme_feedback_summary(client: httpx.AsyncClient, tokens: Tok
     await client.post(
         "/v1/feedback", json={"category": "other", "rating": 1}, headers=tokens.employee
     )
+    await arrive()
     programme = (await client.get(SUMMARY, headers=tokens.coordinator)).json()["programme"]
     categories = {item["category"]: item for item in programme["categories"]}
     assert categories["resources"]["rating_average"] == {"value": 4.0, "suppressed": False}
@@ -147,3 +160,26 @@ async def test_roles_auth_other_org_and_input(
         f"{SUMMARY}?from=2026-02-10&to=2026-03-03", headers=tokens.coordinator
     )
     assert (snapped.json()["starts_on"], snapped.json()["ends_on"]) == ("2026-02-01", "2026-03-31")
+
+
+async def test_a_comment_destroyed_after_release_hides_its_whole_step(
+    client: httpx.AsyncClient, tokens: TokenFactory, session: AsyncSession, arrive: Arrive
+) -> None:
+    """Showing the other nine would tell the ally which comment was the erased requester's."""
+    helper = await ally(session, tokens, "ally-1")
+    await give(client, tokens, session, helper.id, range(10))
+    await arrive()
+    as_ally = tokens.headers("ally-1", "employee")
+    before = (await client.get(SUMMARY, headers=as_ally)).json()["requests"]
+    assert len(before["comments"]["items"]) == 10
+
+    me = tokens.headers("req-3", "employee")
+    [mine] = (await client.get("/v1/me/contact-requests", headers=me)).json()["items"]
+    assert (
+        await client.delete(f"/v1/contact-requests/{mine['id']}", headers=me)
+    ).status_code == 204
+    await arrive()
+    after = (await client.get(SUMMARY, headers=as_ally)).json()["requests"]
+    assert after["comments"] == {"suppressed": True, "items": None}
+    assert after["responses"] == before["responses"]  # the ratings stay (statistics)
+    assert after["rating_average"] == before["rating_average"]

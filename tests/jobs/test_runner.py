@@ -119,4 +119,5 @@ async def test_cli_purge_runs_every_job_once_and_prints_counts(
         "expired pending requests: 1",
         "purged closed requests: 0",
         "deleted idempotency keys: 0",
+        "contributions arrived in the aggregates: 1",  # the request's creation
     ]

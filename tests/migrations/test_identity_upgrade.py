@@ -97,24 +97,35 @@ def rows_of_0007(settings: Settings) -> dict[str, Any]:
     }
 
 
+MODELS: dict[str, Any] = {
+    "allies": Ally,
+    "contact_requests": ContactRequest,
+    "requester_loads": RequesterLoad,
+    "training_courses": TrainingCourse,
+    "training_records": TrainingRecord,
+}
+
+
 def write_at_0007(url: str, rows: dict[str, Any]) -> None:
-    """Core inserts of exactly the columns revision 0007 has."""
-    models = {
-        "allies": Ally,
-        "contact_requests": ContactRequest,
-        "requester_loads": RequesterLoad,
-        "training_courses": TrainingCourse,
-        "training_records": TrainingRecord,
-    }
+    """Core inserts of exactly the columns the database has at revision 0007 (read from it, so
+    columns later migrations add to the models are left out)."""
 
     async def run() -> None:
         engine = make_engine(url)
         try:
             async with engine.begin() as connection:
                 for name, objects in rows.items():
-                    table = table_of(models[name])
+                    present = await connection.run_sync(
+                        lambda sync, table=name: {
+                            c["name"] for c in sa.inspect(sync).get_columns(table)
+                        }
+                    )
+                    columns = table_of(MODELS[name]).columns
+                    table = sa.table(
+                        name, *(sa.column(c.name, c.type) for c in columns if c.name in present)
+                    )
                     values = [
-                        {k: v for k, v in obj.model_dump().items() if k != "paused_by"}
+                        {k: v for k, v in obj.model_dump().items() if k in present}
                         for obj in objects
                     ]
                     await connection.execute(sa.insert(table), values)

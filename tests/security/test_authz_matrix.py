@@ -100,6 +100,12 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/feedback"): row(OK, OK, OK, OK, F, F, OK),
     ("GET", "/v1/feedback/summary"): row(F, OK, OK, OK, F, F, OK),
     ("GET", "/v1/reports/program"): row(F, F, F, OK, OK, F, OK),
+    # report topics: coordinators keep the list; staff and analysts read it
+    ("GET", "/v1/topics"): row(OK, OK, OK, OK, OK, F, OK),
+    ("POST", "/v1/topics"): row(F, F, F, OK, F, F, OK),
+    ("GET", "/v1/topics/{topic_id}"): row(OK, OK, OK, OK, OK, F, N),
+    ("PATCH", "/v1/topics/{topic_id}"): row(F, F, F, OK, F, F, N),
+    ("DELETE", "/v1/topics/{topic_id}"): row(F, F, F, OK, F, F, N),
     # webhooks
     ("POST", "/v1/webhooks"): row(F, F, F, OK, F, OK, OK),
     ("GET", "/v1/webhooks"): row(F, F, F, OK, F, OK, OK),
@@ -140,6 +146,8 @@ BODIES: dict[tuple[str, str], Any] = {
     },
     ("POST", "/v1/feedback"): {"category": "other", "rating": 4},
     ("POST", "/v1/webhooks"): {"url": "https://hooks.example.test/a", "events": ["ally.listed"]},
+    ("POST", "/v1/topics"): {"key": "menopause"},
+    ("PATCH", "/v1/topics/{topic_id}"): {"label": "Menopause"},
 }
 
 
@@ -182,7 +190,7 @@ def caller_headers(
 
 async def build_world(client: httpx.AsyncClient, tokens: TokenFactory) -> dict[str, str]:
     """ally-1 (concerned) and ally-2 (other), a course, a record of ally-1, a resource, a
-    request from emp-1 assigned to ally-1, a webhook."""
+    request from emp-1 assigned to ally-1, a webhook, a report topic."""
     coordinator = tokens.coordinator
     ally = await active_ally(client, tokens, "ally-1")
     await active_ally(client, tokens, "ally-2")
@@ -191,6 +199,7 @@ async def build_world(client: httpx.AsyncClient, tokens: TokenFactory) -> dict[s
         ("course_id", "/v1/training-courses", {"name": "MHFA", "validity_months": 24}),
         ("resource_id", "/v1/resources", {"name": "Samaritans", "category": "crisis"}),
         ("webhook_id", "/v1/webhooks", BODIES[("POST", "/v1/webhooks")]),
+        ("topic_id", "/v1/topics", {"key": "carers"}),
     ):
         response = await client.post(path, json=body, headers=coordinator)
         assert response.status_code == 201, response.text

@@ -65,8 +65,9 @@ def day_of(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-# What an erased request keeps: what the programme report counts (docs/request-lifecycle.md).
-# Everything else, the language and preferred channel included, is dropped with the content.
+# What an erased request keeps: what the programme report counts (docs/request-lifecycle.md),
+# and its arrival in the aggregates (docs/aggregates.md: changing it would move released
+# figures). Everything else, the language and preferred channel included, is dropped.
 KEPT_AFTER_ERASURE = (
     "org_id",
     "ally_id",
@@ -77,6 +78,15 @@ KEPT_AFTER_ERASURE = (
     "signposted",
     "follow_up",
     "wellbeing",
+    "created_seq",
+    "created_marks",
+    "accepted_seq",
+    "accepted_marks",
+    "accept_hours",
+    "completed_seq",
+    "completed_marks",
+    "wellbeing_seq",
+    "wellbeing_marks",
 )
 
 

@@ -21,7 +21,15 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX, TenantRow, Versioned, json_column, utc_column
+from allyapi.core.models import (
+    ORG_ID_MAX,
+    TenantRow,
+    Versioned,
+    arrival_marks,
+    arrival_seq,
+    json_column,
+    utc_column,
+)
 
 
 class RequestStatus(StrEnum):
@@ -35,6 +43,14 @@ class RequestStatus(StrEnum):
 
 OPEN_STATUSES = (RequestStatus.pending, RequestStatus.accepted)
 
+# A contribution of the row has not arrived in the aggregates yet (aggregates/arrivals.py).
+ARRIVING = sa.text(
+    "created_seq IS NULL"
+    " OR (accepted_at IS NOT NULL AND accepted_seq IS NULL)"
+    " OR (status = 'completed' AND completed_seq IS NULL)"
+    " OR (status = 'completed' AND wellbeing IS NOT NULL AND wellbeing_seq IS NULL)"
+)
+
 
 class ContactRequest(TenantRow, Versioned, table=True):
     __tablename__ = "contact_requests"
@@ -44,6 +60,14 @@ class ContactRequest(TenantRow, Versioned, table=True):
         sa.Index("ix_contact_requests_expiry", "status", "expires_at"),
         sa.Index("ix_contact_requests_purge", "content_purge_at"),
         sa.Index("ix_contact_requests_report", "org_id", "created_at"),
+        # Rows with a contribution still to arrive in the aggregates: few at any time.
+        sa.Index(
+            "ix_contact_requests_arriving",
+            "org_id",
+            "created_at",
+            postgresql_where=ARRIVING,
+            sqlite_where=ARRIVING,
+        ),
         sa.CheckConstraint(
             "status IN ('pending', 'accepted', 'declined', 'completed', 'cancelled', 'expired')",
             name="status_known",
@@ -87,6 +111,23 @@ class ContactRequest(TenantRow, Versioned, table=True):
     content_purge_at: datetime | None = utc_column(nullable=True)  # closed_at + retention
     content_purged_at: datetime | None = utc_column(nullable=True)
     erased_at: datetime | None = utc_column(nullable=True)
+
+    # Arrival in the aggregates (docs/aggregates.md): the order in which the creation, the
+    # acceptance, the completion and the ally's wellbeing reached the figures, and who was
+    # new in which cell then. Written once by aggregates/arrivals.py, never by a request,
+    # never shown. They are statistics like topic and status: erasure and purge keep them
+    # (changing them would move released figures).
+    created_seq: int | None = arrival_seq()
+    created_marks: int = arrival_marks()
+    accepted_seq: int | None = arrival_seq()
+    accepted_marks: int = arrival_marks()
+    # Hours from creation to acceptance, to 0.1 h, taken when the acceptance arrived: later
+    # day-truncation of the dates (erasure, purge) must not move the median.
+    accept_hours: float | None = Field(default=None)
+    completed_seq: int | None = arrival_seq()
+    completed_marks: int = arrival_marks()
+    wellbeing_seq: int | None = arrival_seq()
+    wellbeing_marks: int = arrival_marks()
 
 
 class ContactMessage(SQLModel, table=True):

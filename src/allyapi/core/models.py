@@ -145,6 +145,16 @@ def utc_column(*, nullable: bool = False, index: bool = False) -> Any:
     return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index)
 
 
+def arrival_seq() -> Any:
+    """A contribution's place in the aggregates' arrival order (docs/aggregates.md)."""
+    return Field(default=None, sa_type=sa.BigInteger, nullable=True)
+
+
+def arrival_marks() -> Any:
+    """Who was new in which cell when the contribution arrived (aggregates/marks.py)."""
+    return Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
+
+
 class TenantRow(SQLModel):
     """Columns every tenant-owned table has (P8: every row belongs to exactly one org)."""
 

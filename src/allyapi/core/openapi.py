@@ -34,6 +34,9 @@ _DESCRIPTIONS = {
     "rows a change needs stayed busy. Retry after Retry-After",
 }
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Marks an operation whose figures are aggregates under the release rule (docs/aggregates.md).
+# The insider tests (tests/privacy/) find every operation carrying it and attack it.
+AGGREGATE: dict[str, Any] = {"x-aggregate": True}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -166,8 +169,8 @@ RESPONSE_HEADERS: dict[str, Any] = {
         "schema": {"type": "string", "maxLength": 100},
     },
     "Retry-After": {
-        "description": "Seconds to wait before retrying (up to a week for weekly quotas)",
-        "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 604800},
+        "description": "Seconds to wait before retrying (up to a month for monthly quotas)",
+        "schema": {"type": "integer", "format": "int32", "minimum": 1, "maximum": 2678400},
     },
 }
 RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy", "Retry-After")

@@ -70,3 +70,6 @@ IntegrationOrCoordinator = Annotated[
     Principal, Depends(require_roles("integration", "coordinator"))
 ]
 CoordinatorOrAnalyst = Annotated[Principal, Depends(require_roles("coordinator", "analyst"))]
+EmployeeCoordinatorOrAnalyst = Annotated[
+    Principal, Depends(require_roles("employee", "coordinator", "analyst"))
+]

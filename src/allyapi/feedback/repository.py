@@ -6,12 +6,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
+from allyapi.aggregates.marks import COMMENTED, Kind
+from allyapi.aggregates.release import Level, released
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.models import table_of
@@ -19,10 +22,13 @@ from allyapi.core.upsert import dialect_insert
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.buckets import Interval, as_date, bucket_of
 
+RF = table_of(RequestFeedback)
+PF = table_of(ProgramFeedback)
+
 
 @dataclass(frozen=True)
 class RequestCell:
-    """Request feedback of one ally in one month."""
+    """What the release rule shows of one ally's request feedback in one month."""
 
     month: date
     ally_id: uuid.UUID | None
@@ -35,12 +41,24 @@ class RequestCell:
 
 @dataclass(frozen=True)
 class ProgramCell:
-    """Programme feedback of one category in one month."""
+    """What the release rule shows of one category's programme feedback in one month."""
 
     month: date
     category: str
     responses: int
     rating_sum: int
+
+
+@dataclass(frozen=True)
+class CommentRow:
+    """A released commented row: its cell, the step of k_comments that released it, and
+    whether its comment still exists (erasure and retention destroy comments)."""
+
+    id: uuid.UUID
+    cell: tuple[date, str]
+    rank: int
+    is_first: bool
+    has_comment: bool
 
 
 class FeedbackRepository:
@@ -80,9 +98,9 @@ class FeedbackRepository:
 
     @staticmethod
     async def consume_quota(
-        connection: AsyncConnection, org_id: str, bucket: str, week: str, limit: int
+        connection: AsyncConnection, org_id: str, bucket: str, period: str, limit: int
     ) -> bool:
-        """Count one use of this week's bucket; False when ``limit`` is already used.
+        """Count one use of this period's bucket; False when ``limit`` is already used.
 
         One atomic upsert (``INSERT .. ON CONFLICT DO UPDATE .. WHERE used < limit``): two
         processes racing for the last slot cannot both win. ``connection`` is in autocommit:
@@ -92,13 +110,13 @@ class FeedbackRepository:
         """
         dialect = connection.dialect.name
         table = table_of(FeedbackQuota)
-        # Quota rows of past weeks limit nothing any more: delete them.
+        # Quota rows of past periods limit nothing any more: delete them.
         await connection.execute(
-            sa.delete(table).where(table.c.org_id == org_id, table.c.week < week)
+            sa.delete(table).where(table.c.org_id == org_id, table.c.period < period)
         )
         insert = dialect_insert(dialect, table)
         statement = (
-            insert.values(org_id=org_id, bucket=bucket, week=week, used=1)
+            insert.values(org_id=org_id, bucket=bucket, period=period, used=1)
             .on_conflict_do_update(
                 index_elements=[table.c.org_id, table.c.bucket],
                 set_={"used": table.c.used + 1},
@@ -118,72 +136,130 @@ class FeedbackRepository:
         query = sa.select(col(Ally.id)).where(col(Ally.org_id) == org_id, col(Ally.id) == ally_id)
         return (await self.session.execute(query)).scalar() is not None
 
-    async def request_cells(
-        self, org_id: str, ally_id: uuid.UUID | None, first: date, end: date
-    ) -> list[RequestCell]:
-        """Per (month, ally): responses, distinct requesters (through the request), sums."""
-        month = bucket_of(col(RequestFeedback.created_on), Interval.month, self.dialect)
-        query = (
-            sa.select(
-                month.label("month"),
-                col(RequestFeedback.ally_id),
-                sa.func.count().label("responses"),
-                sa.func.count(sa.distinct(col(ContactRequest.requester_ref))),
-                sa.func.sum(col(RequestFeedback.rating)),
-                sa.func.sum(sa.cast(col(RequestFeedback.felt_heard), sa.Integer)),
-                sa.func.sum(sa.cast(col(RequestFeedback.would_recommend), sa.Integer)),
-            )
-            .join(ContactRequest, col(ContactRequest.id) == col(RequestFeedback.request_id))
-            .where(*self._range(RequestFeedback, org_id, first, end))
-            .group_by(sa.text("1"), col(RequestFeedback.ally_id))
+    def _request_rows(self, org_id: str, ally_id: uuid.UUID | None, first: date, end: date) -> Any:
+        """Arrived request feedback of the months, of one ally or all of them."""
+        month = bucket_of(RF.c.created_on, Interval.month, self.dialect)
+        query = sa.select(
+            RF.c.id,
+            month.label("bucket"),
+            RF.c.ally_id,
+            RF.c.seq,
+            RF.c.marks,
+            RF.c.rating,
+            sa.cast(RF.c.felt_heard, sa.Integer).label("heard"),
+            sa.cast(RF.c.would_recommend, sa.Integer).label("recommend"),
+            RF.c.comment_sealed.is_not(None).label("has_comment"),
+        ).where(
+            RF.c.org_id == org_id,
+            RF.c.created_on >= first,
+            RF.c.created_on < end,
+            RF.c.seq.is_not(None),
         )
         if ally_id is not None:
-            query = query.where(col(RequestFeedback.ally_id) == ally_id)
-        rows = (await self.session.execute(query)).all()
+            query = query.where(RF.c.ally_id == ally_id)
+        return query.subquery()
+
+    async def request_cells(
+        self, org_id: str, ally_id: uuid.UUID | None, first: date, end: date, k: int
+    ) -> list[RequestCell]:
+        """Per (month, ally): the feedback the release rule shows."""
+        rows = released(
+            self._request_rows(org_id, ally_id, first, end),
+            Level(("bucket", "ally_id"), Kind.month_ally, k),
+        )
+        c = rows.c
+        query = sa.select(
+            c.bucket,
+            c.ally_id,
+            sa.func.max(c.outer_step),
+            sa.func.count(),
+            sa.func.sum(c.rating),
+            sa.func.sum(c.heard),
+            sa.func.sum(c.recommend),
+        ).group_by(c.bucket, c.ally_id)
+        found = (await self.session.execute(query)).all()
         return [
-            RequestCell(as_date(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]))
-            for r in rows
+            RequestCell(as_date(r[0]), r[1], int(r[3]), int(r[2]), int(r[4]), int(r[5]), int(r[6]))
+            for r in found
         ]
 
-    async def program_cells(self, org_id: str, first: date, end: date) -> list[ProgramCell]:
-        month = bucket_of(col(ProgramFeedback.created_on), Interval.month, self.dialect)
-        query = (
+    async def request_comment_rows(
+        self,
+        org_id: str,
+        ally_id: uuid.UUID | None,
+        first: date,
+        end: date,
+        k: int,
+        k_comments: int,
+    ) -> list[CommentRow]:
+        """Commented rows the release rule shows, with their step (comments: k_comments,
+        among the rows whose ratings are shown)."""
+        cell = ("bucket", "ally_id")
+        rows = released(
+            self._request_rows(org_id, ally_id, first, end),
+            Level(cell, Kind.month_ally, k),
+            Level(cell, Kind.month_ally_comments, k_comments),
+        )
+        c = rows.c
+        query = sa.select(
+            c.id, c.bucket, c.ally_id, c.inner_rank, c.inner_first, c.has_comment
+        ).where(c.inner_in == 1, c.marks.op("&")(COMMENTED) != 0)
+        return [
+            CommentRow(r[0], (as_date(r[1]), str(r[2])), int(r[3]), bool(r[4]), bool(r[5]))
+            for r in (await self.session.execute(query)).all()
+        ]
+
+    def _program_rows(self, org_id: str, first: date, end: date) -> Any:
+        month = bucket_of(PF.c.created_on, Interval.month, self.dialect)
+        return (
             sa.select(
-                month.label("month"),
-                col(ProgramFeedback.category),
-                sa.func.count(),
-                sa.func.sum(col(ProgramFeedback.rating)),
+                PF.c.id,
+                month.label("bucket"),
+                PF.c.category,
+                PF.c.seq,
+                PF.c.marks,
+                PF.c.rating,
+                PF.c.comment_sealed.is_not(None).label("has_comment"),
             )
-            .where(*self._range(ProgramFeedback, org_id, first, end))
-            .group_by(sa.text("1"), col(ProgramFeedback.category))
+            .where(
+                PF.c.org_id == org_id,
+                PF.c.created_on >= first,
+                PF.c.created_on < end,
+                PF.c.seq.is_not(None),
+            )
+            .subquery()
         )
-        rows = (await self.session.execute(query)).all()
-        return [ProgramCell(as_date(r[0]), r[1], r[2], int(r[3])) for r in rows]
 
-    async def request_comment_keys(
-        self, org_id: str, ally_id: uuid.UUID | None, first: date, end: date
-    ) -> Sequence[tuple[uuid.UUID, uuid.UUID | None, date]]:
-        """(id, ally, day) of feedback with a comment; the caller keeps those of shown cells."""
-        query = sa.select(
-            col(RequestFeedback.id), col(RequestFeedback.ally_id), col(RequestFeedback.created_on)
-        ).where(
-            *self._range(RequestFeedback, org_id, first, end),
-            col(RequestFeedback.comment_sealed).is_not(None),
+    async def program_cells(self, org_id: str, first: date, end: date, k: int) -> list[ProgramCell]:
+        """Per (month, category): the answers the release rule shows (each is one person)."""
+        rows = released(
+            self._program_rows(org_id, first, end),
+            Level(("bucket", "category"), Kind.month_category, k),
         )
-        if ally_id is not None:
-            query = query.where(col(RequestFeedback.ally_id) == ally_id)
-        return [(r[0], r[1], r[2]) for r in (await self.session.execute(query)).all()]
+        c = rows.c
+        query = sa.select(c.bucket, c.category, sa.func.count(), sa.func.sum(c.rating)).group_by(
+            c.bucket, c.category
+        )
+        found = (await self.session.execute(query)).all()
+        return [ProgramCell(as_date(r[0]), r[1], int(r[2]), int(r[3])) for r in found]
 
-    async def program_comment_keys(
-        self, org_id: str, first: date, end: date
-    ) -> Sequence[tuple[uuid.UUID, str, date]]:
-        query = sa.select(
-            col(ProgramFeedback.id), col(ProgramFeedback.category), col(ProgramFeedback.created_on)
-        ).where(
-            *self._range(ProgramFeedback, org_id, first, end),
-            col(ProgramFeedback.comment_sealed).is_not(None),
+    async def program_comment_rows(
+        self, org_id: str, first: date, end: date, k: int, k_comments: int
+    ) -> list[CommentRow]:
+        level = ("bucket", "category")
+        rows = released(
+            self._program_rows(org_id, first, end),
+            Level(level, Kind.month_category, k),
+            Level(level, Kind.month_category_comments, k_comments),
         )
-        return [(r[0], r[1], r[2]) for r in (await self.session.execute(query)).all()]
+        c = rows.c
+        query = sa.select(
+            c.id, c.bucket, c.category, c.inner_rank, c.inner_first, c.has_comment
+        ).where(c.inner_in == 1, c.marks.op("&")(COMMENTED) != 0)
+        return [
+            CommentRow(r[0], (as_date(r[1]), str(r[2])), int(r[3]), bool(r[4]), bool(r[5]))
+            for r in (await self.session.execute(query)).all()
+        ]
 
     async def sealed_comments(
         self,
@@ -196,13 +272,3 @@ class FeedbackRepository:
         )
         rows = (await self.session.execute(query)).all()
         return [(r[0], r[1]) for r in rows if r[1] is not None]
-
-    @staticmethod
-    def _range(
-        model: type[RequestFeedback] | type[ProgramFeedback], org_id: str, first: date, end: date
-    ) -> tuple[sa.ColumnElement[bool], ...]:
-        return (
-            col(model.org_id) == org_id,
-            col(model.created_on) >= first,
-            col(model.created_on) < end,
-        )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 
 from allyapi.core.database import Autocommit, Session
 from allyapi.core.models import today
-from allyapi.core.openapi import problem_responses
+from allyapi.core.openapi import AGGREGATE, problem_responses
 from allyapi.core.schemas import QueryDate
 from allyapi.core.security import AppSettings, EmployeeOnly
 from allyapi.feedback.deps import SummaryReader
@@ -65,12 +65,14 @@ async def give_program_feedback(
     quota: Autocommit,
     body: ProgramFeedbackCreate,
 ) -> ProgramFeedbackReceipt:
-    """Stored with no link to the person; at most 5 per person per ISO week (429)."""
+    """Stored with no link to the person. One answer per person, category and calendar
+    month (429 with `Retry-After` until the next month): the summary's cells are
+    (month, category), so each answer in one is a different person."""
     service = FeedbackService(session, settings)
     return await service.give_program_feedback(caller.subject, body, quota)
 
 
-@router.get("/feedback/summary", summary="Feedback summary (k-anonymous)")
+@router.get("/feedback/summary", summary="Feedback summary (k-anonymous)", openapi_extra=AGGREGATE)
 async def get_feedback_summary(
     settings: AppSettings,
     scope: SummaryReader,
@@ -91,8 +93,10 @@ async def get_feedback_summary(
 ) -> FeedbackSummary:
     """Coordinators: the programme, or one ally with `ally_id`. Allies: their own only.
 
-    Figures from fewer than k people are `null` with `suppressed: true`; comments appear only
-    from k_comments respondents, without dates, in random order.
+    Each (month, ally) and (month, category) cell shows the feedback of its first ⌊n/k⌋·k
+    people in the order they arrived, so figures move only in steps of k people; below k
+    they are `null` with `suppressed: true`. Comments likewise in steps of k_comments, without
+    dates, in random order (docs/aggregates.md).
     """
     last = to or today()
     first = from_ or last - timedelta(days=365)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -27,24 +27,25 @@ from allyapi.feedback.schemas import (
     RequestFeedbackCreate,
     RequestFeedbackPublic,
 )
-from allyapi.reports.buckets import as_instant
+from allyapi.reports.buckets import Interval, as_instant, next_bucket
 
-# Programme feedback per person per ISO week: enough for honest use, too few to flood averages.
-PROGRAM_FEEDBACK_PER_WEEK = 5
+# Programme answers per person, category and calendar month: the cells of the programme
+# summary are (month, category), so each answer in a cell is a different person (k counts
+# people, docs/aggregates.md).
+PROGRAM_ANSWERS_PER_MONTH = 1
 
 
 class CommentAfterPurge(Conflict):
     slug, title = "content-purged", "The request's content was purged"
 
 
-def iso_week(day: date) -> str:
-    year, week, _ = day.isocalendar()
-    return f"{year}-W{week:02d}"
+def month_of(day: date) -> str:
+    return f"{day.year}-{day.month:02d}"
 
 
-def seconds_to_next_week(now: datetime) -> int:
-    monday = now.date() - timedelta(days=now.weekday()) + timedelta(days=7)
-    return max(1, int((as_instant(monday) - now).total_seconds()))
+def seconds_to_next_month(now: datetime) -> int:
+    start = next_bucket(now.date().replace(day=1), Interval.month)
+    return max(1, int((as_instant(start) - now).total_seconds()))
 
 
 class FeedbackService:
@@ -104,17 +105,18 @@ class FeedbackService:
     async def give_program_feedback(
         self, who: Subject, body: ProgramFeedbackCreate, quota: AsyncConnection
     ) -> ProgramFeedbackReceipt:
-        """``quota``: an autocommit connection; the weekly count commits there, apart from
-        the feedback (see ``FeedbackRepository.consume_quota``)."""
+        """``quota``: an autocommit connection; the month's answer for the category is
+        counted there, apart from the feedback (see ``FeedbackRepository.consume_quota``)."""
         now = utcnow()
-        week = iso_week(now.date())
+        period = month_of(now.date())
         org = who.org
-        bucket = subject_ref(self.settings.pseudonym_key_bytes, f"feedback:{week}", who)
-        limit = PROGRAM_FEEDBACK_PER_WEEK
-        if not await FeedbackRepository.consume_quota(quota, org, bucket, week, limit):
+        purpose = f"feedback:{period}:{body.category.value}"
+        bucket = subject_ref(self.settings.pseudonym_key_bytes, purpose, who)
+        limit = PROGRAM_ANSWERS_PER_MONTH
+        if not await FeedbackRepository.consume_quota(quota, org, bucket, period, limit):
             raise TooManyRequests(
-                f"at most {PROGRAM_FEEDBACK_PER_WEEK} programme feedback entries per week",
-                retry_after=seconds_to_next_week(now),
+                "one programme answer per category per calendar month: this month's is in",
+                retry_after=seconds_to_next_month(now),
             )
         feedback = ProgramFeedback(
             org_id=org, category=body.category, rating=body.rating, created_on=now.date()

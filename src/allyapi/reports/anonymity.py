@@ -1,18 +1,19 @@
-"""k-anonymity for every aggregate the API returns (SPEC P6).
+"""k-anonymity for every aggregate the API returns (docs/aggregates.md).
 
-A *figure* is a value computed from a *population*: the number of distinct requesters whose
-rows it is built from (distinct allies for ally wellbeing). A figure whose population is
-below ``k`` is shown as ``{"value": null, "suppressed": true}``, zero included: telling 0
-apart from "1 to k-1" would itself say that somebody asked.
+A *figure* is a value computed from a *population*: the people whose contributions it is
+built from (distinct requesters; distinct allies for ally wellbeing). Figures are computed
+under the release rule (aggregates/release.py), so a population is always 0 or a multiple
+of ``k``; a figure whose population is below ``k`` is ``{"value": null, "suppressed":
+true}``, zero included: telling 0 apart from "1 to k-1" would itself say that somebody asked.
 
 Complementary suppression: when some cells of a breakdown (one period's groups) are hidden
-but the breakdown's total is shown, the total minus the visible cells equals the hidden cells
-combined. So we keep hiding the next-smallest visible cell until the hidden cells together
-hold at least ``k`` people; what subtraction then reveals is an aggregate of ≥ k people,
-which is exactly what a visible cell is allowed to be. Since every primary-suppressed cell
-holds fewer than ``k``, at least two cells end up hidden whenever any is. Populations of
-different groups are added up; a person counted in two groups of one period makes that sum an
-over-estimate, which is why the rule is applied per period, where such overlap is rare.
+but the breakdown's total is shown, the total minus the visible cells is what the hidden
+cells hold *plus* the people a visible cell has not released yet (nested breakdowns: the
+total has released them, the group not yet). We keep hiding the next-smallest visible cell
+until that remainder holds at least ``k`` people, so subtraction only ever yields an
+aggregate of ≥ k people, which is exactly what a visible cell is allowed to be. Populations
+of different groups are added up; a person counted in two groups of one period makes that
+sum an over-estimate, which is why the rule is applied per period, where such overlap is rare.
 """
 
 from __future__ import annotations
@@ -36,10 +37,24 @@ class Figure(PublicSchema):
 
 @dataclass(frozen=True)
 class Measure:
-    """A computed value before suppression, with the number of people behind it."""
+    """A computed value before suppression, with the number of people behind it.
+
+    ``candidates``: for a group cell of a nested breakdown, its people among those its
+    period's total released (``population`` of them are in the group's own figure)."""
 
     value: int | float | None
     population: int
+    candidates: int | None = None
+
+    @property
+    def held_back(self) -> int:
+        """People in the total's release that this cell does not show (yet)."""
+        people = self.population if self.candidates is None else self.candidates
+        return max(0, people - self.population)
+
+    @property
+    def people(self) -> int:
+        return self.population if self.candidates is None else max(self.candidates, self.population)
 
 
 EMPTY = Measure(value=None, population=0)
@@ -63,7 +78,11 @@ def complementary(cells: Mapping[str, Measure], k: int, *, total_shown: bool) ->
     visible = sorted(
         (key for key in cells if key not in hidden), key=lambda key: (cells[key].population, key)
     )
-    while sum(cells[key].population for key in hidden) < k and visible:
+
+    def remainder() -> int:
+        return sum(cells[key].people if key in hidden else cells[key].held_back for key in cells)
+
+    while remainder() < k and visible:
         hidden.add(visible.pop(0))
     return hidden
 

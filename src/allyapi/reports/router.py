@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from allyapi.core.database import Session
+from allyapi.core.openapi import AGGREGATE
 from allyapi.core.schemas import QueryDate
 from allyapi.core.security import AppSettings, CoordinatorOrAnalyst
 from allyapi.reports.buckets import Interval
@@ -16,7 +17,11 @@ from allyapi.reports.service import ReportService
 router = APIRouter(prefix="/reports", tags=["reports"])
 
 
-@router.get("/program", summary="Programme report (k-anonymous, fixed calendar periods)")
+@router.get(
+    "/program",
+    summary="Programme report (k-anonymous, fixed calendar periods)",
+    openapi_extra=AGGREGATE,
+)
 async def get_program_report(
     settings: AppSettings,
     caller: CoordinatorOrAnalyst,
@@ -39,8 +44,11 @@ async def get_program_report(
     signposting rate, feedback averages, ally wellbeing; plus today's listed allies and
     training compliance.
 
-    Every figure from fewer than k people is `null` with `suppressed: true`; the next-smallest
-    cells are hidden too so totals cannot reveal them; periods are whole ISO weeks (Monday to
+    Each cell (a period, a group) shows the figures of its first ⌊n/k⌋·k people in the order
+    their contributions arrived, so figures move only in steps of k people; groups are
+    released from their period's total and come from the report topics (`/v1/topics`) or
+    the urgencies. Every figure from fewer than k people is `null` with `suppressed: true`;
+    the next-smallest cells are hidden too so totals cannot reveal them; periods are whole ISO weeks (Monday to
     Sunday, UTC) or calendar months so overlapping queries share identical cells. At most two
     years of weeks or five years of months (422 beyond). Defaults: the year up to today.
     """

@@ -51,12 +51,17 @@ class ReportPeriod(PublicSchema):
 
 
 class CurrentFigures(PublicSchema):
-    """Today's state of the ally network (not per period: there is no history of it)."""
+    """Today's state of the ally network (not per period: there is no history of it), in
+    steps of k allies like every other figure: a count shows its first ⌊n/k⌋·k, so 0 means
+    fewer than k."""
 
-    listed_allies: Count
-    active_allies: Count
+    listed_allies: Count = Field(description="Listed allies, in steps of k")
+    active_allies: Count = Field(description="Active allies, in steps of k")
     training_compliance: float | None = Field(
-        description="Share of active allies holding every required course (null: none active)"
+        description=(
+            "Active allies holding every required course over active allies, both in steps "
+            "of k (null: fewer than k active)"
+        )
     )
 
 

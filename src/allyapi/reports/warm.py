@@ -1,70 +1,72 @@
-"""Keeps the settled report cells warm, off the request path.
+"""The aggregates' background work: contributions arrive, then report cells are renewed.
 
-Without it the first report after the cache's 24 h expire pays the cold cost (seconds on an
-organisation with a million requests). A runner in the server recomputes, every hour, the
-settled cells older than ``WARM_HOURS`` for the ranges reports ask by default (the last year,
-weekly and monthly; no breakdown, by urgency, by topic), so a report finds them cached. Each
-organisation and breakdown is its own short transaction; several processes warming at once
-only upsert the same cells twice.
+Every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` a runner in the server lets new contributions arrive
+(aggregates/arrivals.py) and then recomputes, for each organisation that received some, the
+report cells of the ranges reports ask by default (the last year, weekly and monthly; no
+breakdown, by urgency, by topic) whose bucket changed (reports/cells.py), so a report finds
+them cached. Each organisation and breakdown is its own short transaction; several processes
+at once only upsert the same cells twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col
 
+from allyapi.aggregates.arrivals import arrive_all
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.background import PeriodicRunner
 from allyapi.core.database import Database
 from allyapi.core.models import today
 from allyapi.core.settings import Settings
 from allyapi.reports.buckets import Interval, snap
-from allyapi.reports.cells import SETTLED_DAYS
 from allyapi.reports.schemas import GroupBy
 from allyapi.reports.service import ReportService
 
-WARM_HOURS = 12  # < cells.CACHE_HOURS: cells are renewed well before a report would skip them
-WARM_INTERVAL_SECONDS = 3600
 WARM_DAYS = 364  # the reports' default range
 MAX_ORGS = 10_000
 
 
-async def warm_report_cells(database: Database, settings: Settings) -> int:
-    """One pass over every organisation with requests; returns how many reports it warmed."""
-    async with database.sessionmaker() as session:
-        orgs = (
-            (
-                await session.execute(
-                    sa.select(col(ContactRequest.org_id)).distinct().limit(MAX_ORGS)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    last_settled = today() - timedelta(days=SETTLED_DAYS)
+async def warm_report_cells(
+    database: Database, settings: Settings, orgs: Iterable[str] | None = None
+) -> int:
+    """Renew the default ranges' cells of ``orgs`` (default: every organisation with
+    requests); returns how many reports it warmed."""
+    if orgs is None:
+        async with database.sessionmaker() as session:
+            query = sa.select(col(ContactRequest.org_id)).distinct().limit(MAX_ORGS)
+            orgs = (await session.execute(query)).scalars().all()
+    last = today()
     warmed = 0
     for org in orgs:
         for interval in Interval:
-            starts = snap(last_settled - timedelta(days=WARM_DAYS), last_settled, interval)
+            starts = snap(last - timedelta(days=WARM_DAYS), last, interval)
             for group_by in (None, GroupBy.urgency, GroupBy.topic):
                 async with database.sessionmaker() as session, session.begin():
                     service = ReportService(session, settings.k_anonymity)
-                    keys = await service.group_keys(org, group_by)
-                    await service.source.cells(
-                        org, starts, interval, group_by, keys, fresh_hours=WARM_HOURS
-                    )
+                    ask = await service.breakdown(org, interval, group_by)
+                    await service.source.cells(org, starts, ask)
                 warmed += 1
     return warmed
 
 
-def start_report_warmer(settings: Settings, database: Database) -> PeriodicRunner | None:
-    """Started with the other background jobs; off when ``jobs_interval_seconds`` is 0."""
+async def arrive_and_warm(database: Database, settings: Settings) -> int:
+    """One run of the runner: returns how many contributions arrived."""
+    arrived = await arrive_all(database)
+    await warm_report_cells(database, settings, sorted(arrived))
+    return sum(arrived.values())
+
+
+def start_aggregate_jobs(settings: Settings, database: Database) -> PeriodicRunner | None:
+    """Started with the other background jobs; off when ``jobs_interval_seconds`` is 0
+    (then ``allyapi purge`` must run regularly, as for expiry and retention)."""
     if settings.jobs_interval_seconds <= 0:
         return None
     runner = PeriodicRunner(
-        "report-cells", lambda: warm_report_cells(database, settings), WARM_INTERVAL_SECONDS
+        "aggregates", lambda: arrive_and_warm(database, settings), settings.jobs_interval_seconds
     )
     runner.start()
     return runner

@@ -1,0 +1,103 @@
+"""/v1/topics: the report topics coordinators keep (docs/aggregates.md, "Report groups")."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response, status
+
+from allyapi.core.database import Session
+from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.openapi import headers_on, problem_responses
+from allyapi.core.pagination import PageQuery
+from allyapi.core.pseudonym import subject_ref
+from allyapi.core.schemas import Page
+from allyapi.core.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
+from allyapi.topics.schemas import TopicCreate, TopicPublic, TopicUpdate
+from allyapi.topics.service import TopicService
+
+router = APIRouter(prefix="/topics", tags=["topics"])
+CREATE = "topics.create"
+
+
+@router.get("", summary="List the report topics")
+async def list_topics(
+    caller: EmployeeCoordinatorOrAnalyst, session: Session, page: PageQuery
+) -> Page[TopicPublic]:
+    """The topics that get a group of their own in `group_by=topic` reports (at most 50).
+
+    Requests and ally profiles may name any topic; one not listed here is counted under
+    `(other)`. An organisation that never changed the list sees the built-in defaults.
+    """
+    return await TopicService(session).list(caller.org, page=page)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="List a topic (grouped from the next period on)",
+    responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
+)
+async def create_topic(
+    caller: CoordinatorOnly,
+    session: Session,
+    body: TopicCreate,
+    response: Response,
+    key: PseudonymKey,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> TopicPublic:
+    """409 when the key is already listed, when 50 topics are listed, or when the
+    organisation's topic history (500 rows, listed and removed) is full.
+
+    The topic gets its own group in report periods that begin after now: the groups of a
+    period that has begun never change."""
+    scope = None
+    if idempotency_key is not None:
+        caller_ref = subject_ref(key, "idem", caller.subject)
+        scope = IdempotencyScope(
+            caller.org, caller_ref, idempotency_key, CREATE, body_hash(body, key)
+        )
+    created = await TopicService(session).create(caller.org, body, scope)
+    topic = created.topic
+    set_etag(response, topic.id, topic.version)
+    response.headers["Location"] = f"/v1/topics/{topic.id}"
+    if created.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return TopicPublic.model_validate(topic)
+
+
+@router.get("/{topic_id}", summary="Read a report topic", responses=headers_on(200, "ETag"))
+async def get_topic(
+    caller: EmployeeCoordinatorOrAnalyst, session: Session, topic_id: uuid.UUID, response: Response
+) -> TopicPublic:
+    topic = await TopicService(session).get(caller.org, topic_id)
+    set_etag(response, topic.id, topic.version)
+    return TopicPublic.model_validate(topic)
+
+
+@router.patch("/{topic_id}", summary="Change a topic's label", responses=headers_on(200, "ETag"))
+async def update_topic(
+    caller: CoordinatorOnly,
+    session: Session,
+    topic_id: uuid.UUID,
+    body: TopicUpdate,
+    response: Response,
+    if_match: IfMatch = None,
+) -> TopicPublic:
+    topic = await TopicService(session).update(caller.org, topic_id, body, if_match)
+    set_etag(response, topic.id, topic.version)
+    return TopicPublic.model_validate(topic)
+
+
+@router.delete(
+    "/{topic_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a topic (from the next period on)",
+)
+async def delete_topic(
+    caller: CoordinatorOnly, session: Session, topic_id: uuid.UUID, if_match: IfMatch = None
+) -> None:
+    """Periods that began while the topic was listed keep its group; later ones count its
+    requests under `(other)`."""
+    await TopicService(session).retire(caller.org, topic_id, if_match)
