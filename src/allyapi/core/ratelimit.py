@@ -29,6 +29,7 @@ from typing import Literal
 import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, SQLModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -99,16 +100,26 @@ async def count_request(database: Database, key: str, policy: Policy) -> tuple[i
     (not with the request, so refused and failed requests count too). Window and reset come
     from the database's clock, never this process's.
     """
-    async with database.autocommit.connect() as connection:
-        row = (
-            await connection.execute(
-                increment_statement(database.url), {"key": key, "policy": policy}
-            )
-        ).one()
-        count, window, now = int(row[0]), int(row[1]), int(row[2])
-        if count == 1:
-            await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
-    return count, max(window + WINDOW_SECONDS - now, 1)
+    for attempt in range(2):
+        try:
+            async with database.autocommit.connect() as connection:
+                row = (
+                    await connection.execute(
+                        increment_statement(database.url), {"key": key, "policy": policy}
+                    )
+                ).one()
+                count, window, now = int(row[0]), int(row[1]), int(row[2])
+                if count == 1:
+                    await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
+            return count, max(window + WINDOW_SECONDS - now, 1)
+        except DBAPIError as exc:
+            # The first statement of most requests: a connection the server closed a moment
+            # ago can still look alive at checkout (its EOF not yet read, core/database.py).
+            # Such a connection is invalidated; one more try gets a live one. At worst the
+            # first try had counted already, and the caller is charged one request more.
+            if attempt or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _policy(method: str, settings: Settings) -> tuple[Policy, int] | None:
