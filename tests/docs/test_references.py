@@ -35,7 +35,7 @@ OUTSIDE = [
     ("the specification's numbering", re.compile(r"\bP6" + r"\+")),
     ("an issue by number", re.compile(r"\b" + "[Ii]ss" + r"ue\s*#?\d+")),
 ]
-# "§" is fine only as part of an RFC citation: "RFC 9110 §15.5.6".
+# The section sign is fine only as part of an RFC citation: "RFC 9110 §15.5.6".
 RFC_BEFORE = re.compile(r"RFC\s*\d+\s*$")
 INVARIANT = re.compile(r"\bP[1-9]\b")
 PRIVACY_PAGE = "privacy.md"
