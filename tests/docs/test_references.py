@@ -1,7 +1,7 @@
 """The repository explains itself: it cites only what a clone contains.
 
-- No tracked file under src, tests, docs, bench or alembic, nor README.md, SECURITY.md or
-  ARCHITECTURE.md, cites a document that lives outside the repository: a specification by
+- No tracked file under src, tests, docs, bench, alembic or .ci, nor README.md, SECURITY.md,
+  ARCHITECTURE.md, the Dockerfile, dev.py or pyproject.toml, cites a document that lives outside the repository: a specification by
   its name or section sign, or a tracker's issue by number. Product rules are written in
   docs/ and cited from there. RFC sections ("RFC 9457 §3.2") are fine.
 - A file that names a privacy invariant by number (P1…P9) also names docs/privacy.md, the
@@ -23,8 +23,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED_DIRS = ("src", "tests", "docs", "bench", "alembic")
-SCANNED_FILES = ("README.md", "SECURITY.md", "ARCHITECTURE.md")
+SCANNED_DIRS = ("src", "tests", "docs", "bench", "alembic", ".ci")
+SCANNED_FILES = (
+    "README.md",
+    "SECURITY.md",
+    "ARCHITECTURE.md",
+    "Dockerfile",
+    "dev.py",
+    "pyproject.toml",
+)
 LINKED_DOCS = ("README.md", "ARCHITECTURE.md", "SECURITY.md")
 SKIPPED_PARTS = frozenset({"__pycache__", "node_modules", ".pytest_cache", ".venv"})
 
