@@ -16,15 +16,20 @@ from allyapi.allies.router import router as allies_router
 from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.router import me_router as contact_requests_me_router
 from allyapi.contact_requests.router import router as contact_requests_router
-from allyapi.core.auth import TokenVerifier
-from allyapi.core.database import Database
-from allyapi.core.errors import install_error_handlers
+from allyapi.core.auth.tokens import TokenVerifier
+from allyapi.core.db.session import Database
+from allyapi.core.http.errors import install_error_handlers
+from allyapi.core.http.middleware import (
+    BodyLimit,
+    JsonBodiesOnly,
+    MethodNotAllowed,
+    SecurityHeaders,
+)
+from allyapi.core.http.openapi import install_openapi, operation_id
+from allyapi.core.http.query import known_query_only
+from allyapi.core.http.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware
-from allyapi.core.middleware import BodyLimit, JsonBodiesOnly, MethodNotAllowed, SecurityHeaders
-from allyapi.core.openapi import install_openapi, operation_id
-from allyapi.core.query import known_query_only
-from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.settings import Settings, load_settings, secrets_warning
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.docs import install_docs

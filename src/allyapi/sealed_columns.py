@@ -13,8 +13,8 @@ column appends one line here; a test fails while a ``*_sealed`` column is missin
 from __future__ import annotations
 
 from allyapi.contact_requests.models import ContactMessage, ContactRequest, ContactRequestKey
-from allyapi.core.models import table_of
-from allyapi.core.sealed import SealedColumn
+from allyapi.core.db.models import table_of
+from allyapi.core.privacy.rotation import SealedColumn
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
 from allyapi.webhooks.models import WebhookSubscription
 

@@ -12,8 +12,8 @@ from allyapi.contact_requests.models import (
     ContactRequestKey,
     RequesterLoad,
 )
-from allyapi.core.idempotency import IdempotencyKey
-from allyapi.core.ratelimit import RateLimitBucket
+from allyapi.core.http.idempotency import IdempotencyKey
+from allyapi.core.http.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.models import ReportCellCache
 from allyapi.resources.models import Resource

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.contact_requests.models import ContactRequestKey
 from allyapi.contact_requests.sealing import key_aad
-from allyapi.core.auth import dev_subject
-from allyapi.core.crypto import Cipher, DataKey
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import dev_subject
+from allyapi.core.db.models import utcnow
+from allyapi.core.privacy.crypto import Cipher, DataKey
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from tests.helpers import ORG, TokenFactory

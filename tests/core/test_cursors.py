@@ -23,7 +23,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.pagination import MAX_CURSOR_CHARS, PageRequest, binding_of, page_request
+from allyapi.core.http.pagination import MAX_CURSOR_CHARS, PageRequest, binding_of, page_request
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import create, make_ally, person
 from tests.helpers import ORG, OTHER_ORG, TokenFactory, assert_problem

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.auth import dev_subject
-from allyapi.core.pseudonym import requester_ref
+from allyapi.core.auth.pseudonym import requester_ref
+from allyapi.core.auth.tokens import dev_subject
 from tests.helpers import ORG, TokenFactory
 
 

@@ -17,10 +17,10 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
-from allyapi.core.auth import dev_subject
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.tokens import dev_subject
+from allyapi.core.db.models import utcnow
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from tests.helpers import ORG
 

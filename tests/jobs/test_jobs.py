@@ -22,10 +22,10 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
-from allyapi.core.crypto import Cipher
-from allyapi.core.database import Database
-from allyapi.core.idempotency import IdempotencyKey
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.http.idempotency import IdempotencyKey
+from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
 from tests.helpers import ORG
 from tests.jobs.factories import make_ally, make_request, set_requester_load

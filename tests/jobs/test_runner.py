@@ -14,9 +14,9 @@ from allyapi.app import create_app
 from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.core.background import PeriodicRunner
-from allyapi.core.crypto import Cipher
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
 from tests.jobs.factories import make_ally, make_request, process_env
 

@@ -17,8 +17,8 @@ from allyapi.contact_requests.models import (
     ContactRequest,
     ContactRequestKey,
 )
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import RequestFeedback
 from tests.helpers import TokenFactory, assert_problem

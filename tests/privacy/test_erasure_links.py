@@ -23,8 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from allyapi.contact_requests.models import AccessLogEntry, ContactMessage, ContactRequest
-from allyapi.core.database import Database
-from allyapi.core.idempotency import IdempotencyKey
+from allyapi.core.db.session import Database
+from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import WebhookDelivery
 from tests.helpers import TokenFactory

@@ -34,8 +34,8 @@ from sqlmodel import col
 
 from allyapi.app import create_app
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database, make_sessionmaker
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import Database, make_sessionmaker
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
 from tests.helpers import TokenFactory, assert_problem

@@ -21,8 +21,8 @@ from sqlmodel import col
 
 from allyapi.app import create_app
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from tests.helpers import TokenFactory

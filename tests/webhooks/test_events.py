@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.webhooks import events
 from allyapi.webhooks.expiring import emit_training_expiring
 from allyapi.webhooks.outbox import ALLOWED_DATA, enqueue

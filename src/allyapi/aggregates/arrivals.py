@@ -38,9 +38,9 @@ from allyapi.aggregates.marks import Arrival, Arrived, CellHistory, mark
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.aggregates.sources import CR, PF, RF, SOURCES, Source, day_span
 from allyapi.contact_requests.models import ARRIVING
-from allyapi.core.database import Database
-from allyapi.core.models import table_of
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of
+from allyapi.core.db.session import Database
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.reports.buckets import Interval, bucket_start
 from allyapi.reports.calendar import TopicCalendar, calendar_of
 from allyapi.topics.service import TopicService

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.aggregates.marks import ABSORBED_ANY, Kind
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
 from allyapi.reports.buckets import Interval, as_instant, bucket_start, next_bucket
 from allyapi.reports.calendar import TopicCalendar

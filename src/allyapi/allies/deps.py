@@ -1,7 +1,7 @@
 """Who is acting on an ally profile, as route dependencies.
 
 Being an ally is not a token role (docs/allies.md): it is a profile linked to the caller by
-``subject_ref`` = subject_ref(pseudonym key, "ally", caller) (core/pseudonym.py). These dependencies compute that
+``subject_ref`` = subject_ref(pseudonym key, "ally", caller) (core/auth/pseudonym.py). These dependencies compute that
 reference once per request, so the raw ``sub`` goes no further than here.
 """
 
@@ -14,17 +14,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from allyapi.allies.service import AllyService
-from allyapi.core.auth import Principal, TokenVerifier
-from allyapi.core.database import Session
-from allyapi.core.errors import Forbidden
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import (
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import (
     AppSettings,
     EmployeeOnly,
     EmployeeOrCoordinator,
     IntegrationOnly,
     PseudonymKey,
 )
+from allyapi.core.auth.tokens import Principal, TokenVerifier
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import Forbidden
 
 
 @dataclass(frozen=True)

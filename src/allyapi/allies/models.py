@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from allyapi.core.models import TenantRow, Versioned, json_column, utc_column
+from allyapi.core.db.models import TenantRow, Versioned, json_column, utc_column
 
 
 class AllyStatus(StrEnum):

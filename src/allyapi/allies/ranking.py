@@ -34,10 +34,10 @@ from sqlmodel import Field, SQLModel
 from allyapi.allies.listing import ALLIES
 from allyapi.allies.models import AllyStatus
 from allyapi.core.background import PeriodicRunner
-from allyapi.core.database import Database
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
+from allyapi.core.db.session import Database
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.core.settings import Settings
-from allyapi.core.upsert import dialect_insert
 
 FULL = 2
 CHUNK = 500

@@ -22,7 +22,7 @@ from sqlmodel import col, select
 from allyapi.allies.listing import ALLIES, listed_clause
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.allies.ranking import BANDS, FULL
-from allyapi.core.models import json_array_contains, json_array_has_language
+from allyapi.core.db.models import json_array_contains, json_array_has_language
 
 # Allies without a snapshot yet sort after the ranked ones of their band (tie-breaks are
 # below 2**63).

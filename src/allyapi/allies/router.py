@@ -36,13 +36,13 @@ from allyapi.allies.schemas import (
     check_timezone,
 )
 from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
-from allyapi.core.database import Autocommit, Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import LanguageTag, Page, Tag
-from allyapi.core.security import CoordinatorOnly, PseudonymKey
+from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
+from allyapi.core.db.session import Autocommit, Session
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import LanguageTag, Page, Tag
 
 router = APIRouter(prefix="/allies", tags=["allies"])
 me_router = APIRouter(prefix="/me", tags=["allies"])

@@ -35,13 +35,13 @@ from allyapi.allies.schemas import (
     AllyUpdate,
     RosterSyncResult,
 )
-from allyapi.core.errors import Conflict, Forbidden, NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
-from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.pseudonym import Subject, subject_ref
-from allyapi.core.schemas import Page
+from allyapi.core.auth.pseudonym import Subject, subject_ref
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.core.settings import Settings
 from allyapi.webhooks.events import ally_listing_changed
 

@@ -33,9 +33,9 @@ from allyapi.contact_requests.lifecycle import Lifecycle, day_of
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.traces import RequestTraces
 from allyapi.core.background import PeriodicRunner
-from allyapi.core.database import Database, checkpoint_sqlite_wal
-from allyapi.core.idempotency import IdempotencyKey
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database, checkpoint_sqlite_wal
+from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.core.settings import Settings
 
 BATCH_SIZE = 200

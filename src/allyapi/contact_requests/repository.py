@@ -30,8 +30,8 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
-from allyapi.core.models import table_of
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.resources.models import Resource
 
 Keyset = tuple[datetime, uuid.UUID]

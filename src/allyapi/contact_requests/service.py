@@ -45,12 +45,12 @@ from allyapi.contact_requests.schemas import (
 )
 from allyapi.contact_requests.sealing import RequestKeys
 from allyapi.contact_requests.views import NewRequest, Views
-from allyapi.core.crypto import Cipher, DataKey
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
-from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
+from allyapi.core.privacy.crypto import Cipher, DataKey
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource, ResourceCategory
 from allyapi.resources.repository import ResourceRepository

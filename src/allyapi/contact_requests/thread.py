@@ -25,10 +25,10 @@ from allyapi.contact_requests.models import ContactMessage, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.schemas import AccessLogEntryPublic, MessagePublic
 from allyapi.contact_requests.service import ContactRequestService
-from allyapi.core.errors import Conflict
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import Conflict
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.core.settings import Settings
 
 MAX_MESSAGES = 200

@@ -15,10 +15,10 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
-from allyapi.core.database import Session
-from allyapi.core.errors import Forbidden, NotFound
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller, PseudonymKey
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import Caller, PseudonymKey
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import Forbidden, NotFound
 from allyapi.feedback.repository import FeedbackRepository
 
 

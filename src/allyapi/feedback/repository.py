@@ -17,8 +17,8 @@ from allyapi.aggregates.marks import COMMENTED, Kind
 from allyapi.aggregates.release import Level, released
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.models import table_of
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.buckets import Interval, as_date, bucket_of
 

@@ -9,11 +9,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from allyapi.core.database import Autocommit, Session
-from allyapi.core.models import today
-from allyapi.core.openapi import AGGREGATE, problem_responses
-from allyapi.core.schemas import QueryDate
-from allyapi.core.security import AppSettings, EmployeeOnly
+from allyapi.core.auth.security import AppSettings, EmployeeOnly
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Autocommit, Session
+from allyapi.core.http.openapi import AGGREGATE, problem_responses
+from allyapi.core.http.schemas import QueryDate
 from allyapi.feedback.deps import SummaryReader
 from allyapi.feedback.schemas import (
     FeedbackSummary,

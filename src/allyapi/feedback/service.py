@@ -14,10 +14,10 @@ from datetime import date, datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from allyapi.contact_requests.models import RequestStatus
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.errors import Conflict, NotFound, TooManyRequests
-from allyapi.core.models import today, utcnow
-from allyapi.core.pseudonym import Subject, requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import Subject, requester_ref, subject_ref
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, NotFound, TooManyRequests
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
 from allyapi.feedback.repository import FeedbackRepository

@@ -30,7 +30,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.aggregates.release import chunk_of
-from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.feedback.deps import SummaryScope
 from allyapi.feedback.models import FeedbackCategory, ProgramFeedback, RequestFeedback

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from allyapi.core.errors import InvalidInput
+from allyapi.core.http.errors import InvalidInput
 
 
 class Interval(StrEnum):

@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.aggregates.models import BucketArrivals
-from allyapi.core.models import table_of, utcnow
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of, utcnow
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.reports.anonymity import Measure
 from allyapi.reports.buckets import Interval, next_bucket
 from allyapi.reports.models import ReportCellCache

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from allyapi.core.database import Session
-from allyapi.core.openapi import AGGREGATE
-from allyapi.core.schemas import QueryDate
-from allyapi.core.security import AppSettings, CoordinatorOrAnalyst
+from allyapi.core.auth.security import AppSettings, CoordinatorOrAnalyst
+from allyapi.core.db.session import Session
+from allyapi.core.http.openapi import AGGREGATE
+from allyapi.core.http.schemas import QueryDate
 from allyapi.reports.buckets import Interval
 from allyapi.reports.schemas import GroupBy, ProgramReport
 from allyapi.reports.service import ReportService

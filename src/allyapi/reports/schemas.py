@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from allyapi.core.schemas import Count, PublicSchema
+from allyapi.core.http.schemas import Count, PublicSchema
 from allyapi.core.settings import K_MAX
 from allyapi.reports.anonymity import Figure
 from allyapi.reports.buckets import Interval

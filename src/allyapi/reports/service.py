@@ -33,7 +33,7 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.models import today
+from allyapi.core.db.models import today
 from allyapi.reports.anonymity import EMPTY, Figure, breakdown, figure
 from allyapi.reports.buckets import Interval, label, next_bucket, snap
 from allyapi.reports.calendar import OTHER, TopicCalendar, calendar_of

@@ -19,8 +19,8 @@ from sqlmodel import col
 from allyapi.aggregates.arrivals import arrive_all
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.background import PeriodicRunner
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.reports.buckets import Interval, snap
 from allyapi.reports.schemas import GroupBy

@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import CountryCode, Page
-from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator
+from allyapi.core.auth.security import CoordinatorOnly, EmployeeOrCoordinator
+from allyapi.core.db.session import Session
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import CountryCode, Page
 from allyapi.resources.models import ResourceCategory
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
 from allyapi.resources.service import ResourceService

@@ -6,11 +6,11 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.errors import NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.resources.models import Resource
 from allyapi.resources.repository import ResourceRepository
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate

@@ -6,14 +6,14 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.schemas import Page
-from allyapi.core.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
+from allyapi.core.db.session import Session
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
 from allyapi.topics.schemas import TopicCreate, TopicPublic, TopicUpdate
 from allyapi.topics.service import TopicService
 

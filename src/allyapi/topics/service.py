@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.errors import Conflict, NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import Conflict, NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.reports.calendar import Listing
 from allyapi.topics.defaults import (
     DEFAULT_TOPICS,

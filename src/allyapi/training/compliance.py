@@ -18,9 +18,9 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
-from allyapi.core.models import today
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import today
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.training.dates import RecordStatus, record_status
 from allyapi.training.models import TrainingCourse
 from allyapi.training.repository import ComplianceRepository, CourseRepository

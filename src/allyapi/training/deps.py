@@ -12,12 +12,12 @@ from typing import Annotated
 from fastapi import Depends
 from pydantic import BaseModel
 
-from allyapi.core.auth import Principal
-from allyapi.core.database import Session
-from allyapi.core.errors import Forbidden
-from allyapi.core.idempotency import IdempotencyScope, body_hash
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller, PseudonymKey
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import Caller, PseudonymKey
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import Forbidden
+from allyapi.core.http.idempotency import IdempotencyScope, body_hash
 from allyapi.training.service import RecordService, TrainingActor
 
 

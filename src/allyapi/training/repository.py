@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from allyapi.allies.listing import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
 from allyapi.training.dates import RecordStatus, expiring_horizon
 from allyapi.training.models import TrainingCourse, TrainingRecord
 

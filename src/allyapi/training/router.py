@@ -8,21 +8,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from allyapi.core.auth import Principal
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader
-from allyapi.core.models import today
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page
-from allyapi.core.security import (
+from allyapi.core.auth.security import (
     Caller,
     CoordinatorOnly,
     EmployeeOrCoordinator,
     IntegrationOrCoordinator,
     PseudonymKey,
 )
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Session
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
 from allyapi.training.batch import BatchService
 from allyapi.training.compliance import ComplianceService
 from allyapi.training.dates import RecordStatus

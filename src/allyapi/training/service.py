@@ -20,12 +20,12 @@ from functools import partial
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
-from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.training.dates import RecordStatus, expires_on
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository

@@ -19,8 +19,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.database import Database
-from allyapi.core.models import json_array_contains, table_of, today
+from allyapi.core.db.models import json_array_contains, table_of, today
+from allyapi.core.db.session import Database
 from allyapi.training.models import TrainingRecord
 from allyapi.webhooks.models import WebhookMarker, WebhookSubscription
 from allyapi.webhooks.outbox import enqueue

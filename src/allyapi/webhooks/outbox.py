@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.core.models import json_array_contains, utcnow
+from allyapi.core.db.models import json_array_contains, utcnow
 from allyapi.webhooks.models import (
     EVENT_TYPES,
     MAX_BODY_CHARS,

@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from allyapi.core.database import Session
-from allyapi.core.idempotency import IdempotencyKeyHeader
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page
-from allyapi.core.security import AppSettings, IntegrationOrCoordinator
+from allyapi.core.auth.security import AppSettings, IntegrationOrCoordinator
+from allyapi.core.db.session import Session
+from allyapi.core.http.idempotency import IdempotencyKeyHeader
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
 from allyapi.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
 from allyapi.webhooks.service import WebhookService
 

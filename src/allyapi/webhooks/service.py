@@ -25,14 +25,14 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.auth import Principal
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.schemas import Page
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import (
     PER_REQUEST_EVENTS,

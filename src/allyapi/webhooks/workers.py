@@ -13,7 +13,7 @@ from functools import partial
 import httpx
 
 from allyapi.core.background import PeriodicRunner
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.webhooks.deliverer import Deliverer, new_client
 from allyapi.webhooks.expiring import emit_training_expiring

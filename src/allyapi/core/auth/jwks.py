@@ -10,7 +10,7 @@
 - only public RSA and EC signing keys are kept (``use`` absent or ``sig``), at most
   ``MAX_KEYS``, from a response of at most ``MAX_BYTES``; redirects are not followed;
 - the URL comes from configuration only: a token's ``jku``/``x5u`` is refused before this is
-  reached (core/auth.py), never followed.
+  reached (core/auth/tokens.py), never followed.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from allyapi.core.auth import Principal, TokenVerifier
-from allyapi.core.errors import Forbidden, Unauthorized
+from allyapi.core.auth.tokens import Principal, TokenVerifier
+from allyapi.core.http.errors import Forbidden, Unauthorized
 from allyapi.core.settings import Settings
 
 bearer = HTTPBearer(auto_error=False, description="A JWT from a configured issuer")

@@ -28,11 +28,11 @@ holds carries that issuer. A token verified with a JWKS key is verified afresh a
 refresh replaces or retires that key.
 
 The principal carries the issuer for everything keyed by a person (``Principal.subject``):
-pseudonyms, rate-limit keys and idempotency scopes all come from core/pseudonym.py, so the
+pseudonyms, rate-limit keys and idempotency scopes all come from core/auth/pseudonym.py, so the
 same ``sub`` at two issuers is two people everywhere (docs/identity.md).
 
 Identity providers (``ALLYAPI_OIDC_ISSUERS``) verify with a static PEM or keys from a JWKS
-URL (core/jwks.py: cached, fetched asynchronously, refreshed on an unknown ``kid`` at most
+URL (core/auth/jwks.py: cached, fetched asynchronously, refreshed on an unknown ``kid`` at most
 once a minute). ``verify_async`` is what requests use (it may fetch keys); ``verify`` uses
 cached keys only. Each issuer maps its own claims: which claim is the org, which lists the
 roles or groups, and how groups translate to our roles.
@@ -50,10 +50,10 @@ from typing import Any
 
 from jose import jwt
 
-from allyapi.core.errors import Unauthorized
-from allyapi.core.jwks import KEY_ALGORITHMS, JwksCache
-from allyapi.core.models import ORG_ID_MAX
-from allyapi.core.pseudonym import Subject
+from allyapi.core.auth.jwks import KEY_ALGORITHMS, JwksCache
+from allyapi.core.auth.pseudonym import Subject
+from allyapi.core.db.models import ORG_ID_MAX
+from allyapi.core.http.errors import Unauthorized
 from allyapi.core.settings import Settings, check_issuers, printable
 
 KNOWN_ROLES = frozenset({"employee", "coordinator", "analyst", "integration"})
@@ -83,7 +83,7 @@ class Principal:
     # exp + leeway: when this principal stops being valid (the verified-token cache's limit).
     expires_at: float = 0.0
     # The ``iss`` that signed the token, and the issuer its pseudonyms are bound to (None for
-    # the legacy issuer: core/pseudonym.py).
+    # the legacy issuer: core/auth/pseudonym.py).
     issuer: str = ""
     pseudonym_issuer: str | None = None
 
@@ -114,7 +114,7 @@ class Issuer:
     roles_claim: str = "roles"
     role_map: Mapping[str, str] | None = None
     orgs: frozenset[str] | None = None  # None: any org (one issuer alone)
-    legacy: bool = False  # keeps the pre-binding pseudonym form (core/pseudonym.py)
+    legacy: bool = False  # keeps the pre-binding pseudonym form (core/auth/pseudonym.py)
 
     @property
     def pseudonym_issuer(self) -> str | None:

@@ -91,7 +91,7 @@ def _check_alive(dbapi_conn: Any, record: ConnectionPoolEntry, _: PoolProxiedCon
     Raising ``DisconnectionError`` makes the pool discard the connection and check out
     another (SQLAlchemy's documented "pessimistic disconnect handling" hook), so the request
     never sees the dead one. Connections that die *while in use* fail that request with a
-    503 (core/dbfaults.py), as before.
+    503 (core/db/faults.py), as before.
     """
     driver = dbapi_conn.driver_connection
     if driver.is_closed():

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
 
 Insert = postgresql.Insert | sqlite.Insert
 

@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from allyapi.core import dbfaults
-from allyapi.core.crypto import UnknownDataKey
+from allyapi.core.db import faults as dbfaults
+from allyapi.core.privacy.crypto import UnknownDataKey
 
 log = logging.getLogger("allyapi.errors")
 

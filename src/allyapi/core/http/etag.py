@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Header, Response
 
-from allyapi.core.errors import PreconditionFailed
+from allyapi.core.http.errors import PreconditionFailed
 
 IfMatch = Annotated[
     str | None,

@@ -42,9 +42,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
-from allyapi.core.errors import Conflict, InvalidInput
-from allyapi.core.models import ORG_ID_MAX, table_of, utc_column, utcnow
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import ORG_ID_MAX, table_of, utc_column, utcnow
+from allyapi.core.db.upsert import dialect_insert
+from allyapi.core.http.errors import Conflict, InvalidInput
 
 KEY_TTL = timedelta(hours=24)
 

@@ -12,7 +12,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from allyapi.core.errors import PROBLEM_BASE, PROBLEM_JSON
+from allyapi.core.http.errors import PROBLEM_BASE, PROBLEM_JSON
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),

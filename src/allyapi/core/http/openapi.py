@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from allyapi.core.errors import PROBLEM_JSON, Problem
-from allyapi.core.ratelimit import READ_METHODS, WRITE_METHODS
+from allyapi.core.http.errors import PROBLEM_JSON, Problem
+from allyapi.core.http.ratelimit import READ_METHODS, WRITE_METHODS
 
 _DESCRIPTIONS = {
     400: "The body is not decodable (not UTF-8 or not JSON at all)",
@@ -177,7 +177,7 @@ RATE_LIMIT_HEADERS = ("RateLimit", "RateLimit-Policy", "Retry-After")
 
 
 def _rate_limited(operation: dict[str, Any]) -> None:
-    """Reads and writes are rate-limited per caller (core/ratelimit.py): every answer to an
+    """Reads and writes are rate-limited per caller (core/http/ratelimit.py): every answer to an
     accepted request carries RateLimit headers, and the 429 says when to retry."""
     responses: dict[str, Any] = operation["responses"]
     refs = {name: _header_ref(name) for name in RATE_LIMIT_HEADERS}
@@ -193,7 +193,7 @@ def _rate_limited(operation: dict[str, Any]) -> None:
 _FORMAT_MAX_LENGTH = {"uuid": 36, "date": 10, "date-time": 64, "time": 32}
 _INT32 = 2**31 - 1
 # Free text may hold anything but NUL, which PostgreSQL text cannot store: the API refuses it
-# (core/schemas.py, core/middleware.py), and the contract says so.
+# (core/http/schemas.py, core/http/middleware.py), and the contract says so.
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 NOT_BLANK_PATTERN = "^(?!\\s*$)[^\\u0000]*$"
 

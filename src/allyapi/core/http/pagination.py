@@ -29,8 +29,8 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request
 
-from allyapi.core.errors import InvalidInput
-from allyapi.core.security import Caller
+from allyapi.core.auth.security import Caller
+from allyapi.core.http.errors import InvalidInput
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

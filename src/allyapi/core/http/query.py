@@ -16,7 +16,7 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 
-from allyapi.core.errors import InvalidInput
+from allyapi.core.http.errors import InvalidInput
 from allyapi.core.metrics import matched_template
 
 # A name is echoed back only when it looks like a parameter name; anything else could be

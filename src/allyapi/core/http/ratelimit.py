@@ -33,11 +33,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Field, SQLModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from allyapi.core.auth import Principal
-from allyapi.core.database import Database, is_sqlite
-from allyapi.core.errors import TooManyRequests
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import Caller
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.session import Database, is_sqlite
+from allyapi.core.http.errors import TooManyRequests
 from allyapi.core.settings import Settings
 
 WINDOW_SECONDS = 60
@@ -114,7 +114,7 @@ async def count_request(database: Database, key: str, policy: Policy) -> tuple[i
             return count, max(window + WINDOW_SECONDS - now, 1)
         except DBAPIError as exc:
             # The first statement of most requests: a connection the server closed a moment
-            # ago can still look alive at checkout (its EOF not yet read, core/database.py).
+            # ago can still look alive at checkout (its EOF not yet read, core/db/session.py).
             # Such a connection is invalidated; one more try gets a live one. At worst the
             # first try had counted already, and the caller is charged one request more.
             if attempt or not exc.connection_invalidated:

@@ -19,7 +19,7 @@ from pydantic import (
     field_validator,
 )
 
-from allyapi.core.pagination import MAX_CURSOR_CHARS
+from allyapi.core.http.pagination import MAX_CURSOR_CHARS
 
 T = TypeVar("T")
 

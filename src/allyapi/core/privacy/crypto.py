@@ -35,7 +35,7 @@ class DecryptionError(Exception):
 
 class UnknownDataKey(DecryptionError):
     """Sealed under a key id this process does not hold: during a key rotation, a replica
-    that has not received the new key ring yet. Transient (a 503, core/errors.py), unlike
+    that has not received the new key ring yet. Transient (a 503, core/http/errors.py), unlike
     a value that does not open under a key we hold (tampering, a value moved between rows)."""
 
 

@@ -3,7 +3,7 @@ newest key.
 
 A :class:`SealedColumn` names where a sealed value lives and how its associated data is built
 (``aad_for(aad_table, row id, aad_field)``). The registry of every such column is
-``allyapi.sealed.SEALED_COLUMNS``; :func:`rotate_column` re-seals one column in short
+``allyapi.sealed_columns.SEALED_COLUMNS``; :func:`rotate_column` re-seals one column in short
 batches, so ``allyapi rotate-keys`` runs next to live traffic without downtime:
 
 - each batch is its own short transaction (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, so rows a
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from allyapi.core.crypto import Cipher, DecryptionError, aad_for
+from allyapi.core.privacy.crypto import Cipher, DecryptionError, aad_for
 
 
 @dataclass(frozen=True)
