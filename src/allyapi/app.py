@@ -10,10 +10,8 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from allyapi import __version__
-from allyapi.allies.ranking import start_rank_refresher
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
-from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.router import me_router as contact_requests_me_router
 from allyapi.contact_requests.router import router as contact_requests_router
 from allyapi.core.auth.tokens import TokenVerifier
@@ -32,15 +30,15 @@ from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware
 from allyapi.core.settings import Settings, load_settings, secrets_warning
 from allyapi.feedback.router import router as feedback_router
+from allyapi.jobs.registry import all_jobs
+from allyapi.jobs.runner import JobRunner
 from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
-from allyapi.reports.warm import start_aggregate_jobs
 from allyapi.resources.router import router as resources_router
 from allyapi.topics.router import router as topics_router
 from allyapi.training.router import router as training_router
 from allyapi.webhooks.router import router as webhooks_router
-from allyapi.webhooks.workers import start_webhook_workers
 
 DESCRIPTION = """\
 The headless API behind workplace mental health ally networks: a directory of trained
@@ -67,19 +65,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        jobs = start_background_jobs(settings, database)
-        aggregates = start_aggregate_jobs(settings, database)
-        webhooks = start_webhook_workers(settings, database)
-        bands = start_rank_refresher(settings, database)
+        jobs = JobRunner(all_jobs(), settings, database)
+        jobs.start()
         yield
-        if bands is not None:
-            await bands.stop()
-        if aggregates is not None:
-            await aggregates.stop()
-        if webhooks is not None:
-            await webhooks.stop()
-        if jobs is not None:
-            await jobs.stop()  # before the engine goes: a run in progress finishes first
+        await jobs.stop()  # before the engine goes: a run in progress finishes first
         await database.dispose()
 
     docs = settings.expose_docs

@@ -20,7 +20,7 @@ It also counts, per period bucket, how many contributions arrived there
 (``bucket_arrivals``): report figures change only through arrivals, so cached report cells
 stay exact until their bucket's count moves (reports/cells.py).
 
-It runs in the background every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` (reports/warm.py, and in
+It runs in the background every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` (jobs/aggregates.py, and in
 ``allyapi purge``), never on a read: a read never writes, and how long it takes says nothing
 about whether anyone contributed since the last one. Figures therefore follow contributions
 within one interval (a minute by default).

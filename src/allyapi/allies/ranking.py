@@ -33,7 +33,6 @@ from sqlmodel import Field, SQLModel
 
 from allyapi.allies.listing import ALLIES
 from allyapi.allies.models import AllyStatus
-from allyapi.core.background import PeriodicRunner
 from allyapi.core.db.models import table_of
 from allyapi.core.db.session import Database
 from allyapi.core.db.upsert import dialect_insert
@@ -136,17 +135,3 @@ async def refresh_rank_bands(
         async with database.engine.begin() as connection:
             await connection.execute(upsert, values)
     return Refresh(epoch=epoch, refreshed=len(rows))
-
-
-def start_rank_refresher(settings: Settings, database: Database) -> PeriodicRunner | None:
-    """Checked with the other background jobs; a refresh happens once per period, taken by
-    whichever process looks first after the period began."""
-    if settings.jobs_interval_seconds <= 0:
-        return None
-    runner = PeriodicRunner(
-        "suggestion-bands",
-        lambda: refresh_rank_bands(database, settings),
-        settings.jobs_interval_seconds,
-    )
-    runner.start()
-    return runner

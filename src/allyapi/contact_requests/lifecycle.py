@@ -4,7 +4,7 @@
     pending → pending, another ally          (decline or hand-back, re-matched)
     pending → declined                       (decline or hand-back, nobody else fits)
     pending | accepted → cancelled           (cancel, erase)
-    pending → expired                        (the expiry job, contact_requests/jobs.py)
+    pending → expired                        (the expiry job, jobs/contact_requests.py)
 
 ``move`` is the only function that sets ``status``; a move into a closed status frees the
 requester's and the ally's slot in the same transaction, so the counters always equal the

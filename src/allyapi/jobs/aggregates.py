@@ -18,10 +18,10 @@ from sqlmodel import col
 
 from allyapi.aggregates.arrivals import arrive_all
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.background import PeriodicRunner
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
+from allyapi.jobs.runner import Job
 from allyapi.reports.buckets import Interval, snap
 from allyapi.reports.schemas import GroupBy
 from allyapi.reports.service import ReportService
@@ -60,13 +60,11 @@ async def arrive_and_warm(database: Database, settings: Settings) -> int:
     return sum(arrived.values())
 
 
-def start_aggregate_jobs(settings: Settings, database: Database) -> PeriodicRunner | None:
-    """Started with the other background jobs; off when ``jobs_interval_seconds`` is 0
-    (then ``allyapi purge`` must run regularly, as for expiry and retention)."""
-    if settings.jobs_interval_seconds <= 0:
-        return None
-    runner = PeriodicRunner(
-        "aggregates", lambda: arrive_and_warm(database, settings), settings.jobs_interval_seconds
-    )
-    runner.start()
-    return runner
+class ArrivalsAndReportCells(Job):
+    """Off when ``jobs_interval_seconds`` is 0 (then ``allyapi purge`` must run regularly, as
+    for expiry and retention)."""
+
+    name = "aggregates"
+
+    async def run(self, database: Database, settings: Settings) -> int:
+        return await arrive_and_warm(database, settings)

@@ -1,5 +1,4 @@
-"""Time-driven work on contact requests (expiry; retention: docs/privacy.md, P7) and
-idempotency keys.
+"""Time-driven work on contact requests (expiry; retention: docs/privacy.md, P7).
 
 Every job is a loop of short batches, each its own transaction, so it is:
 - **bounded**: at most ``batch_size`` rows per transaction and ``max_batches`` per run;
@@ -20,7 +19,6 @@ the requester still sees the request (topic, status, day-truncated dates), with 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,14 +30,14 @@ from sqlmodel import col
 from allyapi.contact_requests.lifecycle import Lifecycle, day_of
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.traces import RequestTraces
-from allyapi.core.background import PeriodicRunner
 from allyapi.core.db.models import utcnow
 from allyapi.core.db.session import Database, checkpoint_sqlite_wal
-from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.core.settings import Settings
+from allyapi.jobs.batches import drain
+from allyapi.jobs.idempotency_keys import delete_idempotency_batch
+from allyapi.jobs.runner import Job
 
 BATCH_SIZE = 200
-MAX_BATCHES = 50  # 10 000 rows per job per run; the rest waits for the next run
 
 # Dates kept after the content is gone are truncated to the day (P7: dates truncated to the day).
 _DATE_FIELDS = (
@@ -148,52 +146,18 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
     return purged
 
 
-async def delete_idempotency_batch(session: AsyncSession, now: datetime, batch_size: int) -> int:
-    """Idempotency keys past ``expires_at`` (kept ≥ 24 h by the create endpoint)."""
-    columns = (
-        col(IdempotencyKey.org_id),
-        col(IdempotencyKey.caller_ref),
-        col(IdempotencyKey.key),
-    )
-    expired = col(IdempotencyKey.expires_at) <= now
-    keys = (
-        await session.execute(
-            sa.select(*columns).where(expired).limit(batch_size).with_for_update(skip_locked=True)
-        )
-    ).all()
-    if not keys:
-        return 0
-    result = await session.execute(
-        sa.delete(IdempotencyKey).where(
-            sa.tuple_(*columns).in_([tuple(row) for row in keys]), expired
-        )
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-BatchJob = Callable[[AsyncSession], Awaitable[int]]
-
-
-async def _drain(database: Database, job: BatchJob) -> int:
-    """Run ``job`` batch after batch, one transaction each, until a batch changes nothing."""
-    total = 0
-    for _ in range(MAX_BATCHES):
-        async with database.sessionmaker() as session, session.begin():
-            changed = await job(session)
-        total += changed
-        if changed == 0:
-            break
-    return total
-
-
 async def run_all_jobs(
     database: Database, settings: Settings, *, now: datetime | None = None
 ) -> JobCounts:
-    """One pass of every job (``allyapi purge`` and the in-server runner both call this).
-
-    Expiry runs before the purge so a request expired in this pass gets its purge date now.
-    """
+    """One pass of every request job and the idempotency-key cleanup (``allyapi purge``)."""
     at = now or utcnow()
+    expired, purged = await expire_and_purge(database, settings, at)
+    keys = await drain(database, partial(delete_idempotency_batch, now=at, batch_size=BATCH_SIZE))
+    return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
+
+
+async def expire_and_purge(database: Database, settings: Settings, at: datetime) -> tuple[int, int]:
+    """Expiry runs before the purge so a request expired in this pass gets its purge date now."""
     size = BATCH_SIZE
     window = timedelta(hours=settings.response_window_hours)
     retention = timedelta(days=settings.retention_days)
@@ -202,22 +166,19 @@ async def run_all_jobs(
         lifecycle = Lifecycle(session, response_window=window, retention=retention)
         return await expire_batch(session, lifecycle, at, size)
 
-    expired = await _drain(database, expire)
-    purged = await _drain(database, lambda s: purge_batch(s, at, size))
+    expired = await drain(database, expire)
+    purged = await drain(database, lambda s: purge_batch(s, at, size))
     if purged:
         await checkpoint_sqlite_wal(database)
-    keys = await _drain(database, lambda s: delete_idempotency_batch(s, at, size))
-    return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
+    return expired, purged
 
 
-def start_background_jobs(settings: Settings, database: Database) -> PeriodicRunner | None:
-    """Start the in-server runner (app lifespan); None when ``jobs_interval_seconds`` is 0."""
-    if settings.jobs_interval_seconds <= 0:
-        return None
-    runner = PeriodicRunner(
-        "contact-request-jobs",
-        partial(run_all_jobs, database, settings),
-        settings.jobs_interval_seconds,
-    )
-    runner.start()
-    return runner
+class ExpireAndPurgeRequests(Job):
+    """Pending requests past their window expire; closed ones past retention are purged."""
+
+    name = "contact-request-jobs"
+
+    async def run(self, database: Database, settings: Settings) -> JobCounts:
+        at = utcnow()
+        expired, purged = await expire_and_purge(database, settings, at)
+        return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=0)

@@ -1,7 +1,13 @@
-"""A periodic task inside the server process (expiry, retention purge, key cleanup).
+"""The background jobs' runner: every job of ``registry.py`` started from one place.
 
-Every process runs its own runner; the jobs themselves are safe to run concurrently (see
-contact_requests/jobs.py), so no leader election is needed. The interval is jittered so
+A :class:`Job` is a small class: a ``name``, an ``interval_seconds(settings)`` (0 = off) and
+``run(database, settings)``, one pass of its work. :class:`JobRunner` is started once, by the
+app lifespan (``create_app``, so every ``allyapi serve`` worker runs it), and gives each job
+its own :class:`PeriodicRunner`.
+
+Every process runs its own runner; the jobs themselves are safe to run concurrently (claimed
+rows with ``FOR UPDATE SKIP LOCKED``, guarded updates, advisory locks: see each job), so no
+leader election is needed. The interval is jittered so
 several processes started together do not hit the database in lockstep. A failing run is
 logged with the exception *type* only (a message or traceback could quote row data) and the
 next run happens as usual. ``stop()`` lets a run in progress finish (bounded), then returns.
@@ -12,7 +18,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar
+
+from allyapi.core.db.session import Database
+from allyapi.core.settings import Settings
 
 logger = logging.getLogger("allyapi.background")
 
@@ -84,3 +94,51 @@ class PeriodicRunner:
                 await task
             except asyncio.CancelledError:
                 logger.warning("background job %s cancelled at shutdown", self.name)
+
+
+class Job:
+    """One kind of background work; subclasses set ``name`` and implement ``run``."""
+
+    name: ClassVar[str]
+
+    def interval_seconds(self, settings: Settings) -> float:
+        """Seconds between runs in a server; 0 leaves the job to ``allyapi purge`` (cron)."""
+        return settings.jobs_interval_seconds
+
+    async def run(self, database: Database, settings: Settings) -> object:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release what ``run`` opened (a client); called once when the server stops."""
+
+
+class JobRunner:
+    """Every enabled job on its own jittered runner, started and stopped together."""
+
+    def __init__(self, jobs: Sequence[Job], settings: Settings, database: Database) -> None:
+        self.jobs = list(jobs)
+        self.runners = [
+            PeriodicRunner(
+                job.name, _bound(job, database, settings), job.interval_seconds(settings)
+            )
+            for job in self.jobs
+            if job.interval_seconds(settings) > 0
+        ]
+
+    def start(self) -> None:
+        for runner in self.runners:
+            runner.start()
+
+    async def stop(self) -> None:
+        """Each run in progress finishes (bounded); then the jobs release what they hold."""
+        for runner in reversed(self.runners):
+            await runner.stop()
+        for job in self.jobs:
+            await job.close()
+
+
+def _bound(job: Job, database: Database, settings: Settings) -> Callable[[], Awaitable[object]]:
+    async def run() -> object:
+        return await job.run(database, settings)
+
+    return run

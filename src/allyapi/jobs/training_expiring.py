@@ -21,6 +21,8 @@ from sqlmodel import col
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.core.db.models import json_array_contains, table_of, today
 from allyapi.core.db.session import Database
+from allyapi.core.settings import Settings
+from allyapi.jobs.runner import Job
 from allyapi.training.models import TrainingRecord
 from allyapi.webhooks.models import WebhookMarker, WebhookSubscription
 from allyapi.webhooks.outbox import enqueue
@@ -127,3 +129,18 @@ async def emit_training_expiring(database: Database, *, on: date | None = None) 
             )
         )
     return total
+
+
+EXPIRING_INTERVAL_SECONDS = 3600.0
+
+
+class TrainingExpiring(Job):
+    """Hourly in every server process, while webhook deliveries are on."""
+
+    name = "webhook-training-expiring"
+
+    def interval_seconds(self, settings: Settings) -> float:
+        return EXPIRING_INTERVAL_SECONDS if settings.webhook_interval_seconds > 0 else 0
+
+    async def run(self, database: Database, settings: Settings) -> int:
+        return await emit_training_expiring(database)

@@ -1,50 +1,35 @@
-"""The webhook workers of one server process, started and stopped by the app lifespan.
-
-Two ``PeriodicRunner``s (core/background.py): the deliverer every
-``ALLYAPI_WEBHOOK_INTERVAL_SECONDS`` (default 2 s; 0 disables both) and the
-``training.expiring`` scan hourly. Every process may run them: claims and markers make
-that safe (deliverer.py, expiring.py).
+"""Webhook deliveries: due outbox rows are posted every ``ALLYAPI_WEBHOOK_INTERVAL_SECONDS``
+(default 2 s; 0 disables deliveries and the ``training.expiring`` scan). Every process may run
+it: deliveries are claimed rows (webhooks/deliverer.py).
 """
 
 from __future__ import annotations
 
-from functools import partial
-
 import httpx
 
-from allyapi.core.background import PeriodicRunner
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
+from allyapi.jobs.runner import Job
 from allyapi.webhooks.deliverer import Deliverer, new_client
-from allyapi.webhooks.expiring import emit_training_expiring
-
-EXPIRING_INTERVAL_SECONDS = 3600.0
 
 
-class WebhookWorkers:
-    def __init__(self, runners: list[PeriodicRunner], client: httpx.AsyncClient) -> None:
-        self.runners = runners
-        self.client = client
+class WebhookDeliveries(Job):
+    name = "webhook-deliverer"
 
-    async def stop(self) -> None:
-        for runner in self.runners:
-            await runner.stop()
-        await self.client.aclose()
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+        self._deliverer: Deliverer | None = None
 
+    def interval_seconds(self, settings: Settings) -> float:
+        return settings.webhook_interval_seconds
 
-def start_webhook_workers(settings: Settings, database: Database) -> WebhookWorkers | None:
-    if settings.webhook_interval_seconds <= 0:
-        return None
-    client = new_client()
-    deliverer = Deliverer(database, settings, client)
-    runners = [
-        PeriodicRunner("webhook-deliverer", deliverer.run_once, settings.webhook_interval_seconds),
-        PeriodicRunner(
-            "webhook-training-expiring",
-            partial(emit_training_expiring, database),
-            EXPIRING_INTERVAL_SECONDS,
-        ),
-    ]
-    for runner in runners:
-        runner.start()
-    return WebhookWorkers(runners, client)
+    async def run(self, database: Database, settings: Settings) -> object:
+        if self._deliverer is None:  # one client per process, kept between runs
+            self._client = new_client()
+            self._deliverer = Deliverer(database, settings, self._client)
+        return await self._deliverer.run_once()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        self._client, self._deliverer = None, None

@@ -8,7 +8,7 @@ writer of everything the release rule reads, and it counts its arrivals per buck
 (released figures with their populations, no rows, no people) with that count, and served
 as long as the count is unchanged: exact, never stale, and recomputed only for buckets that
 received something since. The background runner recomputes the default ranges right after
-each arrival pass (reports/warm.py), so a report rarely computes anything on its path.
+each arrival pass (jobs/aggregates.py), so a report rarely computes anything on its path.
 
 Cached cells are exactly what a live computation gives under the release rule, per fixed
 calendar bucket, so the cache changes nothing about what overlapping queries or repeated
