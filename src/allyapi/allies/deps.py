@@ -71,7 +71,7 @@ async def an_employee_or_coordinator(caller: EmployeeOrCoordinator, key: Pseudon
 
 
 async def coordinator_or_the_ally_themselves(
-    ally_id: uuid.UUID, caller: EmployeeOrCoordinator, key: PseudonymKey, session: Session
+    ally_id: uuid.UUID, caller: EmployeeOrCoordinator, key: PseudonymKey, allies: Allies
 ) -> AllyActor:
     """A coordinator, or the employee whose own profile ``ally_id`` is.
 
@@ -81,7 +81,7 @@ async def coordinator_or_the_ally_themselves(
     actor = _actor(caller, key)
     if actor.is_coordinator:
         return actor
-    ally = await AllyService(session).get_row(actor.org, ally_id)
+    ally = await allies.get_row(actor.org, ally_id)
     if ally.subject_ref != actor.subject_ref:
         raise Forbidden("only a coordinator or the ally themselves may do this")
     return actor

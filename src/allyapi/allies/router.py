@@ -37,7 +37,7 @@ from allyapi.allies.schemas import (
 )
 from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
 from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
-from allyapi.core.db.session import Autocommit, Session
+from allyapi.core.db.session import Autocommit
 from allyapi.core.http.etag import IfMatch, set_etag
 from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.http.openapi import headers_on, problem_responses
@@ -82,7 +82,7 @@ def _own(response: Response, row: AllyRow) -> AllyOwnView:
 )
 async def volunteer_as_ally(
     actor: Employee,
-    session: Session,
+    allies: Allies,
     body: AllyCreate,
     response: Response,
     key: PseudonymKey,
@@ -93,7 +93,7 @@ async def volunteer_as_ally(
         scope = IdempotencyScope(
             actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body, key)
         )
-    row = await AllyService(session).volunteer(actor.org, actor.subject_ref, body, scope)
+    row = await allies.volunteer(actor.org, actor.subject_ref, body, scope)
     response.headers["Location"] = OWN_PROFILE
     return _own(response, row)
 
@@ -129,7 +129,7 @@ async def list_allies(
 @router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")
 async def suggest_allies(
     actor: Employee,
-    session: Session,
+    allies: Allies,
     topic: TopicQuery = None,
     language: LanguageQuery = None,
     timezone: Annotated[Timezone | None, Query(description="IANA name")] = None,
@@ -145,7 +145,7 @@ async def suggest_allies(
         avoid_department=None if same_department else actor.department_key,
         limit=limit,
     )
-    return await AllyService(session).suggest(actor.org, wanted)
+    return await allies.suggest(actor.org, wanted)
 
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
@@ -159,10 +159,10 @@ async def sync_ally_roster(
 
 @router.get("/{ally_id}", summary="An ally's profile", responses=headers_on(200, "ETag"))
 async def get_ally(
-    actor: EmployeeOrCoordinatorActor, session: Session, ally_id: uuid.UUID, response: Response
+    actor: EmployeeOrCoordinatorActor, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView | AllyPublic:
     """Employees: a listed ally's public profile (404 otherwise). Coordinators: any ally."""
-    row = await AllyService(session).read(actor.org, ally_id, coordinator=actor.is_coordinator)
+    row = await allies.read(actor.org, ally_id, coordinator=actor.is_coordinator)
     if actor.is_coordinator:
         return _managed(response, row)
     set_etag(response, row[0].id, row[0].version)
@@ -234,10 +234,8 @@ async def retire_ally(
     summary="Your own ally profile",
     responses={**problem_responses(404), **headers_on(200, "ETag")},
 )
-async def get_own_ally_profile(
-    actor: Employee, session: Session, response: Response
-) -> AllyOwnView:
-    return _own(response, await AllyService(session).own(actor.org, actor.subject_ref))
+async def get_own_ally_profile(actor: Employee, allies: Allies, response: Response) -> AllyOwnView:
+    return _own(response, await allies.own(actor.org, actor.subject_ref))
 
 
 @me_router.patch(
@@ -247,10 +245,10 @@ async def get_own_ally_profile(
 )
 async def update_own_ally_profile(
     actor: Employee,
-    session: Session,
+    allies: Allies,
     body: AllyUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> AllyOwnView:
-    row = await AllyService(session).update_own(actor.org, actor.subject_ref, body, if_match)
+    row = await allies.update_own(actor.org, actor.subject_ref, body, if_match)
     return _own(response, row)

@@ -117,19 +117,11 @@ def _refresh_derived(ally: Ally) -> None:
 
 
 class AllyService:
-    def __init__(self, session: AsyncSession, settings: Settings | None = None) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings) -> None:
         self.session = session
         self.repo = AllyRepository(session)
         # The response window and retention that re-matched requests get (hand-back).
         self.settings = settings
-
-    @property
-    def _handback_settings(self) -> Settings:
-        if self.settings is None:
-            raise RuntimeError(
-                "pausing or retiring needs the app's settings (the Allies dependency)"
-            )
-        return self.settings
 
     async def get_row(self, org_id: str, ally_id: uuid.UUID, *, for_update: bool = False) -> Ally:
         row = await self.repo.get(org_id, ally_id, today(), for_update=for_update)
@@ -240,7 +232,7 @@ class AllyService:
         if suspends:  # already paused: nothing to hand back, no listing flips
             return ally, listed
         if target in (AllyStatus.paused, AllyStatus.retired):
-            await on_ally_unavailable(self.session, org_id, ally.id, self._handback_settings)
+            await on_ally_unavailable(self.session, org_id, ally.id, self.settings)
         await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
         return ally, listed
 
@@ -267,6 +259,6 @@ class AllyService:
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
         await self.repo.retire_many(org_id, leavers, utcnow())
         for ally_id in leavers:
-            await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
+            await on_ally_unavailable(self.session, org_id, ally_id, self.settings)
             await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))

@@ -25,6 +25,7 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.aggregates.release import chunk_of
 from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
-from allyapi.feedback.deps import SummaryScope
 from allyapi.feedback.models import FeedbackCategory, ProgramFeedback, RequestFeedback
 from allyapi.feedback.repository import CommentRow, FeedbackRepository, ProgramCell, RequestCell
 from allyapi.feedback.schemas import (
@@ -64,6 +64,13 @@ def whole_steps(rows: Sequence[CommentRow], k_comments: int) -> list[uuid.UUID]:
         if all(member.has_comment for member in members)
         for row in members
     ]
+
+
+@dataclass(frozen=True)
+class SummaryScope:
+    org: str
+    # None: the whole programme (coordinators only).
+    ally_id: uuid.UUID | None
 
 
 class SummaryService:

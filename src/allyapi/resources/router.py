@@ -8,14 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from allyapi.core.auth.security import CoordinatorOnly, EmployeeOrCoordinator
-from allyapi.core.db.session import Session
 from allyapi.core.http.etag import IfMatch, set_etag
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import CountryCode, Page
+from allyapi.resources.deps import Resources
 from allyapi.resources.models import ResourceCategory
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
-from allyapi.resources.service import ResourceService
 
 router = APIRouter(prefix="/resources", tags=["resources"])
 
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/resources", tags=["resources"])
 @router.get("", summary="List signposting resources")
 async def list_resources(
     caller: EmployeeOrCoordinator,
-    session: Session,
+    resources: Resources,
     page: PageQuery,
     country: Annotated[CountryCode | None, Query(description="ISO 3166-1 alpha-2")] = None,
     include_global: Annotated[
@@ -31,7 +30,7 @@ async def list_resources(
     ] = True,
     category: ResourceCategory | None = None,
 ) -> Page[ResourcePublic]:
-    return await ResourceService(session).list(
+    return await resources.list(
         caller.org,
         page=page,
         country=country,
@@ -47,9 +46,9 @@ async def list_resources(
     responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_resource(
-    caller: CoordinatorOnly, session: Session, body: ResourceCreate, response: Response
+    caller: CoordinatorOnly, resources: Resources, body: ResourceCreate, response: Response
 ) -> ResourcePublic:
-    resource = await ResourceService(session).create(caller.org, body)
+    resource = await resources.create(caller.org, body)
     set_etag(response, resource.id, resource.version)
     response.headers["Location"] = f"/v1/resources/{resource.id}"
     return ResourcePublic.model_validate(resource)
@@ -57,9 +56,9 @@ async def create_resource(
 
 @router.get("/{resource_id}", summary="Read a resource", responses=headers_on(200, "ETag"))
 async def get_resource(
-    caller: EmployeeOrCoordinator, session: Session, resource_id: uuid.UUID, response: Response
+    caller: EmployeeOrCoordinator, resources: Resources, resource_id: uuid.UUID, response: Response
 ) -> ResourcePublic:
-    resource = await ResourceService(session).get(caller.org, resource_id)
+    resource = await resources.get(caller.org, resource_id)
     set_etag(response, resource.id, resource.version)
     return ResourcePublic.model_validate(resource)
 
@@ -67,13 +66,13 @@ async def get_resource(
 @router.patch("/{resource_id}", summary="Change a resource", responses=headers_on(200, "ETag"))
 async def update_resource(
     caller: CoordinatorOnly,
-    session: Session,
+    resources: Resources,
     resource_id: uuid.UUID,
     body: ResourceUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> ResourcePublic:
-    resource = await ResourceService(session).update(caller.org, resource_id, body, if_match)
+    resource = await resources.update(caller.org, resource_id, body, if_match)
     set_etag(response, resource.id, resource.version)
     return ResourcePublic.model_validate(resource)
 
@@ -82,6 +81,6 @@ async def update_resource(
     "/{resource_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a resource"
 )
 async def delete_resource(
-    caller: CoordinatorOnly, session: Session, resource_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly, resources: Resources, resource_id: uuid.UUID, if_match: IfMatch = None
 ) -> None:
-    await ResourceService(session).delete(caller.org, resource_id, if_match)
+    await resources.delete(caller.org, resource_id, if_match)

@@ -17,16 +17,20 @@ from allyapi.core.auth.security import (
 )
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.models import today
-from allyapi.core.db.session import Session
 from allyapi.core.http.etag import IfMatch, set_etag
 from allyapi.core.http.idempotency import IdempotencyKeyHeader
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page
-from allyapi.training.batch import BatchService
-from allyapi.training.compliance import ComplianceService
 from allyapi.training.dates import RecordStatus
-from allyapi.training.deps import CoordinatorOrAlly, idempotency_scope
+from allyapi.training.deps import (
+    Batches,
+    Compliance,
+    CoordinatorOrAlly,
+    Courses,
+    Records,
+    idempotency_scope,
+)
 from allyapi.training.models import TrainingRecord
 from allyapi.training.schemas import (
     ComplianceEntry,
@@ -38,7 +42,7 @@ from allyapi.training.schemas import (
     TrainingRecordCreate,
     TrainingRecordPublic,
 )
-from allyapi.training.service import CourseService, RecordService, TrainingActor
+from allyapi.training.service import TrainingActor
 
 router = APIRouter(tags=["training"])
 # ``{record_id:uuid}``: only a UUID matches, so ``GET /training-records/batch`` is a 405 (the
@@ -57,11 +61,11 @@ def _record_response(record: TrainingRecord, response: Response) -> TrainingReco
 @router.get("/training-courses", summary="List the training catalogue")
 async def list_training_courses(
     caller: EmployeeOrCoordinator,
-    session: Session,
+    courses: Courses,
     page: PageQuery,
     required: Annotated[bool | None, Query(description="Only required (or optional) ones")] = None,
 ) -> Page[TrainingCoursePublic]:
-    return await CourseService(session).list(caller.org, page=page, required=required)
+    return await courses.list(caller.org, page=page, required=required)
 
 
 @router.post(
@@ -72,14 +76,14 @@ async def list_training_courses(
 )
 async def create_training_course(
     caller: CoordinatorOnly,
-    session: Session,
+    courses: Courses,
     body: TrainingCourseCreate,
     response: Response,
     key: PseudonymKey,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
-    course = await CourseService(session).create(caller.org, body, scope)
+    course = await courses.create(caller.org, body, scope)
     set_etag(response, course.id, course.version)
     response.headers["Location"] = f"/v1/training-courses/{course.id}"
     return TrainingCoursePublic.model_validate(course)
@@ -91,9 +95,9 @@ async def create_training_course(
     responses=headers_on(200, "ETag"),
 )
 async def get_training_course(
-    caller: EmployeeOrCoordinator, session: Session, course_id: uuid.UUID, response: Response
+    caller: EmployeeOrCoordinator, courses: Courses, course_id: uuid.UUID, response: Response
 ) -> TrainingCoursePublic:
-    course = await CourseService(session).get(caller.org, course_id)
+    course = await courses.get(caller.org, course_id)
     set_etag(response, course.id, course.version)
     return TrainingCoursePublic.model_validate(course)
 
@@ -105,13 +109,13 @@ async def get_training_course(
 )
 async def update_training_course(
     caller: CoordinatorOnly,
-    session: Session,
+    courses: Courses,
     course_id: uuid.UUID,
     body: TrainingCourseUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> TrainingCoursePublic:
-    course = await CourseService(session).update(caller.org, course_id, body, if_match)
+    course = await courses.update(caller.org, course_id, body, if_match)
     set_etag(response, course.id, course.version)
     return TrainingCoursePublic.model_validate(course)
 
@@ -122,7 +126,7 @@ async def update_training_course(
 )
 async def list_training_records(
     actor: CoordinatorOrAlly,
-    session: Session,
+    records: Records,
     page: PageQuery,
     ally_id: uuid.UUID | None = None,
     course_id: uuid.UUID | None = None,
@@ -131,7 +135,7 @@ async def list_training_records(
         Query(alias="status", description="`expiring`: expires within 60 days"),
     ] = None,
 ) -> Page[TrainingRecordPublic]:
-    return await RecordService(session).list(
+    return await records.list(
         actor,
         page=page,
         ally_id=ally_id,
@@ -148,15 +152,15 @@ async def list_training_records(
 )
 async def create_training_record(
     actor: CoordinatorOrAlly,
+    records: Records,
     caller: Caller,
-    session: Session,
     body: TrainingRecordCreate,
     response: Response,
     key: PseudonymKey,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
-    record = await RecordService(session).create(actor, body, scope)
+    record = await records.create(actor, body, scope)
     response.headers["Location"] = f"/v1/training-records/{record.id}"
     return _record_response(record, response)
 
@@ -167,11 +171,10 @@ async def create_training_record(
 )
 async def batch_upsert_training_records(
     caller: IntegrationOrCoordinator,
-    session: Session,
-    key: PseudonymKey,
+    batches: Batches,
     body: TrainingRecordBatch,
 ) -> TrainingRecordBatchResult:
-    return await BatchService(session, key).upsert(caller.org, body.rows, caller.other)
+    return await batches.upsert(caller.org, body.rows, caller.other)
 
 
 @router.get(
@@ -180,9 +183,9 @@ async def batch_upsert_training_records(
     responses=headers_on(200, "ETag"),
 )
 async def get_training_record(
-    actor: CoordinatorOrAlly, session: Session, record_id: uuid.UUID, response: Response
+    actor: CoordinatorOrAlly, records: Records, record_id: uuid.UUID, response: Response
 ) -> TrainingRecordPublic:
-    record = await RecordService(session).get(actor, record_id)
+    record = await records.get(actor, record_id)
     return _record_response(record, response)
 
 
@@ -193,12 +196,12 @@ async def get_training_record(
 )
 async def verify_training_record(
     caller: CoordinatorOnly,
-    session: Session,
+    records: Records,
     record_id: uuid.UUID,
     response: Response,
     if_match: IfMatch = None,
 ) -> TrainingRecordPublic:
-    record = await RecordService(session).verify(_as_coordinator(caller), record_id, if_match)
+    record = await records.verify(_as_coordinator(caller), record_id, if_match)
     return _record_response(record, response)
 
 
@@ -208,9 +211,9 @@ async def verify_training_record(
     summary="Delete a training record",
 )
 async def delete_training_record(
-    caller: CoordinatorOnly, session: Session, record_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly, records: Records, record_id: uuid.UUID, if_match: IfMatch = None
 ) -> None:
-    await RecordService(session).delete(_as_coordinator(caller), record_id, if_match)
+    await records.delete(_as_coordinator(caller), record_id, if_match)
 
 
 @router.get(
@@ -219,12 +222,10 @@ async def delete_training_record(
 )
 async def get_training_compliance(
     caller: CoordinatorOnly,
-    session: Session,
+    compliance: Compliance,
     page: PageQuery,
     only_non_compliant: Annotated[
         bool, Query(description="Only allies with a missing or expired required course")
     ] = False,
 ) -> Page[ComplianceEntry]:
-    return await ComplianceService(session).page(
-        caller.org, page=page, only_non_compliant=only_non_compliant
-    )
+    return await compliance.page(caller.org, page=page, only_non_compliant=only_non_compliant)

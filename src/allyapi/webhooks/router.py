@@ -4,27 +4,18 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
-from allyapi.core.auth.security import AppSettings, IntegrationOrCoordinator
-from allyapi.core.db.session import Session
+from allyapi.core.auth.security import IntegrationOrCoordinator
 from allyapi.core.http.idempotency import IdempotencyKeyHeader
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page
+from allyapi.webhooks.deps import Webhooks
 from allyapi.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
-from allyapi.webhooks.service import WebhookService
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-
-
-async def webhook_service(session: Session, settings: AppSettings) -> WebhookService:
-    return WebhookService(session, settings)
-
-
-Service = Annotated[WebhookService, Depends(webhook_service)]
 
 
 @router.post(
@@ -35,7 +26,7 @@ Service = Annotated[WebhookService, Depends(webhook_service)]
 )
 async def create_webhook(
     caller: IntegrationOrCoordinator,
-    service: Service,
+    webhooks: Webhooks,
     body: WebhookCreate,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -44,16 +35,16 @@ async def create_webhook(
     a token with the coordinator or analyst role that asks for one gets a 403. The client that
     creates a subscription owns it; only the owner sees the deliveries of per-request events
     in the delivery log."""
-    created = await service.create(caller, body, idempotency_key)
+    created = await webhooks.create(caller, body, idempotency_key)
     response.headers["Location"] = f"/v1/webhooks/{created.id}"
     return created
 
 
 @router.get("", summary="List the organisation's webhook subscriptions")
 async def list_webhooks(
-    caller: IntegrationOrCoordinator, service: Service, page: PageQuery
+    caller: IntegrationOrCoordinator, webhooks: Webhooks, page: PageQuery
 ) -> Page[WebhookPublic]:
-    return await service.list(caller.org, page=page)
+    return await webhooks.list(caller.org, page=page)
 
 
 @router.delete(
@@ -62,21 +53,21 @@ async def list_webhooks(
     summary="Unsubscribe (pending deliveries and the delivery log go too)",
 )
 async def delete_webhook(
-    caller: IntegrationOrCoordinator, service: Service, webhook_id: uuid.UUID
+    caller: IntegrationOrCoordinator, webhooks: Webhooks, webhook_id: uuid.UUID
 ) -> None:
-    await service.delete(caller.org, webhook_id)
+    await webhooks.delete(caller.org, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", summary="Delivery log, newest first")
 async def list_webhook_deliveries(
     caller: IntegrationOrCoordinator,
-    service: Service,
+    webhooks: Webhooks,
     webhook_id: uuid.UUID,
     page: PageQuery,
 ) -> Page[DeliveryPublic]:
     """Per-request events' deliveries appear only to the integration client owning the
     subscription."""
-    return await service.deliveries(caller, webhook_id, page=page)
+    return await webhooks.deliveries(caller, webhook_id, page=page)
 
 
 @router.post(
@@ -87,9 +78,9 @@ async def list_webhook_deliveries(
 )
 async def retry_webhook_delivery(
     caller: IntegrationOrCoordinator,
-    service: Service,
+    webhooks: Webhooks,
     webhook_id: uuid.UUID,
     delivery_id: uuid.UUID,
 ) -> DeliveryPublic:
-    delivery = await service.retry(caller, webhook_id, delivery_id)
+    delivery = await webhooks.retry(caller, webhook_id, delivery_id)
     return DeliveryPublic.model_validate(delivery)
