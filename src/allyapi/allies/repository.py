@@ -192,7 +192,7 @@ async def directory_page(
     after: tuple[str, uuid.UUID] | None,
 ) -> list[dict[str, Any]]:
     """One page of the directory as dicts of ``fields``, ordered by (display_name, id);
-    ``limit + 1`` rows.
+    ``limit`` rows (the page's ``PageRequest.fetch``).
 
     ``fields`` are ally columns, or ``listed`` (computed). Core rows of exactly those columns,
     never ORM entities: the directory is the hottest read, and building entities was a third
@@ -200,7 +200,7 @@ async def directory_page(
     """
     present = tuple(f.name for f in dataclass_fields(where) if getattr(where, f.name) is not None)
     query = _directory_statement(fields, today, present, after is not None)
-    params: dict[str, Any] = {"org_id": org_id, "limit": limit + 1}
+    params: dict[str, Any] = {"org_id": org_id, "limit": limit}
     params.update({name: getattr(where, name) for name in present})
     if where.q is not None:  # search_text is stored lower-cased; % and _ in q are literal
         params["q"] = "%" + _escape_like(where.q) + "%"

@@ -88,12 +88,12 @@ async def directory(
     schema = AllyCoordinatorView if coordinator else AllyPublic
     fields = _SCHEMA_FIELDS[schema]
     rows = await directory_page(
-        reader, fields, org_id, today(), where, limit=page.limit, after=page.after_text()
+        reader, fields, org_id, today(), where, limit=page.fetch, after=page.after_text()
     )
-    next_cursor = page.next_cursor(rows, lambda row: (row["display_name"], row["id"]))
+    shown, next_cursor = page.split(rows, lambda row: (row["display_name"], row["id"]))
     # The whole page validated in one call from plain dicts: pydantic-core's fast path.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    return page_type.model_validate({"items": rows[: page.limit], "next_cursor": next_cursor})
+    return page_type.model_validate({"items": shown, "next_cursor": next_cursor})
 
 
 # The columns each directory view selects: exactly its fields (``listed`` is computed).

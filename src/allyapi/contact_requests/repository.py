@@ -113,7 +113,7 @@ class ContactRequestRepository:
         keys = (col(ContactRequest.created_at), col(ContactRequest.id))
         if before is not None:
             query = query.where(sa.tuple_(*keys) < before)
-        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
+        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def pending_of_ally(self, org_id: str, ally_id: uuid.UUID) -> Sequence[ContactRequest]:
@@ -275,7 +275,7 @@ class ContactRequestRepository:
         query = select(ContactMessage).where(ContactMessage.request_id == request_id)
         if after is not None:
             query = query.where(sa.tuple_(*keys) > after)
-        query = query.order_by(*keys).limit(limit + 1)
+        query = query.order_by(*keys).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def page_of_access_log(
@@ -285,7 +285,7 @@ class ContactRequestRepository:
         query = select(AccessLogEntry).where(AccessLogEntry.request_id == request_id)
         if before is not None:
             query = query.where(sa.tuple_(*keys) < before)
-        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
+        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     # Resources ------------------------------------------------------------------------------

@@ -267,14 +267,15 @@ class ContactRequestService:
         self, person: Person, *, page: PageRequest
     ) -> Page[ContactRequestRequesterSummary]:
         rows = await self.repo.page_of_requester(
-            person.org, person.requester_ref, limit=page.limit, before=page.after_time()
+            person.org, person.requester_ref, limit=page.fetch, before=page.after_time()
         )
-        allies = await self.repo.allies(person.org, (r.ally_id for r in rows if r.ally_id))
+        shown, next_cursor = page.split(rows, _created)
+        allies = await self.repo.allies(person.org, (r.ally_id for r in shown if r.ally_id))
         items = [
             self.views.requester_summary(row, allies.get(row.ally_id) if row.ally_id else None)
-            for row in rows[: page.limit]
+            for row in shown
         ]
-        return Page(items=items, next_cursor=page.next_cursor(rows, _created))
+        return Page(items=items, next_cursor=next_cursor)
 
     async def list_assigned(
         self, person: Person, *, status: str | None, page: PageRequest
@@ -283,10 +284,10 @@ class ContactRequestService:
         if ally is None:
             raise Forbidden("only allies have requests assigned to them")
         rows = await self.repo.page_of_ally(
-            person.org, ally.id, status=status, limit=page.limit, before=page.after_time()
+            person.org, ally.id, status=status, limit=page.fetch, before=page.after_time()
         )
-        items = [self.views.ally_summary(row) for row in rows[: page.limit]]
-        return Page(items=items, next_cursor=page.next_cursor(rows, _created))
+        shown, next_cursor = page.split(rows, _created)
+        return Page(items=[self.views.ally_summary(row) for row in shown], next_cursor=next_cursor)
 
     # Actions ------------------------------------------------------------------------------
 

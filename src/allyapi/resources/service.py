@@ -32,14 +32,14 @@ class ResourceService:
     ) -> Page[ResourcePublic]:
         rows = await self.repo.page(
             org_id,
-            limit=page.limit,
+            limit=page.fetch,
             after=page.after_text(),
             country=country,
             include_global=include_global,
             category=category,
         )
-        items = [ResourcePublic.model_validate(row) for row in rows[: page.limit]]
-        next_cursor = page.next_cursor(rows, lambda row: (row.name, row.id))
+        shown, next_cursor = page.split(rows, lambda row: (row.name, row.id))
+        items = [ResourcePublic.model_validate(row) for row in shown]
         return Page[ResourcePublic](items=items, next_cursor=next_cursor)
 
     async def get(

@@ -78,10 +78,9 @@ class TopicService:
         after = page.after_text()
         if after is not None:
             listed = [row for row in listed if (row.key, str(row.id)) > (after[0], str(after[1]))]
-        rows = listed[: page.limit + 1]
+        shown, next_cursor = page.split(listed[: page.fetch], lambda row: (row.key, row.id))
         return Page[TopicPublic](
-            items=[TopicPublic.model_validate(row) for row in rows[: page.limit]],
-            next_cursor=page.next_cursor(rows, lambda row: (row.key, row.id)),
+            items=[TopicPublic.model_validate(row) for row in shown], next_cursor=next_cursor
         )
 
     async def get(self, org_id: str, topic_id: uuid.UUID) -> Topic:

@@ -66,13 +66,13 @@ class ComplianceService:
         rows = await self.repo.allies_page(
             org_id,
             today=on,
-            limit=page.limit,
+            limit=page.fetch,
             after=page.after_text(),
             only_non_compliant=only_non_compliant,
         )
-        shown = [(row[0], row[1], row[2], row[3]) for row in rows[: page.limit]]
+        cut, next_cursor = page.split(rows, lambda row: (row[1], row[0]))
+        shown = [(row[0], row[1], row[2], row[3]) for row in cut]
         required = list(await self.courses.required(org_id)) if shown else []
         latest = await self.repo.latest_verified(org_id, [row[0] for row in shown]) if shown else {}
         items = [_entry(row, required, latest, on) for row in shown]
-        next_cursor = page.next_cursor(rows, lambda row: (row[1], row[0]))
         return Page[ComplianceEntry](items=items, next_cursor=next_cursor)

@@ -91,7 +91,7 @@ class CourseRepository:
             query = query.where(TrainingCourse.required == required)
         if after is not None:
             query = query.where(sa.tuple_(TrainingCourse.name, TrainingCourse.id) > after)
-        query = query.order_by(col(TrainingCourse.name), col(TrainingCourse.id)).limit(limit + 1)
+        query = query.order_by(col(TrainingCourse.name), col(TrainingCourse.id)).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def by_ids(
@@ -207,7 +207,7 @@ class RecordRepository:
         if after is not None:
             query = query.where(sa.tuple_(TrainingRecord.created_at, TrainingRecord.id) > after)
         query = query.order_by(col(TrainingRecord.created_at), col(TrainingRecord.id))
-        return (await self.session.execute(query.limit(limit + 1))).scalars().all()
+        return (await self.session.execute(query.limit(limit))).scalars().all()
 
     async def by_external_ids(
         self, org_id: str, external_ids: Iterable[str]
@@ -275,7 +275,7 @@ class ComplianceRepository:
             query = query.where(missing_required_training(today))
         if after is not None:
             query = query.where(sa.tuple_(Ally.display_name, Ally.id) > after)
-        query = query.order_by(col(Ally.display_name), col(Ally.id)).limit(limit + 1)
+        query = query.order_by(col(Ally.display_name), col(Ally.id)).limit(limit)
         return (await self.session.execute(query)).all()
 
     async def latest_verified(

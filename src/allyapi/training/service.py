@@ -74,10 +74,10 @@ class CourseService:
         self, org_id: str, *, page: PageRequest, required: bool | None
     ) -> Page[TrainingCoursePublic]:
         rows = await self.repo.page(
-            org_id, limit=page.limit, after=page.after_text(), required=required
+            org_id, limit=page.fetch, after=page.after_text(), required=required
         )
-        items = [TrainingCoursePublic.model_validate(row) for row in rows[: page.limit]]
-        next_cursor = page.next_cursor(rows, lambda row: (row.name, row.id))
+        shown, next_cursor = page.split(rows, lambda row: (row.name, row.id))
+        items = [TrainingCoursePublic.model_validate(row) for row in shown]
         return Page[TrainingCoursePublic](items=items, next_cursor=next_cursor)
 
     async def get(
@@ -162,15 +162,15 @@ class RecordService:
         on = today()
         rows = await self.repo.page(
             actor.org,
-            limit=page.limit,
+            limit=page.fetch,
             after=page.after_time(),
             ally_id=ally_id,
             course_id=course_id,
             status=status,
             today=on,
         )
-        items = [TrainingRecordPublic.of(row, on) for row in rows[: page.limit]]
-        next_cursor = page.next_cursor(rows, lambda row: (row.created_at, row.id))
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        items = [TrainingRecordPublic.of(row, on) for row in shown]
         return Page[TrainingRecordPublic](items=items, next_cursor=next_cursor)
 
     async def get(

@@ -34,7 +34,7 @@ class WebhookRepository:
             )
         query = query.order_by(
             col(WebhookSubscription.created_at), col(WebhookSubscription.id)
-        ).limit(limit + 1)
+        ).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def deliveries(
@@ -59,7 +59,7 @@ class WebhookRepository:
             )
         query = query.order_by(
             col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc()
-        ).limit(limit + 1)
+        ).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def delivery(

@@ -133,11 +133,10 @@ class WebhookService:
         return row
 
     async def list(self, org_id: str, *, page: PageRequest) -> Page[WebhookPublic]:
-        rows = await self.repo.page(org_id, limit=page.limit, after=page.after_time())
-        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[: page.limit]]
-        return Page[WebhookPublic](
-            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
-        )
+        rows = await self.repo.page(org_id, limit=page.fetch, after=page.after_time())
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        items = [WebhookPublic.model_validate(_public_fields(row)) for row in shown]
+        return Page[WebhookPublic](items=items, next_cursor=next_cursor)
 
     async def delete(self, org_id: str, webhook_id: uuid.UUID) -> None:
         await self.repo.delete(await self.get(org_id, webhook_id))
@@ -154,14 +153,13 @@ class WebhookService:
         rows = await self.repo.deliveries(
             caller.org,
             webhook_id,
-            limit=page.limit,
+            limit=page.fetch,
             before=page.after_time(),
             per_request=self._owns(caller, row),
         )
-        items = [DeliveryPublic.model_validate(row) for row in rows[: page.limit]]
-        return Page[DeliveryPublic](
-            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
-        )
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        items = [DeliveryPublic.model_validate(row) for row in shown]
+        return Page[DeliveryPublic](items=items, next_cursor=next_cursor)
 
     async def retry(
         self, caller: Principal, webhook_id: uuid.UUID, delivery_id: uuid.UUID

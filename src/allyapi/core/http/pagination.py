@@ -2,8 +2,8 @@
 
 Every list takes ``limit`` and ``cursor`` through one dependency, ``PageQuery``, and gives
 its service a ``PageRequest``. The service reads the position with ``after_text`` or
-``after_time`` and makes the next cursor with ``next_cursor``; nothing else encodes or
-decodes a cursor.
+``after_time``, has its repository read ``fetch`` rows (``limit + 1``) after it, and cuts the
+page and makes the next cursor with ``split``; nothing else encodes or decodes a cursor.
 
 A cursor is the sort key of the last row of a page (a text or an instant, and the row's id),
 signed with HMAC-SHA256 under a key derived from the pseudonym key (HKDF, its own label) over
@@ -119,14 +119,19 @@ class PageRequest:
             raise _invalid()
         return utc, row_id
 
-    def next_cursor(
+    @property
+    def fetch(self) -> int:
+        """How many rows a list's query reads: one more than the page, to know if more exist."""
+        return self.limit + 1
+
+    def split(
         self, rows: Sequence[Row], key: Callable[[Row], tuple[str | datetime, uuid.UUID]]
-    ) -> str | None:
-        """The cursor after the page, when the query found more rows than ``limit`` (they
-        fetch ``limit + 1``); ``key`` gives a row's sort value and id."""
+    ) -> tuple[Sequence[Row], str | None]:
+        """The page's rows (at most ``limit`` of the ``fetch`` read) and the cursor after it,
+        None on the last page; ``key`` gives a row's sort value and id. Every list ends here."""
         if len(rows) <= self.limit:
-            return None
-        return self.cursor_at(*key(rows[self.limit - 1]))
+            return rows, None
+        return rows[: self.limit], self.cursor_at(*key(rows[self.limit - 1]))
 
 
 def binding_of(org: str, path: str, query: Sequence[tuple[str, str]]) -> bytes:
