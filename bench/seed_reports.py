@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from allyapi.aggregates.marks import Arrival, CellHistory, mark
 from allyapi.aggregates.sources import FeedbackSource, Row, cohort_cells
 from allyapi.core.db.migrations import upgrade
-from allyapi.reports.calendar import TopicCalendar
+from allyapi.aggregates.calendar import TopicCalendar
 
 CALENDAR = TopicCalendar.defaults()
 

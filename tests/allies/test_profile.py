@@ -15,7 +15,6 @@ from allyapi.allies.repository import AllyRepository
 from allyapi.allies.schemas import AllyCreate
 from allyapi.allies.service import AllyService
 from allyapi.core.http.errors import Conflict
-from allyapi.core.settings import Settings
 from tests.allies.factories import PROFILE, employee, volunteer
 from tests.helpers import ORG, TokenFactory, assert_problem
 
@@ -59,7 +58,7 @@ async def test_second_profile_is_a_conflict(
 
 
 async def test_unique_constraint_decides_a_race(
-    session: AsyncSession, settings: Settings, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
+    session: AsyncSession, tokens: TokenFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two concurrent volunteers both pass the pre-check; the constraint answers 409."""
     session.add(Ally(org_id=ORG, subject_ref=tokens.ally_ref("alex"), display_name="First"))
@@ -70,7 +69,7 @@ async def test_unique_constraint_decides_a_race(
 
     monkeypatch.setattr(AllyRepository, "by_subject", nobody)
     with pytest.raises(Conflict):
-        await AllyService(session, settings).volunteer(
+        await AllyService(session).volunteer(
             ORG, tokens.ally_ref("alex"), AllyCreate(display_name="Second"), None
         )
     await session.rollback()

@@ -34,6 +34,8 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, bucket_start
+from allyapi.aggregates.calendar import TopicCalendar, calendar_of
 from allyapi.aggregates.marks import Arrival, Arrived, CellHistory, mark
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.aggregates.sources import CR, PF, RF, SOURCES, Source, day_span
@@ -41,8 +43,6 @@ from allyapi.contact_requests.models import ARRIVING
 from allyapi.core.db.models import table_of
 from allyapi.core.db.session import Database
 from allyapi.core.db.upsert import dialect_insert
-from allyapi.reports.buckets import Interval, bucket_start
-from allyapi.reports.calendar import TopicCalendar, calendar_of
 from allyapi.topics.service import TopicService
 
 BATCH_SIZE = 1000  # rows per source per pass

@@ -15,23 +15,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from allyapi.reports.buckets import Interval, as_instant, bucket_start, next_bucket
+from allyapi.aggregates.buckets import Interval, as_instant, bucket_start, next_bucket
 from allyapi.topics.defaults import DEFAULT_TOPICS, EPOCH
+from allyapi.topics.service import Listing
 
 OTHER = "(other)"
-
-
-@dataclass(frozen=True)
-class Listing:
-    key: str
-    listed_from: datetime
-    retired_at: datetime | None
 
 
 def _first_bucket_from(moment: datetime, interval: Interval) -> date:

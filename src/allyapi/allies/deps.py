@@ -16,7 +16,6 @@ from fastapi import Depends, Request
 from allyapi.allies.service import AllyService
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import (
-    AppSettings,
     EmployeeOnly,
     EmployeeOrCoordinator,
     IntegrationOnly,
@@ -43,9 +42,8 @@ class AllyActor:
         return f"AllyActor(org={self.org!r}, coordinator={self.is_coordinator})"
 
 
-async def ally_service(session: Session, settings: AppSettings) -> AllyService:
-    """The service with the app's settings (hand-backs give re-matched requests its window)."""
-    return AllyService(session, settings)
+async def ally_service(session: Session) -> AllyService:
+    return AllyService(session)
 
 
 Allies = Annotated[AllyService, Depends(ally_service)]

@@ -35,7 +35,7 @@ from allyapi.allies.schemas import (
     canonical_language,
     check_timezone,
 )
-from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
+from allyapi.allies.service import AllyRow, directory, managed_view, public_view
 from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
 from allyapi.core.db.session import Autocommit
 from allyapi.core.http.etag import IfMatch, set_etag
@@ -43,6 +43,8 @@ from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import LanguageTag, Page, Tag
+from allyapi.workflows.ally_availability import AllyAvailability
+from allyapi.workflows.deps import AllyAvailabilityFlow
 
 router = APIRouter(prefix="/allies", tags=["allies"])
 me_router = APIRouter(prefix="/me", tags=["allies"])
@@ -150,7 +152,7 @@ async def suggest_allies(
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    source: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
+    source: IntegrationOrg, allies: AllyAvailabilityFlow, key: PseudonymKey, body: RosterSync
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
@@ -170,7 +172,7 @@ async def get_ally(
 
 
 async def _transition(
-    allies: AllyService,
+    allies: AllyAvailability,
     org: str,
     ally_id: uuid.UUID,
     name: str,
@@ -186,7 +188,7 @@ async def _transition(
     "/{ally_id}/approve", summary="Approve an applied ally", responses=TRANSITION_RESPONSES
 )
 async def approve_ally(
-    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly, allies: AllyAvailabilityFlow, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
     return await _transition(allies, caller.org, ally_id, "approve", response)
 
@@ -197,7 +199,10 @@ async def approve_ally(
     responses=TRANSITION_RESPONSES,
 )
 async def pause_ally(
-    actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
+    actor: CoordinatorOrTheAllyThemselves,
+    allies: AllyAvailabilityFlow,
+    ally_id: uuid.UUID,
+    response: Response,
 ) -> AllyCoordinatorView:
     """The ally pausing themselves (`paused_by: ally`), or a coordinator suspending them
     (`paused_by: coordinator`; also from an ally's own pause). Either way the ally is no
@@ -209,7 +214,10 @@ async def pause_ally(
 
 @router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=TRANSITION_RESPONSES)
 async def resume_ally(
-    actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
+    actor: CoordinatorOrTheAllyThemselves,
+    allies: AllyAvailabilityFlow,
+    ally_id: uuid.UUID,
+    response: Response,
 ) -> AllyCoordinatorView:
     """A coordinator resumes any pause; the ally only their own (403 when a coordinator
     paused them: a suspension only a coordinator lifts)."""
@@ -224,7 +232,7 @@ async def resume_ally(
     responses=TRANSITION_RESPONSES,
 )
 async def retire_ally(
-    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly, allies: AllyAvailabilityFlow, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView:
     return await _transition(allies, caller.org, ally_id, "retire", response)
 

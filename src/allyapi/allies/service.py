@@ -2,8 +2,9 @@
 
 Lifecycle: ``applied → active ⇄ paused → retired``; any non-retired ally can be retired.
 Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move it; a
-transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
-requests back for re-matching through ``on_ally_unavailable``.
+transition from the wrong state is a 409. What a change means beyond this domain (pending
+requests handed back, the ``ally.listed``/``ally.unlisted`` events) is done by
+workflows/ally_availability.py around these methods, in the same transaction.
 
 A pause records who paused (``paused_by``). An ally's own pause is theirs to lift; a
 coordinator's pause is a suspension: the ally's resume is a 403, only a coordinator lifts it,
@@ -20,7 +21,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
     AllyRepository,
@@ -42,8 +42,6 @@ from allyapi.core.http.etag import check_if_match
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
-from allyapi.core.settings import Settings
-from allyapi.webhooks.events import ally_listing_changed
 
 # Transition name → (states it may start from, state it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
@@ -117,11 +115,9 @@ def _refresh_derived(ally: Ally) -> None:
 
 
 class AllyService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = AllyRepository(session)
-        # The response window and retention that re-matched requests get (hand-back).
-        self.settings = settings
 
     async def get_row(self, org_id: str, ally_id: uuid.UUID, *, for_update: bool = False) -> Ally:
         row = await self.repo.get(org_id, ally_id, today(), for_update=for_update)
@@ -205,7 +201,9 @@ class AllyService:
 
     async def transition(
         self, org_id: str, ally_id: uuid.UUID, name: str, *, by_coordinator: bool
-    ) -> AllyRow:
+    ) -> tuple[AllyRow, bool]:
+        """The changed row, and whether the change is news beyond this domain (False when a
+        coordinator only turned an ally's own pause into a suspension)."""
         allowed_from, target = TRANSITIONS[name]
         ally = await self.get_row(org_id, ally_id, for_update=True)
         # A coordinator suspending an ally who paused themselves: still paused, now theirs.
@@ -229,23 +227,20 @@ class AllyService:
         ally.updated_at = now
         await self.session.flush()
         listed = await self.repo.is_listed(org_id, ally.id, today())
-        if suspends:  # already paused: nothing to hand back, no listing flips
-            return ally, listed
-        if target in (AllyStatus.paused, AllyStatus.retired):
-            await on_ally_unavailable(self.session, org_id, ally.id, self.settings)
-        await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
-        return ally, listed
+        # Already paused when suspended: nothing to hand back, no listing flips.
+        return (ally, listed), not suspends
 
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
-    ) -> RosterSyncResult:
+    ) -> tuple[RosterSyncResult, list[uuid.UUID]]:
         """Retire every not-yet-retired ally whose ``sub`` is not on the HRIS roster.
 
         The roster is hashed here (the database never sees a sub) and compared with the org's
         non-retired allies, read once ``FOR UPDATE``: that set is the size of the ally network,
         far smaller than the roster, so one read beats sending 50,000 references to the
-        database. The leavers are retired with chunked UPDATEs and their pending requests are
-        handed back. ``kept`` counts the non-retired allies who are on the roster.
+        database. The leavers are retired with chunked UPDATEs and returned (their pending
+        requests are handed back by the workflow). ``kept`` counts the non-retired allies who
+        are on the roster.
 
         ``issuers``: every issuer that speaks for the org; a ``sub`` keeps that person at any
         of them (an HRIS knows people, not identity providers).
@@ -258,7 +253,5 @@ class AllyService:
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
         await self.repo.retire_many(org_id, leavers, utcnow())
-        for ally_id in leavers:
-            await on_ally_unavailable(self.session, org_id, ally_id, self.settings)
-            await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
-        return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
+        result = RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
+        return result, leavers

@@ -325,7 +325,7 @@ class ContactRequestService:
 async def rematch_pending_of_unavailable_ally(
     session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings
 ) -> int:
-    """Hand a paused or retired ally's pending requests to other allies (allies/hooks.py)."""
+    """Hand a paused or retired ally's pending requests to other allies (workflows/ally_availability.py)."""
     lifecycle = Lifecycle(
         session,
         response_window=timedelta(hours=settings.response_window_hours),

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
+from allyapi.aggregates.buckets import Interval, as_date, bucket_of
 from allyapi.aggregates.marks import COMMENTED, Kind
 from allyapi.aggregates.release import Level, released
 from allyapi.allies.models import Ally
@@ -20,7 +21,6 @@ from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.db.models import table_of
 from allyapi.core.db.upsert import dialect_insert
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
-from allyapi.reports.buckets import Interval, as_date, bucket_of
 
 RF = table_of(RequestFeedback)
 PF = table_of(ProgramFeedback)

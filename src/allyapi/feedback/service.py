@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from allyapi.aggregates.buckets import Interval, as_instant, next_bucket
 from allyapi.contact_requests.models import RequestStatus
 from allyapi.core.auth.pseudonym import Subject, requester_ref, subject_ref
 from allyapi.core.db.models import today, utcnow
@@ -27,7 +28,6 @@ from allyapi.feedback.schemas import (
     RequestFeedbackCreate,
     RequestFeedbackPublic,
 )
-from allyapi.reports.buckets import Interval, as_instant, next_bucket
 
 # Programme answers per person, category and calendar month: the cells of the programme
 # summary are (month, category), so each answer in a cell is a different person (k counts

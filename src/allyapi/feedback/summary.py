@@ -1,6 +1,6 @@
 """Feedback summaries under k-anonymity (docs/aggregates.md).
 
-Ranges are snapped outward to whole calendar months (reports/buckets.py). The unit of
+Ranges are snapped outward to whole calendar months (aggregates/buckets.py). The unit of
 release is a *cell*: request feedback of one ally in one month, or programme feedback of one
 category in one month. A cell shows the feedback of its first ⌊n/k⌋·k people in the order
 they arrived (aggregates/release.py), n being its distinct people so far: distinct
@@ -30,6 +30,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, next_bucket, snap
 from allyapi.aggregates.release import chunk_of
 from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
@@ -44,7 +45,6 @@ from allyapi.feedback.schemas import (
     RequestFeedbackSummary,
 )
 from allyapi.reports.anonymity import Measure, figure
-from allyapi.reports.buckets import Interval, next_bucket, snap
 
 _random = secrets.SystemRandom()
 

@@ -17,12 +17,12 @@ import sqlalchemy as sa
 from sqlmodel import col
 
 from allyapi.aggregates.arrivals import arrive_all
+from allyapi.aggregates.buckets import Interval, snap
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.jobs.runner import Job
-from allyapi.reports.buckets import Interval, snap
 from allyapi.reports.schemas import GroupBy
 from allyapi.reports.service import ReportService
 

@@ -26,11 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, next_bucket
 from allyapi.aggregates.models import BucketArrivals
 from allyapi.core.db.models import table_of, utcnow
 from allyapi.core.db.upsert import dialect_insert
 from allyapi.reports.anonymity import Measure
-from allyapi.reports.buckets import Interval, next_bucket
 from allyapi.reports.models import ReportCellCache
 from allyapi.reports.repository import Breakdown, ReportRepository
 from allyapi.reports.schemas import GroupBy

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from allyapi.aggregates.buckets import Interval
 from allyapi.core.auth.security import CoordinatorOrAnalyst
 from allyapi.core.http.openapi import AGGREGATE
 from allyapi.core.http.schemas import QueryDate
-from allyapi.reports.buckets import Interval
 from allyapi.reports.deps import Reports
 from allyapi.reports.schemas import GroupBy, ProgramReport
 

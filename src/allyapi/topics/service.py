@@ -2,7 +2,7 @@
 
 The list is bounded (``MAX_LISTED`` listed at once, ``MAX_HISTORY`` rows ever) and every
 listed topic gets its own report group, so nothing is ever folded away for space. A change
-applies from the next period on (reports/calendar.py); that is why removing a topic retires
+applies from the next period on (aggregates/calendar.py); that is why removing a topic retires
 its row instead of deleting it.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,6 @@ from allyapi.core.http.etag import check_if_match
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
-from allyapi.reports.calendar import Listing
 from allyapi.topics.defaults import (
     DEFAULT_TOPICS,
     EPOCH,
@@ -46,6 +46,15 @@ def default_rows(org_id: str) -> list[Topic]:
         )
         for key in DEFAULT_TOPICS
     ]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A topic as the calendar of report groups sees it (aggregates/calendar.py)."""
+
+    key: str
+    listed_from: datetime
+    retired_at: datetime | None
 
 
 @dataclass(frozen=True)

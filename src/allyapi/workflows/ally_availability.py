@@ -1,8 +1,10 @@
-"""What happens to an ally's requests when the ally stops being available.
+"""What happens beyond the allies domain when an ally's status changes.
 
-docs/allies.md: pausing or retiring hands the ally's pending requests back for re-matching. The
-ally service calls ``on_ally_unavailable`` after pausing or retiring (also for leavers of a
-roster sync), in the same transaction, so the status change and the hand-back commit together.
+docs/allies.md: pausing or retiring hands the ally's pending requests back for re-matching
+(also for leavers of a roster sync), and a change of *listed* is announced to webhooks
+(``ally.listed``/``ally.unlisted``). Both run here, after the allies service changed the row
+and in the same transaction, so the status change, the hand-back and the event commit
+together (or not at all).
 
 The re-matching itself is a contact-request transition (contact_requests/lifecycle.py,
 ``Lifecycle.hand_back``): each pending request goes to the best other listed ally with room
@@ -15,15 +17,52 @@ ally: the conversation has started, and the requester can close it or ask someon
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.allies.models import AllyStatus
+from allyapi.allies.schemas import RosterSyncResult
+from allyapi.allies.service import AllyRow, AllyService
 from allyapi.contact_requests.service import rematch_pending_of_unavailable_ally
 from allyapi.core.settings import Settings
+from allyapi.webhooks.events import ally_listing_changed
+
+UNAVAILABLE = (AllyStatus.paused, AllyStatus.retired)
 
 
-async def on_ally_unavailable(
-    session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings
-) -> int:
-    """Re-match the ally's pending requests; returns how many were handed back."""
-    return await rematch_pending_of_unavailable_ally(session, org_id, ally_id, settings)
+class AllyAvailability:
+    def __init__(self, allies: AllyService, session: AsyncSession, settings: Settings) -> None:
+        self.allies = allies
+        self.session = session
+        # The response window and retention that re-matched requests get.
+        self.settings = settings
+
+    async def _unavailable(self, org_id: str, ally_id: uuid.UUID) -> int:
+        """Re-match the ally's pending requests; returns how many were handed back."""
+        return await rematch_pending_of_unavailable_ally(
+            self.session, org_id, ally_id, self.settings
+        )
+
+    async def transition(
+        self, org_id: str, ally_id: uuid.UUID, name: str, *, by_coordinator: bool
+    ) -> AllyRow:
+        row, news = await self.allies.transition(
+            org_id, ally_id, name, by_coordinator=by_coordinator
+        )
+        if not news:
+            return row
+        ally, listed = row
+        if ally.status in UNAVAILABLE:
+            await self._unavailable(org_id, ally.id)
+        await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
+        return row
+
+    async def sync_roster(
+        self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
+    ) -> RosterSyncResult:
+        result, leavers = await self.allies.sync_roster(org_id, subs, key, issuers)
+        for ally_id in leavers:
+            await self._unavailable(org_id, ally_id)
+            await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
+        return result
