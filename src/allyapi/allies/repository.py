@@ -31,6 +31,36 @@ TIEBREAK_UNRANKED = 2**63 - 1
 CHUNK = 1000
 
 
+# The columns the directory and a request's ally profile are read from, declared here rather
+# than taken from the response schemas: a new schema field is a decision about what is read.
+# tests/allies/test_columns.py fails while a view's fields and its columns differ.
+PUBLIC_PROFILE_COLUMNS = (
+    "id",
+    "display_name",
+    "pronouns",
+    "job_title",
+    "department",
+    "location",
+    "timezone",
+    "languages",
+    "topics",
+    "bio",
+    "contact_channels",
+    "availability",
+    "accepting",
+)
+LISTED = "listed"  # computed from the row and its training (listing.py), not a column
+COORDINATOR_VIEW_COLUMNS = (
+    *PUBLIC_PROFILE_COLUMNS,
+    "status",
+    "paused_by",
+    "max_open_requests",
+    LISTED,
+    "created_at",
+    "approved_at",
+)
+
+
 @dataclass(frozen=True)
 class DirectoryFilter:
     """Directory filters, already normalised (lower-cased, canonical language tags)."""
@@ -217,7 +247,7 @@ def _directory_statement(
     """The statement for one combination of columns and filters, built once (per day) and
     reused with new bound values: no statement construction on the request path."""
     listed = listed_clause(today, per_row=True)
-    columns = [listed if name == "listed" else ALLIES.c[name] for name in fields]
+    columns = [listed if name == LISTED else ALLIES.c[name] for name in fields]
     query = sa.select(*columns).where(ALLIES.c.org_id == sa.bindparam("org_id"))
     query = query.where(listed if "status" not in present else ALLIES.c.status == _param("status"))
     for name in present:

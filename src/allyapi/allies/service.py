@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
+    COORDINATOR_VIEW_COLUMNS,
+    PUBLIC_PROFILE_COLUMNS,
     AllyRepository,
     DirectoryFilter,
     SuggestionQuery,
@@ -83,8 +85,7 @@ async def directory(
     """
     if where.status is not None and not coordinator:
         raise Forbidden("only coordinators may filter the directory by status")
-    schema = AllyCoordinatorView if coordinator else AllyPublic
-    fields = _SCHEMA_FIELDS[schema]
+    fields = COORDINATOR_VIEW_COLUMNS if coordinator else PUBLIC_PROFILE_COLUMNS
     rows = await directory_page(
         reader, fields, org_id, today(), where, limit=page.fetch, after=page.after_text()
     )
@@ -92,12 +93,6 @@ async def directory(
     # The whole page validated in one call from plain dicts: pydantic-core's fast path.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
     return page_type.model_validate({"items": shown, "next_cursor": next_cursor})
-
-
-# The columns each directory view selects: exactly its fields (``listed`` is computed).
-_SCHEMA_FIELDS = {
-    schema: tuple(schema.model_fields) for schema in (AllyPublic, AllyCoordinatorView)
-}
 
 
 def _refresh_derived(ally: Ally) -> None:

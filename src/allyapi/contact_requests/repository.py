@@ -21,7 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from allyapi.allies.listing import ALLIES, listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.allies.schemas import AllyPublic
+from allyapi.allies.repository import PUBLIC_PROFILE_COLUMNS
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -38,7 +38,7 @@ Keyset = tuple[datetime, uuid.UUID]
 KEYS = table_of(ContactRequestKey)
 LOADS = table_of(RequesterLoad)
 REQUESTS = table_of(ContactRequest)
-PUBLIC_PROFILE = tuple(AllyPublic.model_fields)  # the columns a claim returns
+PUBLIC_PROFILE = PUBLIC_PROFILE_COLUMNS  # the columns a claim returns
 
 
 class ContactRequestRepository:
