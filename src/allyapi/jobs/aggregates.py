@@ -13,12 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-import sqlalchemy as sa
-from sqlmodel import col
-
 from allyapi.aggregates.arrivals import arrive_all
 from allyapi.aggregates.buckets import Interval, snap
-from allyapi.contact_requests.models import ContactRequest
+from allyapi.contact_requests.repository import orgs_with_requests
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
@@ -37,8 +34,7 @@ async def warm_report_cells(
     requests); returns how many reports it warmed."""
     if orgs is None:
         async with database.sessionmaker() as session:
-            query = sa.select(col(ContactRequest.org_id)).distinct().limit(MAX_ORGS)
-            orgs = (await session.execute(query)).scalars().all()
+            orgs = await orgs_with_requests(session, MAX_ORGS)
     last = today()
     warmed = 0
     for org in orgs:

@@ -18,37 +18,28 @@ the requester still sees the request (topic, status, day-truncated dates), with 
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from allyapi.contact_requests.lifecycle import Lifecycle, day_of
-from allyapi.contact_requests.models import ContactRequest, RequestStatus
+from allyapi.contact_requests.repository import (
+    DATE_FIELDS,
+    claim_expired,
+    purge_candidates,
+    purge_content,
+)
 from allyapi.contact_requests.traces import RequestTraces
 from allyapi.core.db.models import utcnow
 from allyapi.core.db.session import Database, checkpoint_sqlite_wal
+from allyapi.core.http.idempotency import delete_expired_keys
 from allyapi.core.settings import Settings
 from allyapi.jobs.batches import drain
-from allyapi.jobs.idempotency_keys import delete_idempotency_batch
 from allyapi.jobs.runner import Job
 
 BATCH_SIZE = 200
-
-# Dates kept after the content is gone are truncated to the day (P7: dates truncated to the day).
-_DATE_FIELDS = (
-    "created_at",
-    "updated_at",
-    "expires_at",
-    "accepted_at",
-    "closed_at",
-    "content_purge_at",
-)
-_DATE_COLUMNS = tuple(getattr(ContactRequest, name) for name in _DATE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -63,42 +54,8 @@ async def expire_batch(
 ) -> int:
     """``pending → expired`` for requests past their response window, through the same
     ``Lifecycle.move`` as every other status change (so the slots are freed the same way)."""
-    due = sa.and_(
-        col(ContactRequest.status) == RequestStatus.pending,
-        col(ContactRequest.expires_at) <= now,
-    )
-    ids = list(
-        await session.scalars(
-            sa.select(col(ContactRequest.id))
-            .where(due)
-            .order_by(col(ContactRequest.expires_at))
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    )
-    if not ids:
-        return 0
-    # Claim the rows with a guarded no-op write before reading them: on PostgreSQL the rows are
-    # already locked; on SQLite this takes the write lock, so no request can accept or cancel
-    # one of them between our read and our write (pysqlite starts no transaction for a SELECT).
-    claimed = list(
-        await session.scalars(
-            sa.update(ContactRequest)
-            .where(col(ContactRequest.id).in_(ids), due)
-            .values(status=col(ContactRequest.status))
-            .returning(col(ContactRequest.id))
-            .execution_options(synchronize_session=False)
-        )
-    )
-    if not claimed:
-        return 0
-    requests = await session.scalars(
-        sa.select(ContactRequest)
-        .where(col(ContactRequest.id).in_(claimed))
-        .execution_options(populate_existing=True)
-    )
     expired = 0
-    for request in requests:
+    for request in await claim_expired(session, now, batch_size):
         await lifecycle.move(request, "expire", now)
         expired += 1
     return expired
@@ -106,43 +63,17 @@ async def expire_batch(
 
 async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> int:
     """P7 retention: protected content of closed requests past ``content_purge_at`` destroyed."""
-    due = sa.and_(
-        col(ContactRequest.content_purge_at) <= now,
-        col(ContactRequest.content_purged_at).is_(None),
-        col(ContactRequest.status).not_in([RequestStatus.pending, RequestStatus.accepted]),
-    )
-    rows = (
-        await session.execute(
-            sa.select(col(ContactRequest.id), *_DATE_COLUMNS)
-            .where(due)
-            .order_by(col(ContactRequest.content_purge_at))
-            .limit(batch_size)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
+    rows = await purge_candidates(session, now, batch_size)
     if not rows:
         return 0
-    ids: list[uuid.UUID] = [row[0] for row in rows]
     # Thread, access log, data key, per-request deliveries and the feedback comment first:
     # they are protected content or link to it, and a request whose row says "purged" must
     # never still have them (traces.py).
-    await RequestTraces(session).delete_content(ids)
+    await RequestTraces(session).delete_content([request_id for request_id, _ in rows])
     purged = 0
-    for row in rows:
-        days = {name: day_of(value) for name, value in zip(_DATE_FIELDS, row[1:], strict=True)}
-        result = await session.execute(
-            sa.update(ContactRequest)
-            .where(col(ContactRequest.id) == row[0], due)
-            .values(
-                message_sealed=None,
-                contact_detail_sealed=None,
-                alias_sealed=None,
-                content_purged_at=day_of(now),
-                **days,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        purged += result.rowcount  # type: ignore[attr-defined]
+    for request_id, dates in rows:
+        days = {name: day_of(value) for name, value in zip(DATE_FIELDS, dates, strict=True)}
+        purged += await purge_content(session, request_id, now, day_of(now), days)
     return purged
 
 
@@ -152,7 +83,7 @@ async def run_all_jobs(
     """One pass of every request job and the idempotency-key cleanup (``allyapi purge``)."""
     at = now or utcnow()
     expired, purged = await expire_and_purge(database, settings, at)
-    keys = await drain(database, partial(delete_idempotency_batch, now=at, batch_size=BATCH_SIZE))
+    keys = await drain(database, partial(delete_expired_keys, now=at, batch_size=BATCH_SIZE))
     return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
 
 

@@ -12,20 +12,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-from sqlmodel import col
 
-from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.db.models import json_array_contains, table_of, today
+from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.jobs.runner import Job
-from allyapi.training.models import TrainingRecord
-from allyapi.webhooks.models import WebhookMarker, WebhookSubscription
+from allyapi.training.repository import expiring_to_announce
 from allyapi.webhooks.outbox import enqueue
+from allyapi.webhooks.repository import delete_markers_before, mark_once
 
 EVENT = "training.expiring"
 HORIZON = timedelta(days=30)
@@ -34,69 +29,13 @@ BATCH_SIZE = 200
 MAX_BATCHES = 50
 
 
-async def _mark(session: AsyncSession, org_id: str, record_id: object, window: str) -> bool:
-    table = table_of(WebhookMarker)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-    result = await session.execute(
-        insert.values(
-            org_id=org_id, event_type=EVENT, subject_id=record_id, window=window
-        ).on_conflict_do_nothing()
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def _due(on: date) -> sa.Select[TrainingRecord]:
-    later = aliased(TrainingRecord)
-    superseded = (
-        sa.select(sa.literal(1))
-        .where(
-            col(later.ally_id) == col(TrainingRecord.ally_id),
-            col(later.course_id) == col(TrainingRecord.course_id),
-            col(later.verified).is_(True),
-            sa.or_(
-                col(later.expires_on).is_(None),
-                col(later.expires_on) > col(TrainingRecord.expires_on),
-            ),
-        )
-        .exists()
-    )
-    marked = (
-        sa.select(sa.literal(1))
-        .where(
-            col(WebhookMarker.org_id) == col(TrainingRecord.org_id),
-            col(WebhookMarker.event_type) == EVENT,
-            col(WebhookMarker.subject_id) == col(TrainingRecord.id),
-            col(WebhookMarker.window) == sa.cast(col(TrainingRecord.expires_on), sa.String),
-        )
-        .exists()
-    )
-    subscribed = sa.select(col(WebhookSubscription.org_id)).where(
-        json_array_contains(col(WebhookSubscription.events), EVENT)
-    )
-    return (
-        sa.select(TrainingRecord)
-        .join(Ally, col(Ally.id) == col(TrainingRecord.ally_id))
-        .where(
-            col(TrainingRecord.verified).is_(True),
-            col(TrainingRecord.expires_on) >= on,
-            col(TrainingRecord.expires_on) <= on + HORIZON,
-            col(Ally.status).in_([AllyStatus.active, AllyStatus.paused]),
-            col(TrainingRecord.org_id).in_(subscribed),
-            ~superseded,
-            ~marked,
-        )
-        .order_by(col(TrainingRecord.expires_on), col(TrainingRecord.id))
-        .limit(BATCH_SIZE)
-    )
-
-
 async def emit_expiring_batch(session: AsyncSession, on: date) -> int:
     emitted = 0
-    for record in (await session.scalars(_due(on))).all():
+    for record in await expiring_to_announce(session, on, HORIZON, EVENT, BATCH_SIZE):
         if record.expires_on is None:
             continue
-        if await _mark(session, record.org_id, record.id, record.expires_on.isoformat()):
+        window = record.expires_on.isoformat()
+        if await mark_once(session, record.org_id, EVENT, record.id, window):
             await enqueue(
                 session,
                 record.org_id,
@@ -123,11 +62,7 @@ async def emit_training_expiring(database: Database, *, on: date | None = None) 
         if emitted == 0:
             break
     async with database.sessionmaker() as session, session.begin():
-        await session.execute(
-            sa.delete(WebhookMarker).where(
-                col(WebhookMarker.window) < (day - KEEP_MARKERS).isoformat()
-            )
-        )
+        await delete_markers_before(session, (day - KEEP_MARKERS).isoformat())
     return total
 
 

@@ -11,7 +11,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from allyapi.webhooks.models import PER_REQUEST_EVENTS, WebhookDelivery, WebhookSubscription
+from allyapi.core.db.models import table_of
+from allyapi.core.db.upsert import dialect_insert
+from allyapi.webhooks.models import (
+    PER_REQUEST_EVENTS,
+    WebhookDelivery,
+    WebhookMarker,
+    WebhookSubscription,
+)
+
+MARKERS = table_of(WebhookMarker)
 
 
 class WebhookRepository:
@@ -87,3 +96,22 @@ class WebhookRepository:
             sa.delete(WebhookDelivery).where(col(WebhookDelivery.subscription_id) == row.id)
         )
         await self.session.delete(row)
+
+
+async def mark_once(
+    session: AsyncSession, org_id: str, event: str, subject_id: uuid.UUID, window: str
+) -> bool:
+    """Insert the (org, event, subject, window) marker; True only for the transaction that
+    inserted it (ON CONFLICT DO NOTHING), so several processes announce a window once."""
+    insert = dialect_insert(session.get_bind().dialect.name, MARKERS)
+    result = await session.execute(
+        insert.values(
+            org_id=org_id, event_type=event, subject_id=subject_id, window=window
+        ).on_conflict_do_nothing()
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_markers_before(session: AsyncSession, window: str) -> None:
+    """Markers of windows long past: no scan can see those records again."""
+    await session.execute(sa.delete(WebhookMarker).where(col(WebhookMarker.window) < window))

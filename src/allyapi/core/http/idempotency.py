@@ -210,3 +210,26 @@ def _claim_statement(dialect: str) -> Any:
         set_={name: insert.excluded[name] for name in _TAKEN_OVER},
         where=keys.c.expires_at <= insert.excluded.created_at,
     ).returning(keys.c.key)
+
+
+async def delete_expired_keys(session: AsyncSession, *, now: datetime, batch_size: int) -> int:
+    """Idempotency keys past ``expires_at`` (kept ≥ 24 h by the create endpoint)."""
+    columns = (
+        col(IdempotencyKey.org_id),
+        col(IdempotencyKey.caller_ref),
+        col(IdempotencyKey.key),
+    )
+    expired = col(IdempotencyKey.expires_at) <= now
+    keys = (
+        await session.execute(
+            sa.select(*columns).where(expired).limit(batch_size).with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not keys:
+        return 0
+    result = await session.execute(
+        sa.delete(IdempotencyKey).where(
+            sa.tuple_(*columns).in_([tuple(row) for row in keys]), expired
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
