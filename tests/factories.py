@@ -1,4 +1,6 @@
-"""Rows for time-driven tests, written straight to the database (the API has no clock knob)."""
+"""Rows written straight to the database, shared by every test folder: allies (the one
+direct-to-database ally builder, ``add_ally``), requests for time-driven tests (the API has no
+clock knob), requester loads, and the environment of a CLI or server process."""
 
 from __future__ import annotations
 
@@ -6,10 +8,11 @@ import os
 import sys
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -25,36 +28,51 @@ from allyapi.core.settings import Settings
 from tests.helpers import ORG
 
 
+async def add_ally(
+    session: AsyncSession, subject_ref: str, *, org: str = ORG, display_name: str, **fields: Any
+) -> Ally:
+    """The one builder that writes an ally row straight to the database (committed); every
+    test helper that needs an ally without the API ends here."""
+    ally = Ally(org_id=org, subject_ref=subject_ref, display_name=display_name, **fields)
+    session.add(ally)
+    await session.commit()
+    return ally
+
+
 async def make_ally(
     session: AsyncSession,
     settings: Settings,
-    *,
     sub: str | None = None,
+    *,
     org: str = ORG,
+    name: str | None = None,
+    topics: list[str] | None = None,
+    languages: list[str] | None = None,
+    department: str | None = None,
     capacity: int = 3,
     open_requests: int = 0,
-    name: str = "Robin Ally",
+    accepting: bool = True,
+    status: str = AllyStatus.active,
 ) -> Ally:
-    """An approved, accepting ally (listed when the org has no required course)."""
-    ally = Ally(
-        org_id=org,
-        subject_ref=subject_ref(
-            settings.pseudonym_key_bytes,
-            "ally",
-            dev_subject(settings, org, sub or f"ally-{uuid.uuid4().hex[:8]}"),
-        ),
-        display_name=name,
-        languages=["en"],
-        topics=["stress"],
-        status=AllyStatus.active,
-        accepting=True,
+    """An ally (approved, accepting, listed unless told otherwise, or when the org requires a
+    course) for the person ``sub`` (a fresh person when None)."""
+    person = sub or f"ally-{uuid.uuid4().hex[:8]}"
+    return await add_ally(
+        session,
+        subject_ref(settings.pseudonym_key_bytes, "ally", dev_subject(settings, org, person)),
+        org=org,
+        display_name=name or "Robin Ally",  # never the sub: privacy tests look for it
+        languages=languages if languages is not None else ["en"],
+        topics=topics if topics is not None else ["stress"],
+        department=department,
+        department_key=department.lower() if department else None,
+        status=status,
+        paused_by=PausedBy.coordinator if status == AllyStatus.paused else None,
+        accepting=accepting,
         max_open_requests=capacity,
         open_requests=open_requests,
         approved_at=utcnow(),
     )
-    session.add(ally)
-    await session.commit()
-    return ally
 
 
 async def set_requester_load(

@@ -27,8 +27,8 @@ from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
 from allyapi.jobs import contact_requests as jobs
 from allyapi.jobs.contact_requests import run_all_jobs
+from tests.factories import make_ally, make_request, set_requester_load
 from tests.helpers import ORG
-from tests.jobs.factories import make_ally, make_request, set_requester_load
 
 T = TypeVar("T")
 PAST = timedelta(minutes=1)

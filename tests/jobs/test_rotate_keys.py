@@ -22,8 +22,8 @@ from allyapi.core.privacy.rotation import SealedColumn, rotate_column
 from allyapi.core.settings import Settings
 from allyapi.sealed_columns import REQUEST_SEALED_COLUMNS, SEALED_COLUMNS
 from allyapi.tables import metadata
+from tests.factories import make_ally, make_request, process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally, make_request, process_env
 
 ALL_SEALED = (*SEALED_COLUMNS, *REQUEST_SEALED_COLUMNS)
 

@@ -18,7 +18,7 @@ from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
 from allyapi.jobs.registry import all_jobs
 from allyapi.jobs.runner import JobRunner, PeriodicRunner
-from tests.jobs.factories import make_ally, make_request, process_env
+from tests.factories import make_ally, make_request, process_env
 
 
 async def test_a_failing_run_is_logged_without_data_and_the_next_run_happens(

@@ -31,8 +31,8 @@ from allyapi.core.db.models import table_of
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
+from tests.factories import process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import process_env
 from tests.migrations.scratch import scratch_database_in_thread
 
 WRITERS = 4

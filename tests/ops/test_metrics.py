@@ -22,8 +22,8 @@ from allyapi.app import create_app
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server, free_port
+from tests.factories import process_env
 from tests.helpers import assert_problem
-from tests.jobs.factories import process_env
 from tests.ops.test_operations import sample
 from tests.reliability.harness import stop_server, wait_healthy
 

@@ -41,8 +41,8 @@ from allyapi.core.privacy.crypto import (
 from allyapi.core.privacy.rotation import rotate_column
 from allyapi.core.settings import Settings
 from allyapi.sealed_columns import SEALED_COLUMNS
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 from tests.privacy.test_stored_bytes import postgres_dump, read_with_sidecars
 
 

@@ -36,8 +36,8 @@ from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally, process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally, process_env
 from tests.reliability.harness import PrivateCluster, counts, start_server, stop_server
 
 pytestmark = pytest.mark.postgres_only

@@ -32,8 +32,8 @@ from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest, RequesterLoad
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally, process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally, process_env
 from tests.reliability.harness import start_server, stop_server
 
 IN_FLIGHT_SECONDS = 20.0  # generous: a loaded CI machine

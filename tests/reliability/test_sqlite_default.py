@@ -25,8 +25,8 @@ from allyapi.core.db.migrations import upgrade
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 from tests.reliability.harness import counts
 
 
