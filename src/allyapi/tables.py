@@ -3,8 +3,7 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally
-from allyapi.allies.ranking import AllyRankBand
+from allyapi.allies.models import Ally, AllyRankBand
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
