@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from allyapi.core.db.models import table_of
+from allyapi.core.db.models import json_array_contains, table_of
 from allyapi.core.db.upsert import dialect_insert
 from allyapi.webhooks.models import (
     PER_REQUEST_EVENTS,
@@ -21,6 +21,26 @@ from allyapi.webhooks.models import (
 )
 
 MARKERS = table_of(WebhookMarker)
+
+# Built once: this lookup runs in every create's transaction.
+_SUBSCRIBERS = sa.select(col(WebhookSubscription.id)).where(
+    col(WebhookSubscription.org_id) == sa.bindparam("org_id", type_=sa.String()),
+    json_array_contains(
+        col(WebhookSubscription.events), sa.bindparam("event_type", type_=sa.String())
+    ),
+)
+# Per-request events go to subscriptions owned by an integration client only, whatever their
+# ``events`` say: a row written before that rule (or by hand) cannot reach programme staff.
+_OWNED_SUBSCRIBERS = _SUBSCRIBERS.where(col(WebhookSubscription.owner_ref).is_not(None))
+
+
+async def subscribers(
+    session: AsyncSession, org_id: str, event_type: str, *, owned_only: bool
+) -> list[uuid.UUID]:
+    """The subscriptions of ``org_id`` to ``event_type`` (only integration-owned ones for a
+    per-request event)."""
+    lookup = _OWNED_SUBSCRIBERS if owned_only else _SUBSCRIBERS
+    return list(await session.scalars(lookup, {"org_id": org_id, "event_type": event_type}))
 
 
 class WebhookRepository:
