@@ -176,6 +176,8 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     async with database.engine.begin() as connection:
         for table in tables:
             await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our table names
+    # What this process remembers about those rows (read counts) goes with them.
+    database.read_counter.windows.clear()
 
 
 @pytest.fixture(scope="session")
