@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
+from allyapi.core.directory_cache import DirectoryCache, DirectoryListener
 from allyapi.core.logging import cap_driver_loggers
 from allyapi.core.readcount import ReadCounter
 from allyapi.core.settings import Settings
@@ -171,6 +172,13 @@ class Database:
         # (80 µs per request, issue 6): a process holds up to 2 x db_pool_size connections.
         self.autocommit = make_engine(self.url, pool_size=settings.db_pool_size, autocommit=True)
         self.read_counter = ReadCounter(self)
+        # Directory pages of this process and what invalidates them (allies/directory_cache.py).
+        self.directory_cache = DirectoryCache(listens=not is_sqlite(self.url))
+        for engine in {self.engine, self.session_engine, self.autocommit}:
+            self.directory_cache.watch(engine)
+        self.directory_listener = (
+            None if is_sqlite(self.url) else DirectoryListener(self.url, self.directory_cache)
+        )
 
     @property
     def dialect(self) -> str:
@@ -178,6 +186,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.read_counter.close()
+        if self.directory_listener is not None:
+            await self.directory_listener.stop()
         await self.autocommit.dispose()
         await self.engine.dispose()
         if self.session_engine is not self.engine:
