@@ -51,6 +51,7 @@ TTL_SECONDS = 3.0
 MAX_BYTES = 16 * 1024 * 1024  # all cached pages of a process together
 CHANNEL = "allyapi_directory"  # migration 0016
 PING_SECONDS = 10.0
+APPLICATION_NAME = "allyapi-directory-listener"  # how it shows in pg_stat_activity
 RECONNECT_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
 _DIRTY = "allyapi_directory_dirty"
 
@@ -165,6 +166,7 @@ class DirectoryListener:
         self.cache = cache
         self.task: asyncio.Task[None] | None = None
         self._lost: asyncio.Event | None = None
+        self.server_pid: int | None = None  # the backend listening now (tests, diagnostics)
 
     def ensure_started(self) -> None:
         """Started by the first directory read (an app under test may never run lifespan)."""
@@ -188,8 +190,11 @@ class DirectoryListener:
         while True:
             connection = None
             try:
-                connection = await asyncpg.connect(self.dsn, timeout=5)
+                connection = await asyncpg.connect(
+                    self.dsn, timeout=5, server_settings={"application_name": APPLICATION_NAME}
+                )
                 self._lost = asyncio.Event()
+                self.server_pid = connection.get_server_pid()
                 connection.add_termination_listener(self._terminated)
                 await connection.add_listener(CHANNEL, self._notified)
                 # Anything committed while nobody listened: forget every page.
