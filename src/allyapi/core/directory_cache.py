@@ -222,7 +222,7 @@ class DirectoryListener:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(lost.wait(), PING_SECONDS)
             if not lost.is_set():
-                await connection.execute(";", timeout=5)
+                await connection.fetchval("SELECT 1", timeout=5)
 
     async def stop(self) -> None:
         task, self.task = self.task, None
