@@ -59,8 +59,11 @@ _INCREMENT = (
     "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
     "RETURNING count, window_start, {now}"
 )
-# Old windows are useless: the first request of a caller in a new window sweeps them (indexed).
+# Old windows are useless: the first new bucket a process makes in a window sweeps them
+# (indexed), once per process and window. (Once per caller was one more round trip on most
+# creates: each requester writes rarely, so nearly every create opened a new bucket.)
 _SWEEP = text("DELETE FROM rate_limit_buckets WHERE window_start < :window")
+SWEPT_WINDOWS: dict[str, int] = {}  # database URL -> the last window this process swept in
 
 
 @lru_cache(maxsize=4)
@@ -117,7 +120,8 @@ async def count_request_at(database: Database, key: str, policy: str) -> tuple[i
                     )
                 ).one()
                 count, window, now = int(row[0]), int(row[1]), int(row[2])
-                if count == 1:
+                if count == 1 and SWEPT_WINDOWS.get(database.url, 0) < window:
+                    SWEPT_WINDOWS[database.url] = window
                     await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
             return count, window, now
         except DBAPIError as exc:
