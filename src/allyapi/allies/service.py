@@ -96,6 +96,8 @@ async def directory(
         database.directory_listener.ensure_started()
     on, after = today(), page.after_text()
     # A new directory filter is one more field of DirectoryFilter: in the key and the query.
+    # A filter that depends on the time (who is available now) must also put the time it
+    # was evaluated for, rounded to what it can change by, into the key.
     key = (org_id, cache.version(org_id), on, coordinator, where, page.limit, after)
     cached = cache.get(key)
     if cached is not None:
