@@ -9,7 +9,7 @@ counted here and flushed to the same ``rate_limit_buckets`` rows in batches:
   and the count every process has flushed so far.
 - Further reads in that window add to a local ``pending`` count and are decided on
   ``shared + in flight + pending``; a background flush every ``FLUSH_SECONDS`` adds the pending
-  count to the row (``count = count + n ... RETURNING count``) and takes back the new total,
+  count to the row (``count = count + n``) and reads back the new total,
   which includes the other processes' flushed reads.
 
 The bound. In one process the count is exact (every read of the caller passes here, and the
@@ -47,9 +47,17 @@ FLUSH_SECONDS = 0.2
 STALE_SECONDS = 1.0
 PRUNE_AT = 10_000  # windows kept before ended ones are dropped
 
+# Two statements, not UPDATE ... RETURNING: SQLite keeps the write lock until a RETURNING
+# statement's rows have been read, and a flush runs between requests, when the event loop may
+# be paused (an app driven by a test harness): the lock then outlived the flush. A plain
+# UPDATE in autocommit is finished, and its lock released, when it returns.
 _ADD = (
     "UPDATE rate_limit_buckets SET count = count + :n "
-    "WHERE key = :key AND policy = :policy AND window_start = :window RETURNING count"
+    "WHERE key = :key AND policy = :policy AND window_start = :window"
+)
+_READ = (
+    "SELECT count FROM rate_limit_buckets "
+    "WHERE key = :key AND policy = :policy AND window_start = :window"
 )
 
 
@@ -76,7 +84,7 @@ class ReadCounter:
         self.database = database
         self.windows: dict[tuple[str, str], _Window] = {}
         self._flush_task: asyncio.Task[None] | None = None
-        self._add = text(_ADD)
+        self._add, self._read = text(_ADD), text(_READ)
 
     async def count(self, key: str, policy: str) -> tuple[int, int]:
         now = time.monotonic()
@@ -128,10 +136,9 @@ class ReadCounter:
         try:
             async with self.database.autocommit.connect() as connection:
                 for (key, policy), window in due:
-                    params = {"n": window.flushing, "key": key, "policy": policy}
-                    row = (
-                        await connection.execute(self._add, {**params, "window": window.start})
-                    ).first()
+                    params = {"key": key, "policy": policy, "window": window.start}
+                    await connection.execute(self._add, {**params, "n": window.flushing})
+                    row = (await connection.execute(self._read, params)).first()
                     if row is not None:  # None: the window's row was swept (it ended)
                         window.shared = int(row[0])
                         window.refreshed = time.monotonic()
