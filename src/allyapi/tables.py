@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally
+from allyapi.allies.models import Ally, DirectoryGeneration
 from allyapi.allies.ranking import AllyRankBand
 from allyapi.contact_requests.models import (
     AccessLogEntry,
@@ -32,6 +32,7 @@ __all__ = [
     "ContactMessage",
     "ContactRequest",
     "ContactRequestKey",
+    "DirectoryGeneration",
     "FeedbackQuota",
     "IdempotencyKey",
     "ProgramFeedback",

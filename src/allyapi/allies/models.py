@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import TenantRow, Versioned, json_column, utc_column
+from allyapi.core.models import ORG_ID_MAX, TenantRow, Versioned, json_column, utc_column
 
 
 class AllyStatus(StrEnum):
@@ -78,3 +78,13 @@ class Ally(TenantRow, Versioned, table=True):
 
     def __repr__(self) -> str:
         return f"Ally(id={self.id}, status={self.status})"
+
+
+class DirectoryGeneration(SQLModel, table=True):
+    """Bumped by database triggers (migration 0016) in the same transaction as any change to
+    what an organisation's directory shows: the version its cached pages are keyed by."""
+
+    __tablename__ = "directory_generations"
+
+    org_id: str = Field(max_length=ORG_ID_MAX, primary_key=True)
+    generation: int = Field(sa_type=sa.BigInteger)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
@@ -35,6 +35,8 @@ from allyapi.allies.schemas import (
     AllyUpdate,
     RosterSyncResult,
 )
+from allyapi.core.database import Database
+from allyapi.core.directory_cache import CachedPage
 from allyapi.core.errors import Conflict, Forbidden, NotFound
 from allyapi.core.etag import check_if_match
 from allyapi.core.idempotency import Idempotency, IdempotencyScope
@@ -72,28 +74,45 @@ def public_view(ally: Ally | sa.Row[Any]) -> AllyPublic:
 
 
 async def directory(
-    reader: AsyncConnection,
+    database: Database,
     org_id: str,
     where: DirectoryFilter,
     *,
     coordinator: bool,
     page: PageRequest,
-) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
+) -> CachedPage:
     """Listed allies for everyone; coordinators may ask for any ``status`` instead.
 
-    One Core statement on an autocommit connection (see ``directory_page``).
+    The page as JSON bytes, from this process's cache when it holds the organisation's
+    current version of it (core/directory_cache.py); otherwise one Core statement on an
+    autocommit connection (``directory_page``), validated once and stored. The caller's role
+    has been checked already; everything the key holds is what the page depends on, and
+    nothing in it belongs to one caller.
     """
     if where.status is not None and not coordinator:
         raise Forbidden("only coordinators may filter the directory by status")
+    cache = database.directory_cache
+    if database.directory_listener is not None:
+        database.directory_listener.ensure_started()
+    on, after = today(), page.after_text()
+    # A new directory filter is one more field of DirectoryFilter: in the key and the query.
+    # A filter that depends on the time (who is available now) must also put the time it
+    # was evaluated for, rounded to what it can change by, into the key.
+    key = (org_id, cache.version(org_id), on, coordinator, where, page.limit, after)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     schema = AllyCoordinatorView if coordinator else AllyPublic
-    fields = _SCHEMA_FIELDS[schema]
-    rows = await directory_page(
-        reader, fields, org_id, today(), where, limit=page.limit, after=page.after_text()
-    )
+    async with database.autocommit.connect() as reader:
+        rows = await directory_page(
+            reader, _SCHEMA_FIELDS[schema], org_id, on, where, limit=page.limit, after=after
+        )
     next_cursor = page.next_cursor(rows, lambda row: (row["display_name"], row["id"]))
-    # The whole page validated in one call from plain dicts: pydantic-core's fast path.
+    # The whole page validated in one call from plain dicts (pydantic-core's fast path) and
+    # serialised once: cache hits send these bytes as they are.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    return page_type.model_validate({"items": rows[: page.limit], "next_cursor": next_cursor})
+    shaped = page_type.model_validate({"items": rows[: page.limit], "next_cursor": next_cursor})
+    return cache.put(key, shaped.model_dump_json().encode())
 
 
 # The columns each directory view selects: exactly its fields (``listed`` is computed).
