@@ -95,7 +95,7 @@ async def worker(
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = seed.bench_settings()
-    allies, _ = await fixtures()
+    allies, _ = await fixtures(settings)
     os.environ.update(bench_env(seed.bench_url(), settings))
     app = create_app(load_settings())
     if args.endpoint == "directory":

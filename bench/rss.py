@@ -38,7 +38,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = seed.bench_settings()
-    allies, _ = await fixtures()
+    allies, _ = await fixtures(settings)
     env = bench_env(seed.bench_url(), settings)
     server = Server("ours", free_port(), ["allyapi.app:create_app", "--factory"], env, ROOT)
     scratch = Path(tempfile.mkdtemp(prefix="allyapi-rss-"))

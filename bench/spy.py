@@ -79,7 +79,7 @@ def summarise(raw: Path, top: int) -> None:
 
 async def main_async(args: argparse.Namespace) -> None:
     settings = seed.bench_settings()
-    allies, _ = await fixtures()
+    allies, _ = await fixtures(settings)
     env = bench_env(seed.bench_url(), settings)
     server = Server("ours", free_port(), ["allyapi.app:create_app", "--factory"], env, ROOT)
     if args.endpoint == "directory":

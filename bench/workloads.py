@@ -116,7 +116,8 @@ def lua_script(load: Workload, directory_path: Path) -> Path:
 
 
 # Each wrk thread has its own Lua state: ``setup`` numbers the threads so Idempotency-Keys
-# (run id, thread, counter) never repeat, and the threads start at different requesters.
+# (run id, thread, counter) never repeat, and the threads start at different requesters;
+# ``init`` makes the run id new for each wrk run of the same script.
 LUA_CREATE = """
 local subs, tokens, allies = @SUBS@, @TOKENS@, @ALLIES@
 local org, run, before, after, path = @ORG@, @RUN@, @BEFORE@, @AFTER@, @PATH@
@@ -126,6 +127,12 @@ function setup(thread)
   thread:set("tid", threads)
 end
 local counter = 0
+-- One script serves the warm-up and every round: each wrk run (and thread) makes its own
+-- run id, or a later run would repeat the keys of an earlier one and be answered as replays.
+function init(args)
+  math.randomseed(os.time() * 1000 + tid)
+  run = run .. "-" .. os.time() .. "-" .. math.random(1, 1073741824)
+end
 function request()
   counter = counter + 1
   local n = counter + tid * 7919

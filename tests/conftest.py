@@ -26,6 +26,7 @@ from allyapi.aggregates.arrivals import arrive_all
 from allyapi.app import create_app
 from allyapi.core.db.migrations import upgrade
 from allyapi.core.db.session import Database, make_sessionmaker
+from allyapi.core.http.ratelimit import SWEPT_WINDOWS
 from allyapi.core.settings import Settings
 from allyapi.tables import metadata
 from tests.contract.ledger import Ledger
@@ -176,6 +177,9 @@ async def _empty_tables(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     async with database.engine.begin() as connection:
         for table in tables:
             await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608 - our table names
+    # What this process remembers about those rows (read counts) goes with them.
+    database.read_counter.windows.clear()
+    SWEPT_WINDOWS.clear()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally, AllyRankBand
+from allyapi.allies.models import Ally, AllyRankBand, DirectoryGeneration
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -31,6 +31,7 @@ __all__ = [
     "ContactMessage",
     "ContactRequest",
     "ContactRequestKey",
+    "DirectoryGeneration",
     "FeedbackQuota",
     "IdempotencyKey",
     "ProgramFeedback",

@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.db.models import TenantRow, Versioned, json_column, table_of, utc_column
+from allyapi.core.db.models import (
+    ORG_ID_MAX,
+    TenantRow,
+    Versioned,
+    json_column,
+    table_of,
+    utc_column,
+)
 
 
 class AllyStatus(StrEnum):
@@ -105,4 +112,11 @@ class AllyRankBand(SQLModel, table=True):
 BANDS = table_of(AllyRankBand)
 
 
-BANDS = table_of(AllyRankBand)
+class DirectoryGeneration(SQLModel, table=True):
+    """Bumped by database triggers (migration 0016) in the same transaction as any change to
+    what an organisation's directory shows: the version its cached pages are keyed by."""
+
+    __tablename__ = "directory_generations"
+
+    org_id: str = Field(max_length=ORG_ID_MAX, primary_key=True)
+    generation: int = Field(sa_type=sa.BigInteger)

@@ -8,9 +8,9 @@ any ally of their org. The route order matters: fixed paths (``/suggestions``,
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, Field
 
 from allyapi.allies.deps import (
@@ -37,8 +37,7 @@ from allyapi.allies.schemas import (
 )
 from allyapi.allies.service import AllyRow, directory, managed_view, public_view
 from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
-from allyapi.core.db.session import Autocommit
-from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.etag import IfMatch, IfNoneMatch, none_match, set_etag
 from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
@@ -100,10 +99,28 @@ async def volunteer_as_ally(
     return _own(response, row)
 
 
-@router.get("", summary="The ally directory (coordinators: any status)")
+# Portals may keep a page this long, then revalidate it with If-None-Match (304, no body).
+DIRECTORY_MAX_AGE = 1
+DIRECTORY_CACHE_CONTROL = f"private, max-age={DIRECTORY_MAX_AGE}"
+DIRECTORY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: headers_on(200, "ETag", "Cache-Control", "Vary")[200],
+    304: {
+        "description": "Not modified: the page is still the one whose ETag was sent in "
+        "If-None-Match (no body)",
+        **headers_on(304, "ETag", "Cache-Control", "Vary")[304],
+    },
+}
+
+
+@router.get(
+    "",
+    summary="The ally directory (coordinators: any status)",
+    response_model=Page[AllyPublic] | Page[AllyCoordinatorView],
+    responses=DIRECTORY_RESPONSES,
+)
 async def list_allies(
     actor: EmployeeOrCoordinatorActor,
-    reader: Autocommit,
+    request: Request,
     page: PageQuery,
     language: LanguageQuery = None,
     topic: TopicQuery = None,
@@ -113,10 +130,15 @@ async def list_allies(
     status: Annotated[
         AllyStatus | None, Query(description="Coordinators only: allies in this status")
     ] = None,
-) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
+    if_none_match: IfNoneMatch = None,
+) -> Response:
     """Employees get the public profiles of *listed* allies. Coordinators get the coordinator
     view; without ``status`` they see the directory as employees do, with it the allies in
-    that status (the review queue is ``status=applied``), listed or not."""
+    that status (the review queue is ``status=applied``), listed or not.
+
+    Every page has an ``ETag``; a portal that sends it back in ``If-None-Match`` gets 304
+    while the page is unchanged. A change shows in every server process within a second
+    (docs/performance.md)."""
     where = DirectoryFilter(
         status=status,
         language=canonical_language(language) if language else None,
@@ -125,7 +147,17 @@ async def list_allies(
         q=q.lower() if q else None,
         accepting=accepting,
     )
-    return await directory(reader, actor.org, where, coordinator=actor.is_coordinator, page=page)
+    found = await directory(
+        request.app.state.database, actor.org, where, coordinator=actor.is_coordinator, page=page
+    )
+    headers = {
+        "ETag": found.etag,
+        "Cache-Control": DIRECTORY_CACHE_CONTROL,
+        "Vary": "Authorization",
+    }
+    if none_match(if_none_match, found.etag):
+        return Response(status_code=304, headers=headers)
+    return Response(found.body, media_type="application/json", headers=headers)
 
 
 @router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")

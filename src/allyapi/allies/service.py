@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
@@ -39,6 +39,8 @@ from allyapi.allies.schemas import (
 )
 from allyapi.core.auth.pseudonym import Subject, subject_ref
 from allyapi.core.db.models import today, utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.directory_cache import CachedPage
 from allyapi.core.http.errors import Conflict, Forbidden, NotFound
 from allyapi.core.http.etag import check_if_match
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
@@ -72,27 +74,45 @@ def public_view(ally: Ally | sa.Row[Any]) -> AllyPublic:
 
 
 async def directory(
-    reader: AsyncConnection,
+    database: Database,
     org_id: str,
     where: DirectoryFilter,
     *,
     coordinator: bool,
     page: PageRequest,
-) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
+) -> CachedPage:
     """Listed allies for everyone; coordinators may ask for any ``status`` instead.
 
-    One Core statement on an autocommit connection (see ``directory_page``).
+    The page as JSON bytes, from this process's cache when it holds the organisation's
+    current version of it (core/directory_cache.py); otherwise one Core statement on an
+    autocommit connection (``directory_page``), validated once and stored. The caller's role
+    has been checked already; everything the key holds is what the page depends on, and
+    nothing in it belongs to one caller.
     """
     if where.status is not None and not coordinator:
         raise Forbidden("only coordinators may filter the directory by status")
+    cache = database.directory_cache
+    if database.directory_listener is not None:
+        database.directory_listener.ensure_started()
+    on, after = today(), page.after_text()
+    # A new directory filter is one more field of DirectoryFilter: in the key and the query.
+    # A filter that depends on the time (who is available now) must also put the time it
+    # was evaluated for, rounded to what it can change by, into the key.
+    key = (org_id, cache.version(org_id), on, coordinator, where, page.limit, after)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     fields = COORDINATOR_VIEW_COLUMNS if coordinator else PUBLIC_PROFILE_COLUMNS
-    rows = await directory_page(
-        reader, fields, org_id, today(), where, limit=page.fetch, after=page.after_text()
-    )
+    async with database.autocommit.connect() as reader:
+        rows = await directory_page(
+            reader, fields, org_id, on, where, limit=page.fetch, after=after
+        )
     shown, next_cursor = page.split(rows, lambda row: (row["display_name"], row["id"]))
-    # The whole page validated in one call from plain dicts: pydantic-core's fast path.
+    # The whole page validated in one call from plain dicts (pydantic-core's fast path) and
+    # serialised once: cache hits send these bytes as they are.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    return page_type.model_validate({"items": shown, "next_cursor": next_cursor})
+    shaped = page_type.model_validate({"items": shown, "next_cursor": next_cursor})
+    return cache.put(key, shaped.model_dump_json().encode())
 
 
 def _refresh_derived(ally: Ally) -> None:

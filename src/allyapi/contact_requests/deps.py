@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from allyapi.contact_requests.access import Person, RequestAccess, Role, person_of, resolve
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.service import ContactRequestService
 from allyapi.contact_requests.thread import ThreadService
 from allyapi.core.auth.security import AppSettings, Caller
-from allyapi.core.db.session import Session
+from allyapi.core.db.session import Database, Session
 from allyapi.core.http.errors import Forbidden
 
 OVERSIGHT_ROLES = ("coordinator", "analyst", "integration")
@@ -37,8 +37,12 @@ async def an_employee_without_oversight_role(caller: Caller, settings: AppSettin
 EmployeeWithoutOversight = Annotated[Person, Depends(an_employee_without_oversight_role)]
 
 
-async def contact_request_service(session: Session, settings: AppSettings) -> ContactRequestService:
-    return ContactRequestService(session, settings)
+async def contact_request_service(
+    session: Session, settings: AppSettings, request: Request
+) -> ContactRequestService:
+    database: Database = request.app.state.database
+    fast = database.autocommit if database.dialect == "postgresql" else None
+    return ContactRequestService(session, settings, fast)
 
 
 async def thread_service(session: Session, settings: AppSettings) -> ThreadService:

@@ -25,11 +25,12 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from allyapi.allies.models import Ally
 from allyapi.allies.schemas import AllyPublic
 from allyapi.contact_requests.access import Person, RequestAccess, Role
+from allyapi.contact_requests.fastcreate import create_in_one_statement
 from allyapi.contact_requests.lifecycle import Lifecycle
 from allyapi.contact_requests.matching import Matcher, Wanted, department_key
 from allyapi.contact_requests.models import AccessLogEntry, ContactRequest
@@ -56,6 +57,7 @@ from allyapi.resources.models import Resource, ResourceCategory
 from allyapi.resources.repository import ResourceRepository
 from allyapi.resources.schemas import ResourcePublic
 from allyapi.webhooks.events import contact_request_assigned
+from allyapi.webhooks.outbox import payload
 
 CREATE_OPERATION = "contact_requests.create"
 REQUESTER_CAP_RETRY_AFTER = 3600
@@ -94,9 +96,14 @@ def _cipher(ring: tuple[tuple[str, bytes], ...]) -> Cipher:
 
 
 class ContactRequestService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, fast: AsyncEngine | None = None
+    ) -> None:
         self.session = session
         self.settings = settings
+        # PostgreSQL's autocommit engine: a create naming an ally runs as one statement
+        # there (fastcreate.py); None: the transactional path only (SQLite, jobs).
+        self.fast = fast
         self.repo = ContactRequestRepository(session)
         self.views = Views(cipher_of(settings))
         self.keys = RequestKeys(self.repo, self.views.ring)
@@ -112,11 +119,17 @@ class ContactRequestService:
         self, person: Person, body: ContactRequestBody, idempotency_key: str | None
     ) -> Created:
         request_id = uuid.uuid4()  # first: the key's claim and the seals are bound to it
+        scope = None
         if idempotency_key is not None:
             scope = IdempotencyScope(
                 person.org, person.idempotency_ref, idempotency_key, CREATE_OPERATION,
                 body_hash(body, self.settings.pseudonym_key_bytes),
             )  # fmt: skip
+        if self.fast is not None and body.ally_id is not None:
+            created = await self._create_at_once(person, body, request_id, scope)
+            if created is not None:
+                return created
+        if scope is not None:
             replay = await Idempotency(self.session).claim(scope, resource=(request_id, 201))
             if replay is not None:
                 request = await self.repo.get(person.org, replay.resource_id)
@@ -129,23 +142,45 @@ class ContactRequestService:
         view = self.views.for_requester(new, ally, resources, key)
         return Created(view, 201, replayed=False)
 
-    async def _create(
-        self, person: Person, body: ContactRequestBody, request_id: uuid.UUID
-    ) -> tuple[NewRequest, Ally | dict[str, Any], DataKey]:
-        """The hot path (bench/RESULTS.md): conditional statements that each decide one rule,
-        in this order, and reads only on the way to an error. Every refusal rolls the whole
-        transaction back (the requester slot and the key's claim included). The request's
-        own data key is made here and stored right after the request (sealing.py)."""
-        on, now = today(), utcnow()
-        cap = self.settings.max_open_requests
-        if not await self.repo.claim_requester_slot(person.org, person.requester_ref, cap):
-            await self._reachable_or_404(person, body, on)  # an unknown ally is a 404 first
-            raise TooManyRequests(
-                f"at most {cap} open requests at a time: cancel or close one first",
-                retry_after=REQUESTER_CAP_RETRY_AFTER,
+    async def _create_at_once(
+        self,
+        person: Person,
+        body: ContactRequestBody,
+        request_id: uuid.UUID,
+        scope: IdempotencyScope | None,
+    ) -> Created | None:
+        """The hot path on PostgreSQL: every rule in one statement (fastcreate.py). None when
+        it stored nothing: the transactional path then decides the refusal or the replay."""
+        assert self.fast is not None
+        assert body.ally_id is not None
+        new, key = self._new_request(person, body, request_id, body.ally_id)
+        event = (
+            "contact_request.assigned",
+            {"contact_request_id": request_id, "ally_id": body.ally_id},
+        )
+        event_id = uuid.uuid4()
+        event_body = payload(event_id, event[0], person.org, event[1], new.created_at)
+        async with self.fast.connect() as connection:
+            profile = await create_in_one_statement(
+                connection,
+                today=today(),
+                request=new.row(person.requester_ref),
+                cap=self.settings.max_open_requests,
+                ally_id=body.ally_id,
+                key_sealed=self.keys.seal(key, request_id),
+                event=(event_id, event[0], event_body),
+                scope=scope,
             )
-        ally_id, ally = await self._assign(person, body)
-        key = DataKey.generate()
+        if profile is None:
+            return None
+        resources = await self._urgent_resources(new.urgency, new.org_id, person)
+        return Created(self.views.for_requester(new, profile, resources, key), 201, replayed=False)
+
+    def _new_request(
+        self, person: Person, body: ContactRequestBody, request_id: uuid.UUID, ally_id: uuid.UUID
+    ) -> tuple[NewRequest, DataKey]:
+        """The new row, its free text sealed under its own data key (sealing.py)."""
+        now, key = utcnow(), DataKey.generate()
         new = NewRequest(
             id=request_id,
             org_id=person.org,
@@ -163,6 +198,25 @@ class ContactRequestService:
             ),
             alias_sealed=self.views.seal_new(key, request_id, "alias", body.alias),
         )
+        return new, key
+
+    async def _create(
+        self, person: Person, body: ContactRequestBody, request_id: uuid.UUID
+    ) -> tuple[NewRequest, Ally | dict[str, Any], DataKey]:
+        """The hot path (bench/RESULTS.md): conditional statements that each decide one rule,
+        in this order, and reads only on the way to an error. Every refusal rolls the whole
+        transaction back (the requester slot and the key's claim included). The request's
+        own data key is made here and stored right after the request (sealing.py)."""
+        on = today()
+        cap = self.settings.max_open_requests
+        if not await self.repo.claim_requester_slot(person.org, person.requester_ref, cap):
+            await self._reachable_or_404(person, body, on)  # an unknown ally is a 404 first
+            raise TooManyRequests(
+                f"at most {cap} open requests at a time: cancel or close one first",
+                retry_after=REQUESTER_CAP_RETRY_AFTER,
+            )
+        ally_id, ally = await self._assign(person, body)
+        new, key = self._new_request(person, body, request_id, ally_id)
         await self.repo.insert_request(new.row(person.requester_ref))
         await self.repo.insert_key(person.org, request_id, self.keys.seal(key, request_id))
         await contact_request_assigned(self.session, person.org, request_id, ally_id)

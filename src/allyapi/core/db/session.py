@@ -7,10 +7,12 @@ handler returns and rolled back on any error: the only commit point of a request
 from __future__ import annotations
 
 import logging
+import select
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -25,7 +27,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
+from allyapi.core.directory_cache import DirectoryCache, DirectoryListener
 from allyapi.core.logging import cap_driver_loggers
+from allyapi.core.readcount import ReadCounter
 from allyapi.core.settings import Settings
 
 logger = logging.getLogger("allyapi.database")
@@ -77,6 +81,24 @@ def _note_checkin(_: Any, record: ConnectionPoolEntry) -> None:
     record.info[_CHECKED_IN_AT] = time.monotonic()
 
 
+def _has_unread_input(driver: Any) -> bool:
+    """An idle pooled connection has nothing to say: bytes waiting on its socket are the
+    server's goodbye (an administrator's or a restart's termination notice, then EOF) that the
+    event loop has not read yet, so ``is_closed()`` cannot know. One ``select`` with a zero
+    timeout, no round trip. Before this, the request's first statement met the dead
+    connection and answered 503 (the read rate limit's statement, which used to come first
+    and retried, had hidden it)."""
+    transport = getattr(driver, "_transport", None)
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 def _check_alive(dbapi_conn: Any, record: ConnectionPoolEntry, _: PoolProxiedConnection) -> None:
     """Replaces ``pool_pre_ping``, which cost three round trips (BEGIN, ``;``, ROLLBACK) on
     every checkout: about 15 % of the hot paths' throughput (bench/RESULTS.md).
@@ -94,7 +116,7 @@ def _check_alive(dbapi_conn: Any, record: ConnectionPoolEntry, _: PoolProxiedCon
     503 (core/db/faults.py), as before.
     """
     driver = dbapi_conn.driver_connection
-    if driver.is_closed():
+    if driver.is_closed() or _has_unread_input(driver):
         raise DisconnectionError("connection closed by the server")
     checked_in = record.info.get(_CHECKED_IN_AT)  # None: connected just now
     if checked_in is not None and time.monotonic() - checked_in > PING_AFTER_IDLE_SECONDS:
@@ -104,12 +126,22 @@ def _check_alive(dbapi_conn: Any, record: ConnectionPoolEntry, _: PoolProxiedCon
             raise DisconnectionError("connection failed its ping") from exc
 
 
+def _dump_json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns (languages, topics, contact channels, availability...) through orjson, both
+# ways: stdlib json decoding them was about a quarter of the directory's CPU (py-spy).
+JSON_OPTIONS: dict[str, Any] = {"json_serializer": _dump_json, "json_deserializer": orjson.loads}
+
+
 def make_engine(
     url: str, *, pool_size: int = 10, immediate: bool = False, autocommit: bool = False
 ) -> AsyncEngine:
     """``immediate`` (SQLite only): every transaction takes the write lock at BEGIN.
     ``autocommit``: no transactions at all (each statement commits by itself)."""
     options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    options.update(JSON_OPTIONS)
     # No bound value in any log line or exception message, at any level (core/logging.py).
     options["hide_parameters"] = True
     cap_driver_loggers()
@@ -158,12 +190,23 @@ class Database:
         # pool, so no connection switches isolation level on every checkout and checkin
         # (80 µs per request, bench/RESULTS.md): a process holds up to 2 x db_pool_size connections.
         self.autocommit = make_engine(self.url, pool_size=settings.db_pool_size, autocommit=True)
+        self.read_counter = ReadCounter(self)
+        # Directory pages of this process and what invalidates them (allies/directory_cache.py).
+        self.directory_cache = DirectoryCache(listens=not is_sqlite(self.url))
+        for engine in {self.engine, self.session_engine, self.autocommit}:
+            self.directory_cache.watch(engine)
+        self.directory_listener = (
+            None if is_sqlite(self.url) else DirectoryListener(self.url, self.directory_cache)
+        )
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     async def dispose(self) -> None:
+        await self.read_counter.close()
+        if self.directory_listener is not None:
+            await self.directory_listener.stop()
         await self.autocommit.dispose()
         await self.engine.dispose()
         if self.session_engine is not self.engine:

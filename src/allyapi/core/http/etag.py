@@ -32,3 +32,21 @@ def check_if_match(if_match: str | None, resource_id: uuid.UUID, version: int) -
     candidates = {part.strip().removeprefix("W/") for part in if_match.split(",")}
     if "*" not in candidates and current not in candidates:
         raise PreconditionFailed("the resource changed since it was read (ETag mismatch)")
+
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        max_length=1000,
+        description="ETags of copies you hold; 304 (no body) when the page is still one of them",
+    ),
+]
+
+
+def none_match(if_none_match: str | None, current: str) -> bool:
+    """True when the client's copy is current (RFC 9110: weak comparison for GET)."""
+    if if_none_match is None:
+        return False
+    candidates = {part.strip().removeprefix("W/") for part in if_none_match.split(",")}
+    return "*" in candidates or current in candidates

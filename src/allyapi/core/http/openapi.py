@@ -141,8 +141,19 @@ COUNTED_METHODS = READ_METHODS | WRITE_METHODS
 RESPONSE_HEADERS: dict[str, Any] = {
     "ETag": {
         "description": "Opaque strong validator of this resource's current version; send it "
-        "back in If-Match to update only what you read (412 if it changed)",
+        "back in If-Match to update only what you read (412 if it changed), or on a list page "
+        "in If-None-Match to get 304 while the page is unchanged",
         "schema": {"type": "string", "maxLength": 200},
+    },
+    "Cache-Control": {
+        "description": "How long a client may reuse the answer without asking again, e.g. "
+        "`private, max-age=1` (for this caller only; then revalidate with If-None-Match)",
+        "schema": {"type": "string", "maxLength": 100},
+    },
+    "Vary": {
+        "description": "Request headers the answer depends on (`Authorization`: each caller "
+        "keeps their own copy)",
+        "schema": {"type": "string", "maxLength": 100},
     },
     "Location": {
         "description": "Path of the created resource",
@@ -183,7 +194,7 @@ def _rate_limited(operation: dict[str, Any]) -> None:
     refs = {name: _header_ref(name) for name in RATE_LIMIT_HEADERS}
     responses["429"] = {**_problem(429), "headers": refs}
     for code, response in responses.items():
-        if code.startswith("2") or code in {"403", "404", "409", "412", "422"}:
+        if code.startswith("2") or code in {"304", "403", "404", "409", "412", "422"}:
             response.setdefault("headers", {}).update(
                 {name: refs[name] for name in ("RateLimit", "RateLimit-Policy")}
             )

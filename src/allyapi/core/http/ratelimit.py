@@ -4,10 +4,11 @@ Two policies, each a fixed one-minute window per caller: ``writes`` (POST/PUT/PA
 under /v1, ALLYAPI_RATE_LIMIT_WRITES_PER_MINUTE) and ``reads`` (GET under /v1,
 ALLYAPI_RATE_LIMIT_READS_PER_MINUTE): reads are limited too, because polling a read is how a
 side channel is watched (the suggestions' ranking, an aggregate read again and again) and how
-a directory is scraped. One atomic upsert-increment per request (``INSERT ... ON CONFLICT DO
+a directory is scraped. Writes: one atomic upsert-increment per request (``INSERT ... ON CONFLICT DO
 UPDATE ... RETURNING``, PostgreSQL and SQLite ≥ 3.35 alike), in autocommit so the count stands
 even when the request itself fails or is refused, and no row lock is held while the request
-runs. Over the limit: 429 with ``Retry-After``. Every counted response carries the IETF draft
+runs. Reads: the same rows, counted in process and flushed in batches off the request path
+(core/readcount.py, which states the bound it gives with several processes). Over the limit: 429 with ``Retry-After``. Every counted response carries the IETF draft
 headers (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "writes";q=120;w=60`` and
 ``RateLimit: "writes";r=<left>;t=<seconds>``.
 
@@ -58,8 +59,11 @@ _INCREMENT = (
     "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
     "RETURNING count, window_start, {now}"
 )
-# Old windows are useless: the first request of a caller in a new window sweeps them (indexed).
+# Old windows are useless: the first new bucket a process makes in a window sweeps them
+# (indexed), once per process and window. (Once per caller was one more round trip on most
+# creates: each requester writes rarely, so nearly every create opened a new bucket.)
 _SWEEP = text("DELETE FROM rate_limit_buckets WHERE window_start < :window")
+SWEPT_WINDOWS: dict[str, int] = {}  # database URL -> the last window this process swept in
 
 
 @lru_cache(maxsize=4)
@@ -94,7 +98,14 @@ def headers_for(policy: Policy, limit: int, used: int, reset_in: int) -> dict[st
 
 
 async def count_request(database: Database, key: str, policy: Policy) -> tuple[int, int]:
-    """Add one request to the caller's current window; (count so far, seconds to reset).
+    """Add one request to the caller's current window; (count so far, seconds to reset)."""
+    count, window, now = await count_request_at(database, key, policy)
+    return count, max(window + WINDOW_SECONDS - now, 1)
+
+
+async def count_request_at(database: Database, key: str, policy: str) -> tuple[int, int, int]:
+    """Add one request to the caller's current window; (count so far, the window's start,
+    the database's now), both in Unix seconds on the database's clock.
 
     The upsert runs in autocommit: one atomic statement, one round trip, committed at once
     (not with the request, so refused and failed requests count too). Window and reset come
@@ -109,9 +120,10 @@ async def count_request(database: Database, key: str, policy: Policy) -> tuple[i
                     )
                 ).one()
                 count, window, now = int(row[0]), int(row[1]), int(row[2])
-                if count == 1:
+                if count == 1 and SWEPT_WINDOWS.get(database.url, 0) < window:
+                    SWEPT_WINDOWS[database.url] = window
                     await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
-            return count, max(window + WINDOW_SECONDS - now, 1)
+            return count, window, now
         except DBAPIError as exc:
             # The first statement of most requests: a connection the server closed a moment
             # ago can still look alive at checkout (its EOF not yet read, core/db/session.py).
@@ -138,7 +150,11 @@ async def caller_rate_limit(request: Request, caller: Caller) -> Principal:
         return caller
     policy, limit = counted
     key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.subject)
-    count, reset_in = await count_request(request.app.state.database, key, policy)
+    database: Database = request.app.state.database
+    if policy == "reads":  # counted in process, flushed in batches (core/readcount.py)
+        count, reset_in = await database.read_counter.count(key, policy)
+    else:
+        count, reset_in = await count_request(database, key, policy)
     headers = headers_for(policy, limit, count, reset_in)
     if count > limit:
         error = TooManyRequests(
