@@ -38,9 +38,9 @@ from allyapi.allies.schemas import (
     RosterSyncResult,
 )
 from allyapi.core.auth.pseudonym import Subject, subject_ref
+from allyapi.core.db.directory_cache import CachedPage
 from allyapi.core.db.models import today, utcnow
 from allyapi.core.db.session import Database
-from allyapi.core.directory_cache import CachedPage
 from allyapi.core.http.errors import Conflict, Forbidden, NotFound
 from allyapi.core.http.etag import check_if_match
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
@@ -84,7 +84,7 @@ async def directory(
     """Listed allies for everyone; coordinators may ask for any ``status`` instead.
 
     The page as JSON bytes, from this process's cache when it holds the organisation's
-    current version of it (core/directory_cache.py); otherwise one Core statement on an
+    current version of it (core/db/directory_cache.py); otherwise one Core statement on an
     autocommit connection (``directory_page``), validated once and stored. The caller's role
     has been checked already; everything the key holds is what the page depends on, and
     nothing in it belongs to one caller.

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from allyapi.allies.models import Ally
 from allyapi.allies.schemas import AllyPublic
 from allyapi.contact_requests.access import Person, RequestAccess, Role
-from allyapi.contact_requests.fastcreate import create_in_one_statement
+from allyapi.contact_requests.fast_create_repository import create_in_one_statement
 from allyapi.contact_requests.lifecycle import Lifecycle
 from allyapi.contact_requests.matching import Matcher, Wanted, department_key
 from allyapi.contact_requests.models import AccessLogEntry, ContactRequest

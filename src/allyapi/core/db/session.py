@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_
 
-from allyapi.core.directory_cache import DirectoryCache, DirectoryListener
+from allyapi.core.db.directory_cache import DirectoryCache, DirectoryListener
+from allyapi.core.http.readcount import ReadCounter
 from allyapi.core.logging import cap_driver_loggers
-from allyapi.core.readcount import ReadCounter
 from allyapi.core.settings import Settings
 
 logger = logging.getLogger("allyapi.database")

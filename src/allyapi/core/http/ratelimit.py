@@ -8,7 +8,7 @@ a directory is scraped. Writes: one atomic upsert-increment per request (``INSER
 UPDATE ... RETURNING``, PostgreSQL and SQLite ≥ 3.35 alike), in autocommit so the count stands
 even when the request itself fails or is refused, and no row lock is held while the request
 runs. Reads: the same rows, counted in process and flushed in batches off the request path
-(core/readcount.py, which states the bound it gives with several processes). Over the limit: 429 with ``Retry-After``. Every counted response carries the IETF draft
+(core/http/readcount.py, which states the bound it gives with several processes). Over the limit: 429 with ``Retry-After``. Every counted response carries the IETF draft
 headers (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy: "writes";q=120;w=60`` and
 ``RateLimit: "writes";r=<left>;t=<seconds>``.
 
@@ -151,7 +151,7 @@ async def caller_rate_limit(request: Request, caller: Caller) -> Principal:
     policy, limit = counted
     key = subject_ref(settings.pseudonym_key_bytes, "rate", caller.subject)
     database: Database = request.app.state.database
-    if policy == "reads":  # counted in process, flushed in batches (core/readcount.py)
+    if policy == "reads":  # counted in process, flushed in batches (core/http/readcount.py)
         count, reset_in = await database.read_counter.count(key, policy)
     else:
         count, reset_in = await count_request(database, key, policy)
