@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from allyapi.allies.announcements import announce_listing_changes
 from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
@@ -43,7 +44,6 @@ from allyapi.core.pagination import PageRequest
 from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
-from allyapi.webhooks.events import ally_listing_changed
 
 # Transition name → (states it may start from, state it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
@@ -187,6 +187,7 @@ class AllyService:
         ally.version += 1
         ally.updated_at = utcnow()
         await self.session.flush()
+        await announce_listing_changes(self.session, org_id, [ally.id])  # ``accepting``
         return ally, await self.repo.is_listed(org_id, ally.id, today())
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
@@ -241,8 +242,16 @@ class AllyService:
             return ally, listed
         if target in (AllyStatus.paused, AllyStatus.retired):
             await on_ally_unavailable(self.session, org_id, ally.id, self._handback_settings)
-        await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
+        await announce_listing_changes(self.session, org_id, [ally.id])
         return ally, listed
+
+    async def retire_leavers(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
+        """Retire allies who left (roster sync, SCIM deprovisioning): their pending requests
+        are handed back and their unlisting announced, in the caller's transaction."""
+        await self.repo.retire_many(org_id, leavers, utcnow())
+        for ally_id in leavers:
+            await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
+        await announce_listing_changes(self.session, org_id, leavers)
 
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
@@ -265,8 +274,5 @@ class AllyService:
         }
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
-        await self.repo.retire_many(org_id, leavers, utcnow())
-        for ally_id in leavers:
-            await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
-            await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
+        await self.retire_leavers(org_id, leavers)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
