@@ -253,6 +253,20 @@ class AllyService:
             await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
         await announce_listing_changes(self.session, org_id, leavers)
 
+    async def reapply(self, org_id: str, ally_id: uuid.UUID) -> None:
+        """A retired ally back in the review queue (``applied``): an identity provider
+        reactivated the person (SCIM). A coordinator approves them again, as anyone."""
+        ally = await self.get_row(org_id, ally_id, for_update=True)
+        if ally.status != AllyStatus.retired:
+            return
+        ally.status = AllyStatus.applied
+        ally.paused_by = None
+        ally.approved_at = None
+        ally.retired_at = None
+        ally.version += 1
+        ally.updated_at = utcnow()
+        await self.session.flush()
+
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
     ) -> RosterSyncResult:
