@@ -19,6 +19,13 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# userName and externalId: 1 to 255 characters, no control character (scim/service.py).
+NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]+$"
+# The one filter answered (scim/filters.py), as a pattern clients and fuzzers can read.
+USER_NAME_FILTER = (
+    "^(urn:ietf:params:scim:schemas:core:2\\.0:User:)?"
+    '[uU][sS][eE][rR][nN][aA][mM][eE] [eE][qQ] "[^"\\\\\\u0000-\\u001f\\u007f]*"$'
+)
 _URN_LIST = {"type": "array", "maxItems": 10, "items": {"type": "string", "maxLength": 200}}
 _META = {
     "type": "object",
@@ -52,8 +59,13 @@ SCHEMAS: dict[str, Any] = {
         "required": ["userName"],
         "properties": {
             "schemas": _URN_LIST,
-            "userName": {"type": "string", "minLength": 1, "maxLength": MAX_USER_NAME},
-            "externalId": {"type": ["string", "null"], "maxLength": 255},
+            "userName": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_USER_NAME,
+                "pattern": NO_CONTROL,
+            },
+            "externalId": {"type": ["string", "null"], "maxLength": 255, "pattern": NO_CONTROL},
             "active": {"type": "boolean"},
         },
         "additionalProperties": True,
@@ -71,7 +83,11 @@ SCHEMAS: dict[str, Any] = {
                     "type": "object",
                     "required": ["op"],
                     "properties": {
-                        "op": {"type": "string", "maxLength": 10},
+                        "op": {
+                            "type": "string",
+                            # any case: Entra ID sends "Replace"
+                            "enum": ["add", "replace", "remove", "Add", "Replace", "Remove"],
+                        },
                         "path": {"type": "string", "maxLength": 200},
                         "value": {},
                     },

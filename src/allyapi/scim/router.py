@@ -34,6 +34,7 @@ from allyapi.scim.openapi import (
     ATTRIBUTES,
     EXCLUDED,
     LIST_RESPONSES,
+    USER_NAME_FILTER,
     PATCH_BODY,
     USER_BODY,
     USER_RESPONSES,
@@ -143,7 +144,15 @@ async def scim_resource_type(
     "/.search",
     summary="Search several resource types at once: not supported (501)",
     response_class=ScimJSONResponse,
-    responses={501: {"description": "Not supported: use GET /Users with a filter"}},
+    responses={
+        501: {
+            "description": "Not supported: use GET /Users with a filter",
+            "headers": {
+                name: {"$ref": f"#/components/headers/{name}"}
+                for name in ("RateLimit", "RateLimit-Policy")
+            },
+        }
+    },
 )
 async def scim_search_everything(who: Provisioning) -> ScimJSONResponse:
     raise NotImplementedHere("search GET /scim/v2/Users with a filter instead")
@@ -159,7 +168,14 @@ async def scim_list_users(
     who: Provisioning,
     scim: Scim,
     filter: Annotated[
-        str | None, Query(max_length=1000, description='Only `userName eq "…"`')
+        str | None,
+        # The pattern is published, not enforced by FastAPI: any other filter is SCIM's
+        # 400 invalidFilter (scim/filters.py), not a generic invalidValue.
+        Query(
+            max_length=1000,
+            json_schema_extra={"pattern": USER_NAME_FILTER},
+            description='Only `userName eq "…"`',
+        ),
     ] = None,
     start_index: Annotated[int, Query(alias="startIndex", ge=1, le=2**31 - 1)] = 1,
     count: Annotated[

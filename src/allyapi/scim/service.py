@@ -65,7 +65,9 @@ class Changes:
 
 
 def _text(value: Any, name: str, limit: int) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    """The contract's rule for userName and externalId (scim/openapi.py): 1 to ``limit``
+    characters, none of them a control character."""
+    if not isinstance(value, str) or not value or len(value) > limit:
         raise ScimProblem(f"{name} must be a non-empty string of at most {limit} characters")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
         raise ScimProblem(f"{name} may not hold control characters")
@@ -204,7 +206,10 @@ class ScimService:
     async def find(self, who: Provisioner, user_name: str) -> AccountRow | None:
         """The user named ``userName``, linked now if their profile was not yet; None (and
         nothing stored) when nobody of the org with that ``sub`` holds an ally profile."""
-        ally = await self._ally_named(who, user_name)
+        try:
+            ally = await self._ally_named(who, user_name)
+        except ScimProblem:  # a userName nobody can have: nobody found
+            return None
         if ally is None:
             return None
         await self.repo.link(self._account(ally, user_name, None))
