@@ -38,7 +38,7 @@ from allyapi.allies.schemas import (
 )
 from allyapi.core.errors import Conflict, Forbidden, NotFound
 from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import PageRequest
 from allyapi.core.pseudonym import Subject, subject_ref
@@ -152,14 +152,15 @@ class AllyService:
 
     async def volunteer(
         self, org_id: str, subject: str, body: AllyCreate, idempotency: IdempotencyScope | None
-    ) -> AllyRow:
+    ) -> Made[AllyRow]:
         """A new profile in ``applied``. The unique (org, subject_ref) constraint is the rule;
         the pre-check only spares the common case a failed INSERT. With an Idempotency-Key, a
         repeat of the same body answers the profile (as it is now) instead of a 409."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.read(org_id, replay.resource_id, coordinator=True)
+                row = await self.read(org_id, replay.resource_id, coordinator=True)
+                return Made(row, replayed=True)
         if await self.repo.by_subject(org_id, subject, today()) is not None:
             raise Conflict("you already have an ally profile")
         ally = Ally(org_id=org_id, subject_ref=subject, **body.model_dump(mode="json"))
@@ -171,7 +172,7 @@ class AllyService:
             raise Conflict("you already have an ally profile") from None
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, ally.id, 201)
-        return ally, False
+        return Made((ally, False))
 
     async def update_own(
         self, org_id: str, subject: str, body: AllyUpdate, if_match: str | None

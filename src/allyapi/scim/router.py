@@ -34,9 +34,9 @@ from allyapi.scim.openapi import (
     ATTRIBUTES,
     EXCLUDED,
     LIST_RESPONSES,
-    USER_NAME_FILTER,
     PATCH_BODY,
     USER_BODY,
+    USER_NAME_FILTER,
     USER_RESPONSES,
     discovery_responses,
 )

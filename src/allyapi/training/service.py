@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.allies.announcements import announce_listing_changes
 from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import PageRequest
 from allyapi.core.schemas import Page
@@ -93,13 +93,13 @@ class CourseService:
 
     async def create(
         self, org_id: str, body: TrainingCourseCreate, idempotency: IdempotencyScope | None
-    ) -> TrainingCourse:
+    ) -> Made[TrainingCourse]:
         """With an Idempotency-Key, a repeat answers the course as it is now (no second row,
         no 409); a 409 is not remembered, so retrying after one tries again."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.get(org_id, replay.resource_id)
+                return Made(await self.get(org_id, replay.resource_id), replayed=True)
         course = TrainingCourse(org_id=org_id, **body.model_dump())
         self.repo.add(course)
         await self._flush_unique_name()
@@ -107,7 +107,7 @@ class CourseService:
             await announce_listing_changes(self.session, org_id, None)
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, course.id, 201)
-        return course
+        return Made(course)
 
     async def update(
         self,
@@ -194,16 +194,16 @@ class RecordService:
         actor: TrainingActor,
         body: TrainingRecordCreate,
         idempotency: IdempotencyScope | None,
-    ) -> TrainingRecord:
+    ) -> Made[TrainingRecord]:
         """With an Idempotency-Key, a repeat answers the record as it is now (404 once deleted)."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.get(actor, replay.resource_id)
+                return Made(await self.get(actor, replay.resource_id), replayed=True)
         record = await self._create(actor, body)
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, record.id, 201)
-        return record
+        return Made(record)
 
     async def _create(self, actor: TrainingActor, body: TrainingRecordCreate) -> TrainingRecord:
         ally_id = await self._ally_for_new_record(actor, body.ally_id)
