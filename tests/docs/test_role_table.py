@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.security.test_authz_matrix import CALLERS, F, MATRIX, N, OK
+from tests.security.test_authz_matrix import CALLERS, MATRIX, OK, F, N
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "integration-guide.md"
 START, END = "<!-- authz-table -->", "<!-- /authz-table -->"
@@ -41,7 +41,8 @@ def render() -> str:
 
 
 def parse(markdown: str) -> dict[tuple[str, str], dict[str, int]]:
-    assert START in markdown and END in markdown, f"the guide lost its {START} markers"
+    assert START in markdown, f"the guide lost its {START} marker"
+    assert END in markdown, f"the guide lost its {END} marker"
     table = markdown.split(START, 1)[1].split(END, 1)[0]
     by_cell = {text: status for status, text in CELL.items()}
     rows: dict[tuple[str, str], dict[str, int]] = {}
