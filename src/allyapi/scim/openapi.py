@@ -85,8 +85,11 @@ SCHEMAS: dict[str, Any] = {
                     "properties": {
                         "op": {
                             "type": "string",
-                            # any case: Entra ID sends "Replace"
-                            "enum": ["add", "replace", "remove", "Add", "Replace", "Remove"],
+                            "maxLength": 7,
+                            # add, replace or remove in any case (Entra ID sends "Replace"); a
+                            # pattern, as an enum of case variants breaks client generators
+                            "pattern": "^([aA][dD][dD]|[rR][eE][pP][lL][aA][cC][eE]"
+                            "|[rR][eE][mM][oO][vV][eE])$",
                         },
                         "path": {"type": "string", "maxLength": 200},
                         "value": {},
