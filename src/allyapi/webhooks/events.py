@@ -1,7 +1,7 @@
 """One function per event, for the domains that cause them (one ``await`` line each).
 
 Each adds the event to the caller's session (outbox.enqueue), so it commits with the change.
-What the SPEC leaves open, chosen here:
+What the product rules leave open, chosen here:
 - ``ally.listed`` / ``ally.unlisted`` are not here: they follow every flip of *listed*,
   whatever causes it, through allies/announcements.py.
 - ``contact_request.assigned`` is emitted each time a pending request gets an ally (created,
