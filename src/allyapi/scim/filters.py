@@ -1,8 +1,8 @@
 """SCIM filters: parsed by scim2-models, of which allyapi answers ``userName eq "…"`` only.
 
 That is what identity providers send to find a user before provisioning one (Okta, Entra ID).
-Any other filter that parses is a 400 ``invalidFilter`` saying what is supported (RFC 7644
-§3.4.2.2 lets a provider support a subset); one that does not parse is the same 400.
+Any other filter that parses is a 400 ``invalidFilter`` saying what is supported (a provider
+may support a subset: RFC 7644 §3.4.2.2); one that does not parse is the same 400.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""SCIM SQL: ally accounts joined to their ally profiles, always within one org (P8)."""
+"""SCIM SQL: ally accounts joined to their ally profiles, always within one org (tenant
+isolation, P8 in docs/privacy.md)."""
 
 from __future__ import annotations
 
