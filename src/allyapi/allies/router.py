@@ -38,7 +38,12 @@ from allyapi.allies.schemas import (
 from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, IfNoneMatch, none_match, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.idempotency import (
+    IdempotencyKeyHeader,
+    IdempotencyScope,
+    body_hash,
+    mark_replay,
+)
 from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import LanguageTag, Page, Tag
@@ -93,9 +98,10 @@ async def volunteer_as_ally(
         scope = IdempotencyScope(
             actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body, key)
         )
-    row = await AllyService(session).volunteer(actor.org, actor.subject_ref, body, scope)
+    made = await AllyService(session).volunteer(actor.org, actor.subject_ref, body, scope)
     response.headers["Location"] = OWN_PROFILE
-    return _own(response, row)
+    mark_replay(response, made.replayed)
+    return _own(response, made.value)
 
 
 # Portals may keep a page this long, then revalidate it with If-None-Match (304, no body).

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.allies.announcements import announce_listing_changes
 from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
@@ -39,13 +40,12 @@ from allyapi.core.database import Database
 from allyapi.core.directory_cache import CachedPage
 from allyapi.core.errors import Conflict, Forbidden, NotFound
 from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.models import today, utcnow
 from allyapi.core.pagination import PageRequest
 from allyapi.core.pseudonym import Subject, subject_ref
 from allyapi.core.schemas import Page
 from allyapi.core.settings import Settings
-from allyapi.webhooks.events import ally_listing_changed
 
 # Transition name → (states it may start from, state it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
@@ -171,14 +171,15 @@ class AllyService:
 
     async def volunteer(
         self, org_id: str, subject: str, body: AllyCreate, idempotency: IdempotencyScope | None
-    ) -> AllyRow:
+    ) -> Made[AllyRow]:
         """A new profile in ``applied``. The unique (org, subject_ref) constraint is the rule;
         the pre-check only spares the common case a failed INSERT. With an Idempotency-Key, a
         repeat of the same body answers the profile (as it is now) instead of a 409."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.read(org_id, replay.resource_id, coordinator=True)
+                row = await self.read(org_id, replay.resource_id, coordinator=True)
+                return Made(row, replayed=True)
         if await self.repo.by_subject(org_id, subject, today()) is not None:
             raise Conflict("you already have an ally profile")
         ally = Ally(org_id=org_id, subject_ref=subject, **body.model_dump(mode="json"))
@@ -190,7 +191,7 @@ class AllyService:
             raise Conflict("you already have an ally profile") from None
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, ally.id, 201)
-        return ally, False
+        return Made((ally, False))
 
     async def update_own(
         self, org_id: str, subject: str, body: AllyUpdate, if_match: str | None
@@ -206,6 +207,7 @@ class AllyService:
         ally.version += 1
         ally.updated_at = utcnow()
         await self.session.flush()
+        await announce_listing_changes(self.session, org_id, [ally.id])  # ``accepting``
         return ally, await self.repo.is_listed(org_id, ally.id, today())
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
@@ -260,8 +262,30 @@ class AllyService:
             return ally, listed
         if target in (AllyStatus.paused, AllyStatus.retired):
             await on_ally_unavailable(self.session, org_id, ally.id, self._handback_settings)
-        await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
+        await announce_listing_changes(self.session, org_id, [ally.id])
         return ally, listed
+
+    async def retire_leavers(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
+        """Retire allies who left (roster sync, SCIM deprovisioning): their pending requests
+        are handed back and their unlisting announced, in the caller's transaction."""
+        await self.repo.retire_many(org_id, leavers, utcnow())
+        for ally_id in leavers:
+            await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
+        await announce_listing_changes(self.session, org_id, leavers)
+
+    async def reapply(self, org_id: str, ally_id: uuid.UUID) -> None:
+        """A retired ally back in the review queue (``applied``): an identity provider
+        reactivated the person (SCIM). A coordinator approves them again, as anyone."""
+        ally = await self.get_row(org_id, ally_id, for_update=True)
+        if ally.status != AllyStatus.retired:
+            return
+        ally.status = AllyStatus.applied
+        ally.paused_by = None
+        ally.approved_at = None
+        ally.retired_at = None
+        ally.version += 1
+        ally.updated_at = utcnow()
+        await self.session.flush()
 
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
@@ -284,8 +308,5 @@ class AllyService:
         }
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
-        await self.repo.retire_many(org_id, leavers, utcnow())
-        for ally_id in leavers:
-            await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
-            await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
+        await self.retire_leavers(org_id, leavers)
         return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))

@@ -9,14 +9,16 @@ from fastapi import APIRouter, Query, Response, status
 
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
+from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
 from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import CountryCode, Page
-from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator
+from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator, PseudonymKey
 from allyapi.resources.models import ResourceCategory
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
 from allyapi.resources.service import ResourceService
 
+CREATE = "resources.create"  # the Idempotency-Key operation name
 router = APIRouter(prefix="/resources", tags=["resources"])
 
 
@@ -47,9 +49,17 @@ async def list_resources(
     responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_resource(
-    caller: CoordinatorOnly, session: Session, body: ResourceCreate, response: Response
+    caller: CoordinatorOnly,
+    session: Session,
+    body: ResourceCreate,
+    response: Response,
+    key: PseudonymKey,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> ResourcePublic:
-    resource = await ResourceService(session).create(caller.org, body)
+    scope = scope_of(caller.org, caller.subject, key, idempotency_key, CREATE, body)
+    made = await ResourceService(session).create(caller.org, body, scope)
+    resource = made.value
+    mark_replay(response, made.replayed)
     set_etag(response, resource.id, resource.version)
     response.headers["Location"] = f"/v1/resources/{resource.id}"
     return ResourcePublic.model_validate(resource)

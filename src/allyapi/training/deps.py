@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from allyapi.core.auth import Principal
 from allyapi.core.database import Session
 from allyapi.core.errors import Forbidden
-from allyapi.core.idempotency import IdempotencyScope, body_hash
+from allyapi.core.idempotency import IdempotencyScope, scope_of
 from allyapi.core.pseudonym import subject_ref
 from allyapi.core.security import Caller, PseudonymKey
 from allyapi.training.service import RecordService, TrainingActor
@@ -42,11 +42,5 @@ def idempotency_scope(
     operation: str,
     body: BaseModel,
 ) -> IdempotencyScope | None:
-    """The caller's Idempotency-Key for one create; its own keyed reference (purpose ``idem``),
-    so the stored key cannot be joined to the caller's ally profile."""
-    if idempotency_key is None:
-        return None
-    caller_ref = subject_ref(key, "idem", caller.subject)
-    return IdempotencyScope(
-        caller.org, caller_ref, idempotency_key, operation, body_hash(body, key)
-    )
+    """The caller's Idempotency-Key for one create (core/idempotency.py)."""
+    return scope_of(caller.org, caller.subject, key, idempotency_key, operation, body)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from allyapi.core.auth import Principal
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader
+from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay
 from allyapi.core.models import today
 from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import PageQuery
@@ -79,7 +79,9 @@ async def create_training_course(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
-    course = await CourseService(session).create(caller.org, body, scope)
+    made = await CourseService(session).create(caller.org, body, scope)
+    course = made.value
+    mark_replay(response, made.replayed)
     set_etag(response, course.id, course.version)
     response.headers["Location"] = f"/v1/training-courses/{course.id}"
     return TrainingCoursePublic.model_validate(course)
@@ -156,7 +158,9 @@ async def create_training_record(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
-    record = await RecordService(session).create(actor, body, scope)
+    made = await RecordService(session).create(actor, body, scope)
+    record = made.value
+    mark_replay(response, made.replayed)
     response.headers["Location"] = f"/v1/training-records/{record.id}"
     return _record_response(record, response)
 

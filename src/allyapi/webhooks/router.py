@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from allyapi.core.database import Session
-from allyapi.core.idempotency import IdempotencyKeyHeader
+from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay
 from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import Page
@@ -44,9 +44,10 @@ async def create_webhook(
     a token with the coordinator or analyst role that asks for one gets a 403. The client that
     creates a subscription owns it; only the owner sees the deliveries of per-request events
     in the delivery log."""
-    created = await service.create(caller, body, idempotency_key)
-    response.headers["Location"] = f"/v1/webhooks/{created.id}"
-    return created
+    made = await service.create(caller, body, idempotency_key)
+    response.headers["Location"] = f"/v1/webhooks/{made.value.id}"
+    mark_replay(response, made.replayed)
+    return made.value
 
 
 @router.get("", summary="List the organisation's webhook subscriptions")
