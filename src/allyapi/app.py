@@ -37,6 +37,9 @@ from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
 from allyapi.resources.router import router as resources_router
+from allyapi.scim.errors import ScimErrors
+from allyapi.scim.openapi import scim_contract
+from allyapi.scim.router import router as scim_router
 from allyapi.topics.router import router as topics_router
 from allyapi.training.router import router as training_router
 from allyapi.webhooks.router import router as webhooks_router
@@ -113,10 +116,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             # In this order: authentication (inside the rate limit) answers 401 first.
             dependencies=[Depends(caller_rate_limit), Depends(known_query_only)],
         )
+    app.include_router(
+        scim_router, dependencies=[Depends(caller_rate_limit), Depends(known_query_only)]
+    )
     app.include_router(ops_router, dependencies=[Depends(known_query_only)])
     if docs:
         install_docs(app)
-    install_openapi(app)
+    install_openapi(app, finishers=[scim_contract])
 
     # Outermost last: metrics see every response, including the ones refused early.
     app.add_middleware(RateLimitHeaders)
@@ -140,6 +146,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             ],
             max_age=600,
         )
+    app.add_middleware(ScimErrors)  # outside every middleware that answers problem+json
     app.add_middleware(SecurityHeaders)
     app.add_middleware(MetricsMiddleware, root=app)
     return app

@@ -16,6 +16,7 @@ from allyapi.contact_requests.models import ContactMessage, ContactRequest, Cont
 from allyapi.core.db.models import table_of
 from allyapi.core.privacy.rotation import SealedColumn
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
+from allyapi.scim.models import AllyAccount
 from allyapi.webhooks.models import WebhookSubscription
 
 SEALED_COLUMNS: tuple[SealedColumn, ...] = (
@@ -25,6 +26,8 @@ SEALED_COLUMNS: tuple[SealedColumn, ...] = (
     SealedColumn(table_of(RequestFeedback), "comment_sealed", "request_feedback", "comment"),
     SealedColumn(table_of(ProgramFeedback), "comment_sealed", "program_feedback", "comment"),
     SealedColumn(table_of(WebhookSubscription), "secret_sealed", "webhook_subscriptions", "secret"),
+    SealedColumn(table_of(AllyAccount), "user_name_sealed", "ally_accounts", "user_name"),
+    SealedColumn(table_of(AllyAccount), "external_id_sealed", "ally_accounts", "external_id"),
 )
 
 REQUEST_SEALED_COLUMNS: tuple[SealedColumn, ...] = (

@@ -16,6 +16,7 @@ from allyapi.core.http.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.models import ReportCellCache
 from allyapi.resources.models import Resource
+from allyapi.scim.models import AllyAccount
 from allyapi.topics.models import Topic
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.webhooks.models import WebhookDelivery, WebhookMarker, WebhookSubscription
@@ -25,6 +26,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "AccessLogEntry",
     "Ally",
+    "AllyAccount",
     "AllyRankBand",
     "ArrivalClock",
     "BucketArrivals",

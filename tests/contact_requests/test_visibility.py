@@ -201,3 +201,28 @@ async def test_keyset_pagination_of_my_requests(
     ).json()
     assert [item["id"] for item in second["items"]] == [ids[0]]
     assert second["next_cursor"] is None
+
+
+@pytest.mark.parametrize("oversight", ["coordinator", "analyst", "integration"])
+async def test_an_oversight_role_is_refused_even_with_employee(
+    client: httpx.AsyncClient, tokens: TokenFactory, oversight: str
+) -> None:
+    """README, "Who may read": any token carrying an oversight role gets 403 on every
+    contact-request route, even when it also carries ``employee``. (Feedback on a request is
+    the feedback domain's: 404 for anyone but the requester, as the authorization matrix says.)"""
+    # The app's route table and a valid body per operation, so the role decides the answer.
+    from tests.security.test_authz_matrix import BODIES, operations
+
+    headers = tokens.headers("both-1", "employee", oversight)
+    routes = [
+        (method, path)
+        for method, path in operations()
+        if path.startswith(("/v1/contact-requests", "/v1/me/contact-requests"))
+        and not path.endswith("/feedback")
+    ]
+    assert len(routes) >= 10
+    for method, path in routes:
+        url = path.replace("{request_id}", str(uuid.uuid4()))
+        body = BODIES.get((method, path))
+        response = await client.request(method, url, headers=headers, json=body)
+        assert response.status_code == 403, (method, path, response.text)

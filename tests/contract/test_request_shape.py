@@ -57,6 +57,11 @@ async def test_unknown_query_parameter_is_422(
         headers=_headers(operation, tokens),
         **body,
     )
+    if path.startswith("/scim/"):  # SCIM's shape for the same refusal (docs/scim.md)
+        error = assert_scim_error(response, 400)
+        assert error["scimType"] == "invalidValue"
+        assert error["detail"].startswith("unknown query parameter: langauge")
+        return
     problem = assert_problem(response, 422)
     assert problem["errors"] == [
         {
@@ -65,6 +70,15 @@ async def test_unknown_query_parameter_is_422(
             "type": "value_error",
         }
     ]
+
+
+def assert_scim_error(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/scim+json")
+    error: dict[str, Any] = response.json()
+    assert error["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert error["status"] == str(status)
+    return error
 
 
 async def test_unknown_query_parameter_needs_authentication_first(
@@ -110,8 +124,11 @@ async def test_a_body_that_is_not_json_is_415(
     response = await client.request(
         method.upper(), _url(path), headers=headers, content=b'{"name": "x"}'
     )
-    problem = assert_problem(response, 415)
-    assert problem["type"].endswith("/unsupported-media-type")
+    if path.startswith("/scim/"):
+        assert_scim_error(response, 415)
+    else:
+        problem = assert_problem(response, 415)
+        assert problem["type"].endswith("/unsupported-media-type")
     assert response.headers["accept"] == "application/json"
 
 

@@ -11,8 +11,10 @@ dir, so the guide's examples see exactly what a reader's first run sees.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,9 +63,20 @@ PYTHON = [e for e in examples() if e.lang == "python"]
 
 @pytest.fixture(scope="module")
 def live_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The setup block runs as a reader runs it after the README's quick start: from a checkout
+    holding ``.venv``, with nothing of that venv on ``PATH`` (a bare ``allyapi`` fails)."""
     with live_server(tmp_path_factory.mktemp("guide"), "--demo") as server:
         assert len(SETUP) == 1, "the guide needs exactly one setup block"
-        yield _exports(SETUP[0].code, {**server.env, "BASE": server.base}, server.data_dir)
+        checkout = tmp_path_factory.mktemp("checkout")
+        venv_bin = Path(sys.executable).parent
+        (checkout / ".venv").symlink_to(venv_bin.parent, target_is_directory=True)
+        path = os.pathsep.join(
+            entry
+            for entry in os.environ.get("PATH", "").split(os.pathsep)
+            if entry != str(venv_bin)
+        )
+        env = {**server.env, "BASE": server.base, "PATH": path}
+        yield _exports(SETUP[0].code, env, checkout)
 
 
 def _bash(code: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -70,7 +70,11 @@ async def test_stop_waits_for_a_run_in_progress_and_then_no_run_starts() -> None
 def test_interval_zero_disables_the_runner(settings: Settings) -> None:
     disabled = settings.model_copy(update={"jobs_interval_seconds": 0})
     names = {runner.name for runner in JobRunner(all_jobs(), disabled, Database(disabled)).runners}
-    assert names == {"webhook-deliverer", "webhook-training-expiring"}  # their own interval
+    assert names == {  # on their own interval
+        "webhook-deliverer",
+        "webhook-training-expiring",
+        "webhook-listing-changes",
+    }
     quiet = disabled.model_copy(update={"webhook_interval_seconds": 0})
     assert JobRunner(all_jobs(), quiet, Database(quiet)).runners == []
     with pytest.raises(ValueError, match="positive"):

@@ -112,6 +112,21 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("DELETE", "/v1/webhooks/{webhook_id}"): row(F, F, F, OK, F, OK, N),
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): row(F, F, F, OK, F, OK, N),
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/retry"): row(F, F, F, N, F, N, N),
+    # SCIM provisioning: integration clients only; the other organisation's caller in these
+    # rows is its integration client (see caller_headers). Discovery documents are the same
+    # for every organisation; a user of another organisation is not found.
+    ("GET", "/scim/v2/ServiceProviderConfig"): row(F, F, F, F, F, OK, OK),
+    ("GET", "/scim/v2/Schemas"): row(F, F, F, F, F, OK, OK),
+    ("GET", "/scim/v2/Schemas/{schema_id}"): row(F, F, F, F, F, OK, OK),
+    ("GET", "/scim/v2/ResourceTypes"): row(F, F, F, F, F, OK, OK),
+    ("GET", "/scim/v2/ResourceTypes/{name}"): row(F, F, F, F, F, OK, OK),
+    ("POST", "/scim/v2/.search"): row(F, F, F, F, F, OK, OK),
+    ("GET", "/scim/v2/Users"): row(F, F, F, F, F, OK, OK),
+    ("POST", "/scim/v2/Users"): row(F, F, F, F, F, OK, N),
+    ("GET", "/scim/v2/Users/{user_id}"): row(F, F, F, F, F, OK, N),
+    ("PUT", "/scim/v2/Users/{user_id}"): row(F, F, F, F, F, OK, N),
+    ("PATCH", "/scim/v2/Users/{user_id}"): row(F, F, F, F, F, OK, N),
+    ("DELETE", "/scim/v2/Users/{user_id}"): row(F, F, F, F, F, OK, N),
 }
 
 TODAY = "2026-01-15"
@@ -148,15 +163,21 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/webhooks"): {"url": "https://hooks.example.test/a", "events": ["ally.listed"]},
     ("POST", "/v1/topics"): {"key": "menopause"},
     ("PATCH", "/v1/topics/{topic_id}"): {"label": "Menopause"},
+    ("POST", "/scim/v2/Users"): {"userName": "ally-2"},
+    ("PUT", "/scim/v2/Users/{user_id}"): {"userName": "ally-1", "active": True},
+    ("PATCH", "/scim/v2/Users/{user_id}"): {
+        "Operations": [{"op": "replace", "path": "externalId", "value": "okta-1"}]
+    },
 }
 
 
 def operations() -> list[tuple[str, str]]:
-    """Every /v1 operation of the app, with path templates as the contract writes them."""
+    """Every /v1 and /scim operation of the app, with path templates as the contract writes
+    them."""
     app = create_app(contract_settings())
     found = []
     for context in iter_route_contexts(app.routes):
-        if context.path.startswith("/v1/"):
+        if context.path.startswith(("/v1/", "/scim/")):
             path = context.path_format  # ``{record_id:uuid}`` -> ``{record_id}``
             found += [(method, path) for method in sorted(context.methods or ())]
     return sorted(found)
@@ -174,6 +195,8 @@ def caller_headers(
 ) -> dict[str, str]:
     """``other_org`` carries the strongest roles the row lets through in its own organisation
     (a coordinator, else an employee), so its 404 shows isolation rather than a role refusal."""
+    if caller == "other_org" and operation and operation[1].startswith("/scim/"):
+        return tokens.headers("hris-9", "integration", org=OTHER_ORG)
     if caller == "other_org" and operation and MATRIX[operation]["coordinator"] == F:
         return tokens.headers("emp-9", "employee", org=OTHER_ORG)
     return {
@@ -216,8 +239,16 @@ async def build_world(client: httpx.AsyncClient, tokens: TokenFactory) -> dict[s
         headers=caller_headers(tokens, "employee"),
     )
     assert request.status_code == 201, request.text
+    # The identity provider has looked ally-1 up, which links them as a SCIM user.
+    linked = await client.get(
+        "/scim/v2/Users", params={"filter": 'userName eq "ally-1"'}, headers=tokens.integration
+    )
+    assert linked.json()["totalResults"] == 1, linked.text
     return {
         **made,
+        "user_id": ally["id"],
+        "schema_id": "urn:ietf:params:scim:schemas:core:2.0:User",
+        "name": "User",
         "ally_id": ally["id"],
         "record_id": record.json()["id"],
         "request_id": request.json()["id"],
@@ -248,7 +279,12 @@ async def empty_tables(database: Database) -> None:
 def mismatch(response: httpx.Response, expected: int) -> bool:
     if expected == OK:
         return response.status_code in {401, 403, 404, 405}
-    problem = response.headers.get("content-type", "").startswith("application/problem+json")
+    kind = (
+        "application/scim+json"
+        if "/scim/" in response.request.url.path
+        else "application/problem+json"
+    )
+    problem = response.headers.get("content-type", "").startswith(kind)
     return response.status_code != expected or not problem
 
 

@@ -81,6 +81,10 @@ class Ally(TenantRow, Versioned, table=True):
     search_text: str = Field(default="", max_length=4000)
     # Department as sent in tokens, lower-cased, for the "not in my reporting line" rule.
     department_key: str | None = Field(default=None, max_length=100)
+    # The listed state last announced to webhook subscribers (``ally.listed``/``unlisted``):
+    # changed only by allies/announcements.py's conditional UPDATE, so each flip of *listed*
+    # is announced once, whichever process or job notices it first.
+    listed_announced: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     approved_at: datetime | None = utc_column(nullable=True)
     retired_at: datetime | None = utc_column(nullable=True)
 

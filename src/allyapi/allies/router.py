@@ -38,7 +38,12 @@ from allyapi.allies.schemas import (
 from allyapi.allies.service import AllyRow, directory, managed_view, public_view
 from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
 from allyapi.core.http.etag import IfMatch, IfNoneMatch, none_match, set_etag
-from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.http.idempotency import (
+    IdempotencyKeyHeader,
+    IdempotencyScope,
+    body_hash,
+    mark_replay,
+)
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import LanguageTag, Page, Tag
@@ -94,9 +99,10 @@ async def volunteer_as_ally(
         scope = IdempotencyScope(
             actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body, key)
         )
-    row = await allies.volunteer(actor.org, actor.subject_ref, body, scope)
+    made = await allies.volunteer(actor.org, actor.subject_ref, body, scope)
     response.headers["Location"] = OWN_PROFILE
-    return _own(response, row)
+    mark_replay(response, made.replayed)
+    return _own(response, made.value)
 
 
 # Portals may keep a page this long, then revalidate it with If-None-Match (304, no body).

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.allies.announcements import announce_listing_changes
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
     COORDINATOR_VIEW_COLUMNS,
@@ -43,7 +44,7 @@ from allyapi.core.db.models import today, utcnow
 from allyapi.core.db.session import Database
 from allyapi.core.http.errors import Conflict, Forbidden, NotFound
 from allyapi.core.http.etag import check_if_match
-from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
 
@@ -155,14 +156,15 @@ class AllyService:
 
     async def volunteer(
         self, org_id: str, subject: str, body: AllyCreate, idempotency: IdempotencyScope | None
-    ) -> AllyRow:
+    ) -> Made[AllyRow]:
         """A new profile in ``applied``. The unique (org, subject_ref) constraint is the rule;
         the pre-check only spares the common case a failed INSERT. With an Idempotency-Key, a
         repeat of the same body answers the profile (as it is now) instead of a 409."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.read(org_id, replay.resource_id, coordinator=True)
+                row = await self.read(org_id, replay.resource_id, coordinator=True)
+                return Made(row, replayed=True)
         if await self.repo.by_subject(org_id, subject, today()) is not None:
             raise Conflict("you already have an ally profile")
         ally = Ally(org_id=org_id, subject_ref=subject, **body.model_dump(mode="json"))
@@ -174,7 +176,7 @@ class AllyService:
             raise Conflict("you already have an ally profile") from None
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, ally.id, 201)
-        return ally, False
+        return Made((ally, False))
 
     async def update_own(
         self, org_id: str, subject: str, body: AllyUpdate, if_match: str | None
@@ -190,6 +192,7 @@ class AllyService:
         ally.version += 1
         ally.updated_at = utcnow()
         await self.session.flush()
+        await announce_listing_changes(self.session, org_id, [ally.id])  # ``accepting``
         return ally, await self.repo.is_listed(org_id, ally.id, today())
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
@@ -245,6 +248,25 @@ class AllyService:
         # Already paused when suspended: nothing to hand back, no listing flips.
         return (ally, listed), not suspends
 
+    async def retire_many(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
+        """Retire allies who left (roster sync, SCIM deprovisioning); handing their requests
+        back and announcing the unlisting is the workflow's (workflows/ally_availability.py)."""
+        await self.repo.retire_many(org_id, leavers, utcnow())
+
+    async def reapply(self, org_id: str, ally_id: uuid.UUID) -> None:
+        """A retired ally back in the review queue (``applied``): an identity provider
+        reactivated the person (SCIM). A coordinator approves them again, as anyone."""
+        ally = await self.get_row(org_id, ally_id, for_update=True)
+        if ally.status != AllyStatus.retired:
+            return
+        ally.status = AllyStatus.applied
+        ally.paused_by = None
+        ally.approved_at = None
+        ally.retired_at = None
+        ally.version += 1
+        ally.updated_at = utcnow()
+        await self.session.flush()
+
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
     ) -> tuple[RosterSyncResult, list[uuid.UUID]]:
@@ -267,6 +289,6 @@ class AllyService:
         }
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
-        await self.repo.retire_many(org_id, leavers, utcnow())
+        await self.retire_many(org_id, leavers)
         result = RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
         return result, leavers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from allyapi.jobs.aggregates import ArrivalsAndReportCells
 from allyapi.jobs.contact_requests import ExpireAndPurgeRequests
 from allyapi.jobs.idempotency_keys import DeleteExpiredIdempotencyKeys
+from allyapi.jobs.listing_changes import ListingChanges
 from allyapi.jobs.runner import Job
 from allyapi.jobs.suggestion_bands import SuggestionBands
 from allyapi.jobs.training_expiring import TrainingExpiring
@@ -19,5 +20,6 @@ def all_jobs() -> list[Job]:
         ArrivalsAndReportCells(),
         WebhookDeliveries(),
         TrainingExpiring(),
+        ListingChanges(),
         SuggestionBands(),
     ]

@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from allyapi.core.auth.security import CoordinatorOnly, EmployeeOrCoordinator
+from allyapi.core.auth.security import CoordinatorOnly, EmployeeOrCoordinator, PseudonymKey
 from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import CountryCode, Page
@@ -16,6 +17,7 @@ from allyapi.resources.deps import Resources
 from allyapi.resources.models import ResourceCategory
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
 
+CREATE = "resources.create"  # the Idempotency-Key operation name
 router = APIRouter(prefix="/resources", tags=["resources"])
 
 
@@ -46,9 +48,17 @@ async def list_resources(
     responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_resource(
-    caller: CoordinatorOnly, resources: Resources, body: ResourceCreate, response: Response
+    caller: CoordinatorOnly,
+    resources: Resources,
+    body: ResourceCreate,
+    response: Response,
+    key: PseudonymKey,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> ResourcePublic:
-    resource = await resources.create(caller.org, body)
+    scope = scope_of(caller.org, caller.subject, key, idempotency_key, CREATE, body)
+    made = await resources.create(caller.org, body, scope)
+    resource = made.value
+    mark_replay(response, made.replayed)
     set_etag(response, resource.id, resource.version)
     response.headers["Location"] = f"/v1/resources/{resource.id}"
     return ResourcePublic.model_validate(resource)

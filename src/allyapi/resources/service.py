@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.core.db.models import utcnow
 from allyapi.core.http.errors import NotFound
 from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
 from allyapi.resources.models import Resource
@@ -50,12 +51,22 @@ class ResourceService:
             raise NotFound("resource not found")
         return resource
 
-    async def create(self, org_id: str, body: ResourceCreate) -> Resource:
+    async def create(
+        self, org_id: str, body: ResourceCreate, idempotency: IdempotencyScope | None
+    ) -> Made[Resource]:
+        """With an Idempotency-Key, a repeat answers the resource as it is now (404 once
+        deleted), creating nothing."""
+        if idempotency is not None:
+            replay = await Idempotency(self.session).claim(idempotency)
+            if replay is not None:
+                return Made(await self.get(org_id, replay.resource_id), replayed=True)
         data = body.model_dump(mode="json")
         resource = Resource(org_id=org_id, **data)
         self.repo.add(resource)
         await self.session.flush()
-        return resource
+        if idempotency is not None:
+            await Idempotency(self.session).remember(idempotency, resource.id, 201)
+        return Made(resource)
 
     async def update(
         self, org_id: str, resource_id: uuid.UUID, body: ResourceUpdate, if_match: str | None

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.allies.announcements import announce_listing_changes
 from allyapi.core.auth.pseudonym import Subject, subject_ref
 from allyapi.core.db.models import utcnow
 from allyapi.training.dates import expires_on
@@ -130,6 +131,10 @@ class BatchService:
         await self._write(org_id, desired, results)
         used = {item.course_id: item.validity_months for item in desired}
         await settle_expiry(self.courses, org_id, used)
+        # A row may move a record from one ally to another: the whole org is re-checked (one
+        # UPDATE), rather than tracking every ally a row touched before and after.
+        if desired:
+            await announce_listing_changes(self.session, org_id, None)
         ordered = [results[index] for index in range(len(rows))]
         count = Counter(result.status for result in ordered)
         return TrainingRecordBatchResult(

@@ -17,7 +17,7 @@ from allyapi.core.auth.security import Caller, PseudonymKey
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.session import Session
 from allyapi.core.http.errors import Forbidden
-from allyapi.core.http.idempotency import IdempotencyScope, body_hash
+from allyapi.core.http.idempotency import IdempotencyScope, scope_of
 from allyapi.training.batch import BatchService
 from allyapi.training.compliance import ComplianceService
 from allyapi.training.service import CourseService, RecordService, TrainingActor
@@ -66,11 +66,5 @@ def idempotency_scope(
     operation: str,
     body: BaseModel,
 ) -> IdempotencyScope | None:
-    """The caller's Idempotency-Key for one create; its own keyed reference (purpose ``idem``),
-    so the stored key cannot be joined to the caller's ally profile."""
-    if idempotency_key is None:
-        return None
-    caller_ref = subject_ref(key, "idem", caller.subject)
-    return IdempotencyScope(
-        caller.org, caller_ref, idempotency_key, operation, body_hash(body, key)
-    )
+    """The caller's Idempotency-Key for one create (core/http/idempotency.py)."""
+    return scope_of(caller.org, caller.subject, key, idempotency_key, operation, body)

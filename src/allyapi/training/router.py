@@ -18,7 +18,7 @@ from allyapi.core.auth.security import (
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.models import today
 from allyapi.core.http.etag import IfMatch, set_etag
-from allyapi.core.http.idempotency import IdempotencyKeyHeader
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page
@@ -83,7 +83,9 @@ async def create_training_course(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
-    course = await courses.create(caller.org, body, scope)
+    made = await courses.create(caller.org, body, scope)
+    course = made.value
+    mark_replay(response, made.replayed)
     set_etag(response, course.id, course.version)
     response.headers["Location"] = f"/v1/training-courses/{course.id}"
     return TrainingCoursePublic.model_validate(course)
@@ -160,7 +162,9 @@ async def create_training_record(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
-    record = await records.create(actor, body, scope)
+    made = await records.create(actor, body, scope)
+    record = made.value
+    mark_replay(response, made.replayed)
     response.headers["Location"] = f"/v1/training-records/{record.id}"
     return _record_response(record, response)
 

@@ -9,6 +9,8 @@ Choices the product rules leave open:
 - An ally self-reports (``verified=false``); a coordinator's record is verified at once.
 - Records page by (created_at, id) ascending: new records land at the end, so a client paging
   through never skips or repeats one.
+- Every write here can change who is *listed*: each ends with ``announce_listing_changes``
+  for the allies it touched (the whole org for a course), in the same transaction.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from functools import partial
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.allies.announcements import announce_listing_changes
 from allyapi.core.db.models import today, utcnow
 from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.http.etag import check_if_match
-from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
 from allyapi.training.dates import RecordStatus, expires_on
@@ -90,19 +93,21 @@ class CourseService:
 
     async def create(
         self, org_id: str, body: TrainingCourseCreate, idempotency: IdempotencyScope | None
-    ) -> TrainingCourse:
+    ) -> Made[TrainingCourse]:
         """With an Idempotency-Key, a repeat answers the course as it is now (no second row,
         no 409); a 409 is not remembered, so retrying after one tries again."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.get(org_id, replay.resource_id)
+                return Made(await self.get(org_id, replay.resource_id), replayed=True)
         course = TrainingCourse(org_id=org_id, **body.model_dump())
         self.repo.add(course)
         await self._flush_unique_name()
+        if course.required:  # nobody holds it yet: every listed ally drops out
+            await announce_listing_changes(self.session, org_id, None)
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, course.id, 201)
-        return course
+        return Made(course)
 
     async def update(
         self,
@@ -126,6 +131,8 @@ class CourseService:
             await self.repo.rederive_expiry(
                 org_id, course.id, partial(expires_on, validity_months=course.validity_months)
             )
+        if validity_changed or "required" in changes:
+            await announce_listing_changes(self.session, org_id, None)
         return course
 
     async def _flush_unique_name(self) -> None:
@@ -187,16 +194,16 @@ class RecordService:
         actor: TrainingActor,
         body: TrainingRecordCreate,
         idempotency: IdempotencyScope | None,
-    ) -> TrainingRecord:
+    ) -> Made[TrainingRecord]:
         """With an Idempotency-Key, a repeat answers the record as it is now (404 once deleted)."""
         if idempotency is not None:
             replay = await Idempotency(self.session).claim(idempotency)
             if replay is not None:
-                return await self.get(actor, replay.resource_id)
+                return Made(await self.get(actor, replay.resource_id), replayed=True)
         record = await self._create(actor, body)
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, record.id, 201)
-        return record
+        return Made(record)
 
     async def _create(self, actor: TrainingActor, body: TrainingRecordCreate) -> TrainingRecord:
         ally_id = await self._ally_for_new_record(actor, body.ally_id)
@@ -220,6 +227,7 @@ class RecordService:
         except IntegrityError:
             raise Conflict("a training record with this external_id already exists") from None
         await settle_expiry(self.courses, actor.org, {course.id: course.validity_months})
+        await announce_listing_changes(self.session, actor.org, [ally_id])
         return record
 
     async def _ally_for_new_record(
@@ -248,6 +256,7 @@ class RecordService:
             record.version += 1
             record.updated_at = now
             await self.session.flush()
+            await announce_listing_changes(self.session, actor.org, [record.ally_id])
         return record
 
     async def delete(
@@ -256,3 +265,4 @@ class RecordService:
         record = await self.get(actor, record_id, for_update=True)
         check_if_match(if_match, record.id, record.version)
         await self.repo.delete(record)
+        await announce_listing_changes(self.session, actor.org, [record.ally_id])

@@ -57,34 +57,49 @@ async def enqueue(
     session: AsyncSession, org_id: str, event_type: str, data: dict[str, Any]
 ) -> uuid.UUID | None:
     """Add the event's deliveries to ``session``; the event id, or None if nobody subscribed."""
+    ids = await enqueue_each(session, org_id, event_type, [data])
+    return ids[0] if ids else None
+
+
+async def enqueue_each(
+    session: AsyncSession, org_id: str, event_type: str, items: list[dict[str, Any]]
+) -> list[uuid.UUID]:
+    """One event per item of ``items`` (same type and org), with one subscriber lookup: a
+    change that flips many allies at once (a new required course) stays one query."""
     if event_type not in ALLOWED_DATA:
         raise ValueError(f"unknown event type {event_type!r}")
-    extra = set(data) - ALLOWED_DATA[event_type]
-    if extra:
-        raise ValueError(f"{event_type} may not carry {sorted(extra)}")
+    for data in items:
+        extra = set(data) - ALLOWED_DATA[event_type]
+        if extra:
+            raise ValueError(f"{event_type} may not carry {sorted(extra)}")
+    if not items:
+        return []
     subscriptions = await subscribers(
         session, org_id, event_type, owned_only=event_type in PER_REQUEST_EVENTS
     )
     if not subscriptions:
-        return None
+        return []
     now = utcnow()
-    event_id = uuid.uuid4()
-    body = payload(event_id, event_type, org_id, data, now)
-    if len(body) > MAX_BODY_CHARS:
-        raise ValueError("webhook payload too large")
-    for subscription_id in subscriptions:
-        session.add(
-            WebhookDelivery(
-                org_id=org_id,
-                subscription_id=subscription_id,
-                event_id=event_id,
-                event_type=event_type,
-                contact_request_id=data.get("contact_request_id"),
-                body=body,
-                status=DeliveryStatus.pending,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
+    event_ids = []
+    for data in items:
+        event_id = uuid.uuid4()
+        body = payload(event_id, event_type, org_id, data, now)
+        if len(body) > MAX_BODY_CHARS:
+            raise ValueError("webhook payload too large")
+        for subscription_id in subscriptions:
+            session.add(
+                WebhookDelivery(
+                    org_id=org_id,
+                    subscription_id=subscription_id,
+                    event_id=event_id,
+                    event_type=event_type,
+                    contact_request_id=data.get("contact_request_id"),
+                    body=body,
+                    status=DeliveryStatus.pending,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
-    return event_id
+        event_ids.append(event_id)
+    return event_ids

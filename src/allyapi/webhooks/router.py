@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, Response, status
 
 from allyapi.core.auth.security import IntegrationOrCoordinator
-from allyapi.core.http.idempotency import IdempotencyKeyHeader
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page
@@ -35,9 +35,10 @@ async def create_webhook(
     a token with the coordinator or analyst role that asks for one gets a 403. The client that
     creates a subscription owns it; only the owner sees the deliveries of per-request events
     in the delivery log."""
-    created = await webhooks.create(caller, body, idempotency_key)
-    response.headers["Location"] = f"/v1/webhooks/{created.id}"
-    return created
+    made = await webhooks.create(caller, body, idempotency_key)
+    response.headers["Location"] = f"/v1/webhooks/{made.value.id}"
+    mark_replay(response, made.replayed)
+    return made.value
 
 
 @router.get("", summary="List the organisation's webhook subscriptions")

@@ -29,7 +29,7 @@ from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.models import utcnow
 from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made, body_hash
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
 from allyapi.core.privacy.crypto import Cipher, aad_for
@@ -77,7 +77,7 @@ class WebhookService:
 
     async def create(
         self, caller: Principal, body: WebhookCreate, idempotency_key: str | None
-    ) -> WebhookCreated:
+    ) -> Made[WebhookCreated]:
         org_id = caller.org
         per_request = sorted(PER_REQUEST_EVENTS.intersection(body.events))
         if per_request and not is_integration_client(caller):
@@ -87,7 +87,7 @@ class WebhookService:
             )
         owner = self.owner_ref(caller)
         if idempotency_key is None:
-            return await self._create(org_id, body, owner)
+            return Made(await self._create(org_id, body, owner))
         caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", caller.subject)
         scope = IdempotencyScope(
             org_id,
@@ -100,10 +100,11 @@ class WebhookService:
         if replay is not None:
             row = await self.get(org_id, replay.resource_id)
             secret = Cipher(self.settings.data_key_ring).open(row.secret_sealed, secret_aad(row.id))
-            return WebhookCreated.model_validate({**_public_fields(row), "secret": secret})
+            replayed = WebhookCreated.model_validate({**_public_fields(row), "secret": secret})
+            return Made(replayed, replayed=True)
         created = await self._create(org_id, body, owner)
         await Idempotency(self.session).remember(scope, created.id, 201)
-        return created
+        return Made(created)
 
     async def _create(
         self, org_id: str, body: WebhookCreate, owner_ref: str | None

@@ -1,8 +1,8 @@
 """What happens beyond the allies domain when an ally's status changes.
 
 docs/allies.md: pausing or retiring hands the ally's pending requests back for re-matching
-(also for leavers of a roster sync), and a change of *listed* is announced to webhooks
-(``ally.listed``/``ally.unlisted``). Both run here, after the allies service changed the row
+(also for leavers of a roster sync or SCIM deprovisioning), and a change of *listed* is
+announced to webhooks (``ally.listed``/``ally.unlisted``, allies/announcements.py). Both run here, after the allies service changed the row
 and in the same transaction, so the status change, the hand-back and the event commit
 together (or not at all).
 
@@ -21,12 +21,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.allies.announcements import announce_listing_changes
 from allyapi.allies.models import AllyStatus
 from allyapi.allies.schemas import RosterSyncResult
 from allyapi.allies.service import AllyRow, AllyService
 from allyapi.contact_requests.service import rematch_pending_of_unavailable_ally
 from allyapi.core.settings import Settings
-from allyapi.webhooks.events import ally_listing_changed
 
 UNAVAILABLE = (AllyStatus.paused, AllyStatus.retired)
 
@@ -52,17 +52,26 @@ class AllyAvailability:
         )
         if not news:
             return row
-        ally, listed = row
+        ally, _ = row
         if ally.status in UNAVAILABLE:
             await self._unavailable(org_id, ally.id)
-        await ally_listing_changed(self.session, org_id, ally.id, action=name, listed=listed)
+        await announce_listing_changes(self.session, org_id, [ally.id])
         return row
 
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
     ) -> RosterSyncResult:
         result, leavers = await self.allies.sync_roster(org_id, subs, key, issuers)
+        await self._after_retiring(org_id, leavers)
+        return result
+
+    async def retire_leavers(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
+        """Retire allies who left (SCIM deprovisioning): their pending requests handed back
+        and their unlisting announced, in the caller's transaction."""
+        await self.allies.retire_many(org_id, leavers)
+        await self._after_retiring(org_id, leavers)
+
+    async def _after_retiring(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
         for ally_id in leavers:
             await self._unavailable(org_id, ally_id)
-            await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
-        return result
+        await announce_listing_changes(self.session, org_id, leavers)

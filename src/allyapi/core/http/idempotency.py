@@ -34,14 +34,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from fastapi import Header
+from fastapi import Header, Response
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from allyapi.core.auth.pseudonym import Subject, subject_ref
 from allyapi.core.db.models import ORG_ID_MAX, table_of, utc_column, utcnow
 from allyapi.core.db.upsert import dialect_insert
 from allyapi.core.http.errors import Conflict, InvalidInput
@@ -56,9 +57,12 @@ IdempotencyKeyHeader = Annotated[
         max_length=200,
         pattern=r"^[\x20-\x7e]+$",
         description=(
-            "Any printable ASCII string up to 200 characters (a UUID is ideal). The same key "
-            "with the same body within 24 h replays the first response without creating "
-            "anything; with another body it is a 422."
+            "Optional; send one with every create you may retry. Any printable ASCII string "
+            "up to 200 characters (a UUID is ideal). The same key with the same body within "
+            "24 h replays the first response (`Idempotent-Replayed: true`, the resource as it "
+            "is now) without creating anything; with another body it is a 422. Without a "
+            "key the create is accepted, and a retry creates again (or meets the route's own "
+            "409). An empty key is a 422."
         ),
     ),
 ]
@@ -110,6 +114,39 @@ class IdempotencyScope:
 
     def __repr__(self) -> str:
         return f"IdempotencyScope(org={self.org_id!r}, operation={self.operation!r})"
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Made(Generic[T]):
+    """What a create answered, and whether it replayed an earlier request with the same key."""
+
+    value: T
+    replayed: bool = False
+
+
+def mark_replay(response: Response, replayed: bool) -> None:
+    """Every replay says so (``Idempotent-Replayed: true``), on every creating route."""
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+
+
+def scope_of(
+    org: str,
+    person: Subject,
+    key: bytes,
+    idempotency_key: str | None,
+    operation: str,
+    body: BaseModel,
+) -> IdempotencyScope | None:
+    """The caller's Idempotency-Key for one create, or None without one. The caller is named
+    by their own keyed reference (purpose ``idem``), which joins to nothing else they own."""
+    if idempotency_key is None:
+        return None
+    caller_ref = subject_ref(key, "idem", person)
+    return IdempotencyScope(org, caller_ref, idempotency_key, operation, body_hash(body, key))
 
 
 @dataclass(frozen=True)

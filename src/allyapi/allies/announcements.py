@@ -1,0 +1,108 @@
+"""``ally.listed`` / ``ally.unlisted``: once per flip of an ally's *listed* state, whatever flips it.
+
+*Listed* (allies/listing.py) moves with the status, ``accepting``, the org's required courses,
+training records and the calendar. Rather than teaching every write which transitions matter,
+each row stores the state last announced (``listed_announced``) and
+``announce_listing_changes`` compares it with the state now, in one conditional UPDATE::
+
+    UPDATE allies SET listed_announced = <listed>
+    WHERE org_id = :org AND id IN (...) AND listed_announced IS DISTINCT FROM <listed>
+    RETURNING id, listed_announced
+
+Only the transaction whose UPDATE changed the row enqueues the event, in the same
+transaction. On PostgreSQL a second writer of the same row waits for the first and re-checks
+the WHERE against the committed ``listed_announced``, so two processes (a request and the
+periodic check, or two requests) never both announce one flip; SQLite runs one writer at a
+time (``BEGIN IMMEDIATE``). Every write that can change listing calls it after its change;
+``announce_due`` (run every few minutes in each process) catches what only time changes (a
+required course expiring) and anything a write did not name.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from allyapi.allies.listing import ALLIES, listed_clause
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
+from allyapi.webhooks.outbox import enqueue_each
+
+CHUNK = 1000  # ids per statement: well under both databases' bind-parameter limits
+BATCH_SIZE = 200
+MAX_BATCHES = 50
+
+
+def _flipped(on: date) -> sa.ColumnElement[bool]:
+    return ALLIES.c.listed_announced.is_distinct_from(listed_clause(on))
+
+
+async def announce_listing_changes(
+    session: AsyncSession,
+    org_id: str,
+    ally_ids: Iterable[uuid.UUID] | None,
+    *,
+    on: date | None = None,
+) -> int:
+    """Announce every flip of *listed* among ``ally_ids`` (None: every ally of the org) since
+    the last announcement; returns how many flips this transaction announced."""
+    listed = listed_clause(on or today())
+    update = (
+        sa.update(ALLIES)
+        .where(ALLIES.c.org_id == org_id, ALLIES.c.listed_announced.is_distinct_from(listed))
+        .values(listed_announced=listed)
+        .returning(ALLIES.c.id, ALLIES.c.listed_announced)
+    )
+    if ally_ids is None:
+        rows = list((await session.execute(update)).all())
+    else:
+        ids = sorted(set(ally_ids))  # one lock order for every writer
+        rows = []
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            result = await session.execute(update.where(ALLIES.c.id.in_(chunk)))
+            rows.extend(result.all())
+    by_state: dict[bool, list[dict[str, object]]] = defaultdict(list)
+    for ally_id, now_listed in sorted(rows, key=lambda row: str(row[0])):
+        by_state[bool(now_listed)].append({"ally_id": ally_id})
+    for now_listed, items in by_state.items():
+        event = "ally.listed" if now_listed else "ally.unlisted"
+        await enqueue_each(session, org_id, event, items)
+    return len(rows)
+
+
+async def announce_due_batch(session: AsyncSession, on: date) -> int:
+    """Up to ``BATCH_SIZE`` allies whose listed state differs from the one announced, locked
+    with SKIP LOCKED (a request writing one of them announces it itself), then announced."""
+    due = (
+        sa.select(ALLIES.c.org_id, ALLIES.c.id)
+        .where(_flipped(on))
+        .order_by(ALLIES.c.id)
+        .limit(BATCH_SIZE)
+        .with_for_update(of=ALLIES, skip_locked=True)
+    )
+    by_org: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for org_id, ally_id in (await session.execute(due)).all():
+        by_org[org_id].append(ally_id)
+    announced = 0
+    for org_id, ids in by_org.items():
+        announced += await announce_listing_changes(session, org_id, ids, on=on)
+    return announced
+
+
+async def announce_due(database: Database, *, on: date | None = None) -> int:
+    """One pass of the periodic check; each batch its own short transaction."""
+    day = on or today()
+    total = 0
+    for _ in range(MAX_BATCHES):
+        async with database.sessionmaker() as session, session.begin():
+            announced = await announce_due_batch(session, day)
+        total += announced
+        if announced < BATCH_SIZE:
+            break
+    return total
