@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally
+from allyapi.allies.models import Ally, AllyWindow
 from allyapi.allies.ranking import AllyRankBand
 from allyapi.contact_requests.models import (
     AccessLogEntry,
@@ -27,6 +27,7 @@ __all__ = [
     "AccessLogEntry",
     "Ally",
     "AllyRankBand",
+    "AllyWindow",
     "ArrivalClock",
     "BucketArrivals",
     "ContactMessage",

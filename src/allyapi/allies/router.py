@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, AwareDatetime, Field
 
 from allyapi.allies.deps import (
     Allies,
@@ -35,10 +35,18 @@ from allyapi.allies.schemas import (
     canonical_language,
     check_timezone,
 )
-from allyapi.allies.service import AllyRow, AllyService, directory, managed_view, public_view
+from allyapi.allies.service import (
+    AllyRow,
+    AllyService,
+    available_instant,
+    directory,
+    managed_view,
+    public_view,
+)
 from allyapi.core.database import Autocommit, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.models import utcnow
 from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import PageQuery
 from allyapi.core.schemas import LanguageTag, Page, Tag
@@ -111,10 +119,23 @@ async def list_allies(
     status: Annotated[
         AllyStatus | None, Query(description="Coordinators only: allies in this status")
     ] = None,
+    available_at: Annotated[
+        AwareDatetime | None,
+        Query(
+            description="An RFC 3339 instant with its offset (2000-01-01 to 2100-01-01): "
+            "allies with a weekly availability window containing it, in their own time zone. "
+            "Allies without a time zone are never available"
+        ),
+    ] = None,
+    available_now: Annotated[
+        bool | None,
+        Query(description="`true`: allies available right now (not with `available_at`)"),
+    ] = None,
 ) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
     """Employees get the public profiles of *listed* allies. Coordinators get the coordinator
     view; without ``status`` they see the directory as employees do, with it the allies in
     that status (the review queue is ``status=applied``), listed or not."""
+    instant = available_instant(available_at, available_now)
     where = DirectoryFilter(
         status=status,
         language=canonical_language(language) if language else None,
@@ -123,7 +144,9 @@ async def list_allies(
         q=q.lower() if q else None,
         accepting=accepting,
     )
-    return await directory(reader, actor.org, where, coordinator=actor.is_coordinator, page=page)
+    return await directory(
+        reader, actor.org, where, coordinator=actor.is_coordinator, page=page, at=instant
+    )
 
 
 @router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")
@@ -144,6 +167,7 @@ async def suggest_allies(
         timezone=timezone,
         avoid_department=None if same_department else actor.department_key,
         limit=limit,
+        available_at=utcnow(),
     )
     return await AllyService(session).suggest(actor.org, wanted)
 

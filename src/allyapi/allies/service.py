@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from allyapi.allies.availability import EARLIEST, LATEST, moments_param, store_windows
 from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
@@ -35,7 +38,7 @@ from allyapi.allies.schemas import (
     AllyUpdate,
     RosterSyncResult,
 )
-from allyapi.core.errors import Conflict, Forbidden, NotFound
+from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.etag import check_if_match
 from allyapi.core.idempotency import Idempotency, IdempotencyScope
 from allyapi.core.models import today, utcnow
@@ -71,6 +74,27 @@ def public_view(ally: Ally | sa.Row[Any]) -> AllyPublic:
     return AllyPublic.model_validate(ally)
 
 
+def available_instant(at: datetime | None, now: bool | None) -> datetime | None:
+    """The instant the directory filters availability by: ``available_at``, or the present
+    for ``available_now=true`` (``false`` filters nothing); both at once is a 422."""
+    if at is not None and now is not None:
+        raise InvalidInput(
+            "available_at and available_now exclude each other", loc=("query", "available_now")
+        )
+    if at is not None:
+        try:
+            inside = EARLIEST <= at < LATEST
+        except OverflowError:  # an offset that takes the instant outside the calendar
+            inside = False
+        if not inside:
+            raise InvalidInput(
+                "available_at must be between 2000-01-01 and 2100-01-01",
+                loc=("query", "available_at"),
+            )
+        return at
+    return utcnow() if now else None
+
+
 async def directory(
     reader: AsyncConnection,
     org_id: str,
@@ -78,13 +102,18 @@ async def directory(
     *,
     coordinator: bool,
     page: PageRequest,
+    at: datetime | None = None,
 ) -> Page[AllyPublic] | Page[AllyCoordinatorView]:
-    """Listed allies for everyone; coordinators may ask for any ``status`` instead.
+    """Listed allies for everyone; coordinators may ask for any ``status`` instead. ``at``:
+    only allies available then (allies/availability.py).
 
-    One Core statement on an autocommit connection (see ``directory_page``).
+    One Core statement on an autocommit connection (see ``directory_page``), after a short
+    read of the org's time zones when ``at`` is given.
     """
     if where.status is not None and not coordinator:
         raise Forbidden("only coordinators may filter the directory by status")
+    if at is not None:
+        where = replace(where, moments=await moments_param(reader, org_id, at))
     schema = AllyCoordinatorView if coordinator else AllyPublic
     fields = _SCHEMA_FIELDS[schema]
     rows = await directory_page(
@@ -169,6 +198,7 @@ class AllyService:
             await self.session.flush()
         except IntegrityError:
             raise Conflict("you already have an ally profile") from None
+        await store_windows(self.session, org_id, ally.id, ally.timezone, ally.availability)
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, ally.id, 201)
         return ally, False
@@ -187,6 +217,8 @@ class AllyService:
         ally.version += 1
         ally.updated_at = utcnow()
         await self.session.flush()
+        if {"availability", "timezone"} & changes.keys():
+            await store_windows(self.session, org_id, ally.id, ally.timezone, ally.availability)
         return ally, await self.repo.is_listed(org_id, ally.id, today())
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
@@ -197,16 +229,19 @@ class AllyService:
            the caller's ``department`` claim (case-insensitively) come after every other ally,
            whatever their match, so nobody is steered into their own reporting line.
            With ``same_department=true`` department plays no part in the order;
-        2. ``topic`` matches (exact tag, case-insensitive) before non-matches;
-        3. ``language`` matches (RFC 4647 basic filtering: ``pt`` matches ``pt-BR``);
-        4. ``timezone`` matches (same IANA zone);
-        5. load band: less than half the capacity used, then the rest (from the snapshot, not
+        2. allies available now (a window of theirs contains this instant, in their own
+           timezone: allies/availability.py) before the others; an ally without a timezone
+           is never available now;
+        3. ``topic`` matches (exact tag, case-insensitive) before non-matches;
+        4. ``language`` matches (RFC 4647 basic filtering: ``pt`` matches ``pt-BR``);
+        5. ``timezone`` matches (same IANA zone);
+        6. load band: less than half the capacity used, then the rest (from the snapshot, not
            the live count, so a request moves nobody until the next snapshot);
-        6. the day's keyed tie-break, then id, so equal candidates keep one order all day and a
+        7. the day's keyed tie-break, then id, so equal candidates keep one order all day and a
            different one the next day.
 
-        Topic, language and timezone rank rather than filter: a good ally for another topic
-        beats an empty answer.
+        Availability, topic, language and timezone rank rather than filter: a good ally for
+        another topic, or free tomorrow, beats an empty answer.
         """
         rows = await self.repo.suggestions(org_id, today(), wanted)
         return [public_view(ally) for ally in rows]
