@@ -13,6 +13,7 @@ from allyapi import __version__
 from allyapi.allies.ranking import start_rank_refresher
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
+from allyapi.audit.router import router as audit_router
 from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.router import me_router as contact_requests_me_router
 from allyapi.contact_requests.router import router as contact_requests_router
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_router,
         contact_requests_me_router,
         webhooks_router,
+        audit_router,
     ):
         app.include_router(
             router,

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.allies.models import Ally, AllyWindow
 from allyapi.allies.ranking import AllyRankBand
+from allyapi.audit.models import AuditEvent
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -29,6 +30,7 @@ __all__ = [
     "AllyRankBand",
     "AllyWindow",
     "ArrivalClock",
+    "AuditEvent",
     "BucketArrivals",
     "ContactMessage",
     "ContactRequest",

@@ -43,6 +43,8 @@ from allyapi.allies.service import (
     managed_view,
     public_view,
 )
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit, AuditTrail
 from allyapi.core.database import Autocommit, Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
@@ -174,11 +176,13 @@ async def suggest_allies(
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    source: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync
+    source: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync, audit: Audit
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
-    return await allies.sync_roster(source.org, body.subs, key, source.issuers)
+    result, leavers = await allies.sync_roster(source.org, body.subs, key, source.issuers)
+    await audit.record_many(AuditAction.ally_roster_retire, AuditTarget.ally, leavers, ["status"])
+    return result
 
 
 @router.get("/{ally_id}", summary="An ally's profile", responses=headers_on(200, "ETag"))
@@ -199,10 +203,14 @@ async def _transition(
     ally_id: uuid.UUID,
     name: str,
     response: Response,
+    audit: AuditTrail,
     *,
     by_coordinator: bool = True,
 ) -> AllyCoordinatorView:
     row = await allies.transition(org, ally_id, name, by_coordinator=by_coordinator)
+    if by_coordinator:  # an ally pausing or resuming themselves is not a programme action
+        changed = ["status", "paused_by"] if name in ("pause", "resume") else ["status"]
+        await audit.record(AuditAction(f"ally.{name}"), AuditTarget.ally, ally_id, changed)
     return _managed(response, row)
 
 
@@ -210,9 +218,9 @@ async def _transition(
     "/{ally_id}/approve", summary="Approve an applied ally", responses=TRANSITION_RESPONSES
 )
 async def approve_ally(
-    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response, audit: Audit
 ) -> AllyCoordinatorView:
-    return await _transition(allies, caller.org, ally_id, "approve", response)
+    return await _transition(allies, caller.org, ally_id, "approve", response, audit)
 
 
 @router.post(
@@ -221,24 +229,32 @@ async def approve_ally(
     responses=TRANSITION_RESPONSES,
 )
 async def pause_ally(
-    actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
+    actor: CoordinatorOrTheAllyThemselves,
+    allies: Allies,
+    ally_id: uuid.UUID,
+    response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
     """The ally pausing themselves (`paused_by: ally`), or a coordinator suspending them
     (`paused_by: coordinator`; also from an ally's own pause). Either way the ally is no
     longer listed and their pending requests are handed back."""
     return await _transition(
-        allies, actor.org, ally_id, "pause", response, by_coordinator=actor.is_coordinator
+        allies, actor.org, ally_id, "pause", response, audit, by_coordinator=actor.is_coordinator
     )
 
 
 @router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=TRANSITION_RESPONSES)
 async def resume_ally(
-    actor: CoordinatorOrTheAllyThemselves, allies: Allies, ally_id: uuid.UUID, response: Response
+    actor: CoordinatorOrTheAllyThemselves,
+    allies: Allies,
+    ally_id: uuid.UUID,
+    response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
     """A coordinator resumes any pause; the ally only their own (403 when a coordinator
     paused them: a suspension only a coordinator lifts)."""
     return await _transition(
-        allies, actor.org, ally_id, "resume", response, by_coordinator=actor.is_coordinator
+        allies, actor.org, ally_id, "resume", response, audit, by_coordinator=actor.is_coordinator
     )
 
 
@@ -248,9 +264,9 @@ async def resume_ally(
     responses=TRANSITION_RESPONSES,
 )
 async def retire_ally(
-    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response, audit: Audit
 ) -> AllyCoordinatorView:
-    return await _transition(allies, caller.org, ally_id, "retire", response)
+    return await _transition(allies, caller.org, ally_id, "retire", response, audit)
 
 
 @me_router.get(

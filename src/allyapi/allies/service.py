@@ -281,7 +281,7 @@ class AllyService:
 
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
-    ) -> RosterSyncResult:
+    ) -> tuple[RosterSyncResult, list[uuid.UUID]]:
         """Retire every not-yet-retired ally whose ``sub`` is not on the HRIS roster.
 
         The roster is hashed here (the database never sees a sub) and compared with the org's
@@ -291,7 +291,7 @@ class AllyService:
         handed back. ``kept`` counts the non-retired allies who are on the roster.
 
         ``issuers``: every issuer that speaks for the org; a ``sub`` keeps that person at any
-        of them (an HRIS knows people, not identity providers).
+        of them (an HRIS knows people, not identity providers). Returns the leavers' ids too.
         """
         employed = {
             subject_ref(key, "ally", Subject(org_id, sub, issuer))
@@ -304,4 +304,5 @@ class AllyService:
         for ally_id in leavers:
             await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
             await ally_listing_changed(self.session, org_id, ally_id, action="retire", listed=False)
-        return RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
+        kept = len(candidates) - len(leavers)
+        return RosterSyncResult(retired=len(leavers), kept=kept), leavers

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.openapi import headers_on, problem_responses
@@ -47,9 +49,16 @@ async def list_resources(
     responses={**problem_responses(409), **headers_on(201, "ETag", "Location")},
 )
 async def create_resource(
-    caller: CoordinatorOnly, session: Session, body: ResourceCreate, response: Response
+    caller: CoordinatorOnly,
+    session: Session,
+    body: ResourceCreate,
+    response: Response,
+    audit: Audit,
 ) -> ResourcePublic:
     resource = await ResourceService(session).create(caller.org, body)
+    await audit.record(
+        AuditAction.resource_create, AuditTarget.resource, resource.id, body.model_fields_set
+    )
     set_etag(response, resource.id, resource.version)
     response.headers["Location"] = f"/v1/resources/{resource.id}"
     return ResourcePublic.model_validate(resource)
@@ -71,9 +80,13 @@ async def update_resource(
     resource_id: uuid.UUID,
     body: ResourceUpdate,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> ResourcePublic:
     resource = await ResourceService(session).update(caller.org, resource_id, body, if_match)
+    await audit.record(
+        AuditAction.resource_update, AuditTarget.resource, resource_id, body.model_fields_set
+    )
     set_etag(response, resource.id, resource.version)
     return ResourcePublic.model_validate(resource)
 
@@ -82,6 +95,11 @@ async def update_resource(
     "/{resource_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a resource"
 )
 async def delete_resource(
-    caller: CoordinatorOnly, session: Session, resource_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly,
+    session: Session,
+    resource_id: uuid.UUID,
+    audit: Audit,
+    if_match: IfMatch = None,
 ) -> None:
     await ResourceService(session).delete(caller.org, resource_id, if_match)
+    await audit.record(AuditAction.resource_delete, AuditTarget.resource, resource_id)

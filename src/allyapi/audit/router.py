@@ -1,0 +1,84 @@
+"""/v1/audit-events: the programme's own audit trail, for coordinators (docs/audit.md)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AwareDatetime
+
+from allyapi.audit.repository import AuditFilter, AuditRepository
+from allyapi.audit.schemas import AuditAction, AuditActor, AuditEventPublic, AuditTarget
+from allyapi.core.database import Session
+from allyapi.core.errors import InvalidInput
+from allyapi.core.pagination import PageQuery
+from allyapi.core.schemas import Page
+from allyapi.core.security import CoordinatorOnly
+
+router = APIRouter(prefix="/audit-events", tags=["audit"])
+
+Instant = Annotated[
+    AwareDatetime | None,
+    Query(description="An RFC 3339 instant with its offset"),
+]
+
+
+@router.get("", summary="The programme's audit trail, newest first")
+async def list_audit_events(
+    caller: CoordinatorOnly,
+    session: Session,
+    page: PageQuery,
+    actor: Annotated[
+        str | None,
+        Query(min_length=1, max_length=256, description="An actor `id` from an event"),
+    ] = None,
+    action: AuditAction | None = None,
+    target_type: AuditTarget | None = None,
+    target_id: Annotated[
+        uuid.UUID | None, Query(description="The id of the ally, course, record, ...")
+    ] = None,
+    since: Annotated[Instant, Query(description="Events at or after this instant")] = None,
+    until: Annotated[Instant, Query(description="Events before this instant")] = None,
+) -> Page[AuditEventPublic]:
+    """What coordinators and integration clients changed: approvals, pauses, suspensions,
+    retirements, training records, courses, resources, webhooks, topics, roster syncs. Never
+    a contact request, a requester, feedback or an access-log read."""
+    since, until = _utc(since, "since"), _utc(until, "until")
+    if since is not None and until is not None and since >= until:
+        raise InvalidInput("since must be before until", loc=("query", "until"))
+    where = AuditFilter(
+        actor=actor,
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        since=since,
+        until=until,
+    )
+    rows = await AuditRepository(session).page(
+        caller.org, where, limit=page.limit, before=page.after_time()
+    )
+    items = [
+        AuditEventPublic(
+            id=row.id,
+            occurred_at=row.occurred_at,
+            actor=AuditActor(kind=row.actor_kind, id=row.actor_id, display_name=row.actor_name),
+            action=AuditAction(row.action),
+            target_type=AuditTarget(row.target_type),
+            target_id=row.target_id,
+            changed=row.changed,
+        )
+        for row in rows[: page.limit]
+    ]
+    return Page(items=items, next_cursor=page.next_cursor(rows, lambda r: (r.occurred_at, r.id)))
+
+
+def _utc(value: datetime | None, name: str) -> datetime | None:
+    """In UTC; an offset that takes the instant outside the calendar is a 422, not a 500."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{name} is out of range", loc=("query", name)) from None
