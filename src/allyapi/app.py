@@ -27,6 +27,7 @@ from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.query import known_query_only
 from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.settings import Settings, load_settings, secrets_warning
+from allyapi.export.router import router as export_router
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_me_router,
         webhooks_router,
         audit_router,
+        export_router,
     ):
         app.include_router(
             router,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from allyapi.audit.repository import AuditFilter, AuditRepository
-from allyapi.audit.schemas import AuditAction, AuditActor, AuditEventPublic, AuditTarget
+from allyapi.audit.schemas import AuditAction, AuditEventPublic, AuditTarget, event_view
 from allyapi.core.database import Session
 from allyapi.core.errors import InvalidInput
 from allyapi.core.pagination import PageQuery
@@ -59,18 +59,7 @@ async def list_audit_events(
     rows = await AuditRepository(session).page(
         caller.org, where, limit=page.limit, before=page.after_time()
     )
-    items = [
-        AuditEventPublic(
-            id=row.id,
-            occurred_at=row.occurred_at,
-            actor=AuditActor(kind=row.actor_kind, id=row.actor_id, display_name=row.actor_name),
-            action=AuditAction(row.action),
-            target_type=AuditTarget(row.target_type),
-            target_id=row.target_id,
-            changed=row.changed,
-        )
-        for row in rows[: page.limit]
-    ]
+    items = [event_view(row) for row in rows[: page.limit]]
     return Page(items=items, next_cursor=page.next_cursor(rows, lambda r: (r.occurred_at, r.id)))
 
 

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from allyapi.audit.models import ActorKind
+from allyapi.audit.models import ActorKind, AuditEvent
 from allyapi.core.schemas import PublicSchema
 
 
@@ -68,4 +68,18 @@ class AuditEventPublic(PublicSchema):
     target_id: str | None = Field(default=None, max_length=64)
     changed: list[str] = Field(
         max_length=50, description="Names of the fields the action set; never their values"
+    )
+
+
+def event_view(row: AuditEvent) -> AuditEventPublic:
+    return AuditEventPublic(
+        id=row.id,
+        occurred_at=row.occurred_at,
+        actor=AuditActor(
+            kind=ActorKind(row.actor_kind), id=row.actor_id, display_name=row.actor_name
+        ),
+        action=AuditAction(row.action),
+        target_type=AuditTarget(row.target_type),
+        target_id=row.target_id,
+        changed=row.changed,
     )
