@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -40,10 +40,6 @@ from allyapi.core.models import table_of
 
 WINDOWS = table_of(AllyWindow)
 MINUTES_PER_DAY = 1440
-# The instants a caller may ask about: wide enough for any plan, narrow enough that every
-# zone conversion stays inside the calendar.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def minute_of(clock: str) -> int:

@@ -11,7 +11,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AfterValidator, AwareDatetime, Field
+from pydantic import AfterValidator, Field
 
 from allyapi.allies.deps import (
     Allies,
@@ -51,7 +51,7 @@ from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, bod
 from allyapi.core.models import utcnow
 from allyapi.core.openapi import headers_on, problem_responses
 from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import LanguageTag, Page, Tag
+from allyapi.core.schemas import LanguageTag, Page, QueryInstant, Tag
 from allyapi.core.security import CoordinatorOnly, PseudonymKey
 
 router = APIRouter(prefix="/allies", tags=["allies"])
@@ -122,7 +122,7 @@ async def list_allies(
         AllyStatus | None, Query(description="Coordinators only: allies in this status")
     ] = None,
     available_at: Annotated[
-        AwareDatetime | None,
+        QueryInstant | None,
         Query(
             description="An RFC 3339 instant with its offset (2000-01-01 to 2100-01-01): "
             "allies with a weekly availability window containing it, in their own time zone. "

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from allyapi.allies.availability import EARLIEST, LATEST, moments_param, store_windows
+from allyapi.allies.availability import moments_param, store_windows
 from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
@@ -82,15 +82,6 @@ def available_instant(at: datetime | None, now: bool | None) -> datetime | None:
             "available_at and available_now exclude each other", loc=("query", "available_now")
         )
     if at is not None:
-        try:
-            inside = EARLIEST <= at < LATEST
-        except OverflowError:  # an offset that takes the instant outside the calendar
-            inside = False
-        if not inside:
-            raise InvalidInput(
-                "available_at must be between 2000-01-01 and 2100-01-01",
-                loc=("query", "available_at"),
-            )
         return at
     return utcnow() if now else None
 

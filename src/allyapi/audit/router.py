@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from allyapi.audit.repository import AuditFilter, AuditRepository
 from allyapi.audit.schemas import AuditAction, AuditEventPublic, AuditTarget, event_view
 from allyapi.core.database import Session
 from allyapi.core.errors import InvalidInput
 from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page
+from allyapi.core.schemas import Page, QueryInstant
 from allyapi.core.security import CoordinatorOnly
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 
-Instant = Annotated[
-    AwareDatetime | None,
-    Query(description="An RFC 3339 instant with its offset"),
-]
+Instant = QueryInstant | None
 
 
 @router.get("", summary="The programme's audit trail, newest first")
@@ -45,7 +40,6 @@ async def list_audit_events(
     """What coordinators and integration clients changed: approvals, pauses, suspensions,
     retirements, training records, courses, resources, webhooks, topics, roster syncs. Never
     a contact request, a requester, feedback or an access-log read."""
-    since, until = _utc(since, "since"), _utc(until, "until")
     if since is not None and until is not None and since >= until:
         raise InvalidInput("since must be before until", loc=("query", "until"))
     where = AuditFilter(
@@ -61,13 +55,3 @@ async def list_audit_events(
     )
     items = [event_view(row) for row in rows[: page.limit]]
     return Page(items=items, next_cursor=page.next_cursor(rows, lambda r: (r.occurred_at, r.id)))
-
-
-def _utc(value: datetime | None, name: str) -> datetime | None:
-    """In UTC; an offset that takes the instant outside the calendar is a 422, not a 500."""
-    if value is None:
-        return None
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInput(f"{name} is out of range", loc=("query", name)) from None
