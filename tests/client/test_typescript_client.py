@@ -88,3 +88,15 @@ def test_generated_typescript_client_journey(server: LiveServer, tmp_path: Path)
     assert summary["etag"]["stale_status"] == 412
     assert summary["alternatives"], "the 409 named alternatives"
     assert summary["retry_after"] > 0
+    assert summary["available"]["tuesday"] > 0
+    assert summary["available"]["sunday"] == 0
+    assert (
+        summary["exported_requests"]
+        == ["Hello 3", "Hello 2", "Hello 1", "Could we talk, without my name?"][
+            -len(summary["exported_requests"]) :
+        ]
+    )
+    assert summary["audit"] == [
+        ["resource.update", ["hours"]],
+        ["resource.create", ["category", "name", "url"]],
+    ]
