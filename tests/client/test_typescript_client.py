@@ -90,12 +90,8 @@ def test_generated_typescript_client_journey(server: LiveServer, tmp_path: Path)
     assert summary["retry_after"] > 0
     assert summary["available"]["tuesday"] > 0
     assert summary["available"]["sunday"] == 0
-    assert (
-        summary["exported_requests"]
-        == ["Hello 3", "Hello 2", "Hello 1", "Could we talk, without my name?"][
-            -len(summary["exported_requests"]) :
-        ]
-    )
+    # The cap let three through (newest first); the fourth was the 429.
+    assert summary["exported_requests"] == ["Hello 2", "Hello 1", "Could we talk, without my name?"]
     assert summary["audit"] == [
         ["resource.update", ["hours"]],
         ["resource.create", ["category", "name", "url"]],
