@@ -7,8 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from allyapi.audit.repository import AuditFilter, AuditRepository
-from allyapi.audit.schemas import AuditAction, AuditEventPublic, AuditTarget, event_view
+from allyapi.audit.repository import AuditFilter
+from allyapi.audit.schemas import AuditAction, AuditEventPublic, AuditTarget
+from allyapi.audit.service import audit_page
 from allyapi.core.database import Session
 from allyapi.core.errors import InvalidInput
 from allyapi.core.pagination import PageQuery
@@ -50,8 +51,4 @@ async def list_audit_events(
         since=since,
         until=until,
     )
-    rows = await AuditRepository(session).page(
-        caller.org, where, limit=page.limit, before=page.after_time()
-    )
-    items = [event_view(row) for row in rows[: page.limit]]
-    return Page(items=items, next_cursor=page.next_cursor(rows, lambda r: (r.occurred_at, r.id)))
+    return await audit_page(session, caller.org, where, page)
