@@ -10,7 +10,8 @@
 #     allyapi
 #
 # The image defaults to ALLYAPI_ENV=production, which refuses to start with missing or
-# generated secrets (SPEC §6). Pass -e ALLYAPI_ENV=development to try it on embedded SQLite.
+# generated secrets (README.md, "Configuration"). Pass -e ALLYAPI_ENV=development to try it
+# on embedded SQLite.
 # `serve` migrates first; with several replicas run `allyapi migrate` once as a job and start
 # the replicas with `serve --no-migrate`.
 
@@ -39,7 +40,7 @@ ENV PATH=/opt/allyapi/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     ALLYAPI_ENV=production \
     ALLYAPI_DATA_DIR=/var/lib/allyapi
-# Configure by environment (SPEC §6), at least:
+# Configure by environment (README.md, "Configuration"), at least:
 #   ALLYAPI_DATABASE_URL   postgresql+asyncpg://user:pass@host:5432/db
 #   ALLYAPI_JWT_SECRET     (>= 32 bytes) and/or ALLYAPI_OIDC_ISSUERS (JSON list)
 #   ALLYAPI_PSEUDONYM_KEY  ALLYAPI_DATA_KEYS (id:base64key,...)

@@ -13,8 +13,8 @@ database costs:
   (write rate-limit upsert in autocommit; then, in one transaction, the idempotency claim
   upsert, the requester-cap upsert, the ally-capacity UPDATE ... RETURNING the profile, the
   INSERT and the webhook subscription lookup) and the same crypto: three AES-GCM seals bound to the row and
-  the HMAC references. The issue says "the same SQL"; encryption and HMACs are part of what
-  the request must do (P1, P4), so the baseline pays them too.
+  the HMAC references. The comparison is "the same SQL"; encryption and HMACs are part of what
+  the request must do (docs/privacy.md, P1, P4), so the baseline pays them too.
 
 What it leaves out is what we are measuring the cost of: JWT verification (the caller is the
 ``X-Bench-Org`` / ``X-Bench-Sub`` headers, trusted), pydantic validation of bodies and

@@ -1,4 +1,4 @@
-"""Peak RSS of one worker after a million requests (issue 6: ≤ 150 MB).
+"""Peak RSS of one worker after a million requests (the target: ≤ 150 MB).
 
     .venv/bin/python bench/rss.py                       # 1,000,000 requests (~30 min)
     .venv/bin/python bench/rss.py --requests 50000      # a quick look

@@ -1,4 +1,4 @@
-"""Soak: minutes of steady mixed traffic against a real ``allyapi serve`` (issue 8 §5).
+"""Soak: minutes of steady mixed traffic against a real ``allyapi serve`` (docs/operations.md).
 
     .venv/bin/python bench/soak.py                  # 10 minutes at 50 req/s on PostgreSQL
     .venv/bin/python bench/soak.py --minutes 0.5    # smoke (tests/reliability/test_soak.py)

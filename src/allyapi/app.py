@@ -42,7 +42,7 @@ from allyapi.webhooks.workers import start_webhook_workers
 DESCRIPTION = """\
 The headless API behind workplace mental health ally networks: a directory of trained
 volunteer allies, their training, signposting resources, and confidential contact requests.
-Privacy is enforced by construction (see SPEC P1–P8): requesters are pseudonymous, free text
+Privacy is enforced by construction: requesters are pseudonymous, free text
 is encrypted at rest, and leadership sees aggregates only.
 """
 

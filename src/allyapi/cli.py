@@ -170,8 +170,8 @@ def cmd_openapi(_: Settings | None, args: argparse.Namespace) -> int:
 
 
 def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
-    """Every time-driven job once: expiry, retention purge (P7), old idempotency keys, and
-    the arrival of new contributions in the aggregates."""
+    """Every time-driven job once: expiry, retention purge (docs/privacy.md, P7), old
+    idempotency keys, and the arrival of new contributions in the aggregates."""
     from allyapi.maintenance import purge
 
     counts, arrived = asyncio.run(purge(settings))

@@ -1,4 +1,4 @@
-"""The benchmark pipeline keeps working (issue 6): seed, both servers, loads, the tables.
+"""The benchmark pipeline keeps working (bench/README.md): seed, both servers, loads, the tables.
 
 ``bench/run.py --smoke`` seeds tiny data into its own database, starts our app and the
 baseline under uvicorn, loads each briefly (wrk when installed, else bench/loader.py, so CI

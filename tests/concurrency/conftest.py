@@ -1,7 +1,8 @@
 """Two real ``uvicorn`` server processes on the PostgreSQL test database.
 
-Several processes behind a load balancer must behave as one (SPEC §5): every invariant that
-can race is held by the database, so the tests fire concurrent requests at two processes.
+Several processes behind a load balancer must behave as one (docs/operations.md): every
+invariant that can race is held by the database, so the tests fire concurrent requests at two
+processes.
 Only PostgreSQL: two processes writing one SQLite file is not a deployment allyapi offers
 (the embedded default is a single process), so on SQLite these tests are skipped with that
 reason and run on the PostgreSQL leg, where CI forbids skips.

@@ -1,5 +1,5 @@
 """Capacity, the requester cap and Idempotency-Key hold with concurrent clients on two server
-processes (SPEC §3, §4, §5; issue 3 "limits that hold under concurrency")."""
+processes: limits held by the database, never by process memory (ARCHITECTURE.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 8 §1 at the issue's numbers, on two server processes (the fixture in conftest.py).
+"""The races of many clients at once, on two server processes (the fixture in conftest.py).
 
 test_contact_request_races.py covers one ally and one requester; these push the same
 invariants wider and add feedback: 200 creates with one ``Idempotency-Key``; capacity and the

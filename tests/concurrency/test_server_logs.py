@@ -1,5 +1,6 @@
-"""P1 in real server processes: a full story split across two processes running at DEBUG
-(uvicorn, our loggers, SQL with parameters) leaves no requester data in their output."""
+"""docs/privacy.md, P1, in real server processes: a full story split across two processes
+running at DEBUG (uvicorn, our loggers, SQL with parameters) leaves no requester data in their
+output."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Idempotency-Key on create (SPEC §4) and the limits under concurrent requests."""
+"""Idempotency-Key on create (docs/api-conventions.md) and the limits under concurrent requests."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The message thread (P4) and the access log (P5)."""
+"""The message thread (docs/privacy.md, P4) and the access log (P5)."""
 
 from __future__ import annotations
 

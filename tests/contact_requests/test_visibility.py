@@ -1,4 +1,5 @@
-"""Who sees which fields of a request (P2, P3, P8), and the lists of each audience."""
+"""Who sees which fields of a request (docs/privacy.md, P2, P3, P8), and the lists of each
+audience."""
 
 from __future__ import annotations
 

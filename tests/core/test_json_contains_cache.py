@@ -1,4 +1,4 @@
-"""json_array_contains is cacheable and binds each call's value (bench issue 6).
+"""json_array_contains is cacheable and binds each call's value (bench/RESULTS.md).
 
 Statements using it are compiled once and reused: a value baked into the cached SQL would make
 every later filter answer the first caller's language, on both databases.

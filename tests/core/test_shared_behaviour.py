@@ -1,5 +1,5 @@
-"""SPEC §4 behaviour every endpoint shares: problem details for every error, no echo of
-submitted values, bounded bodies, uniform 401s, security headers.
+"""The behaviour every endpoint shares (docs/api-conventions.md): problem details for every
+error, no echo of submitted values, bounded bodies, uniform 401s, security headers.
 
 Uses /v1/resources as the probe because it is the reference domain; the behaviour under test
 lives in core/ and applies to every router.

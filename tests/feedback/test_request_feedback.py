@@ -73,7 +73,7 @@ async def test_someone_else_or_other_org_is_404(
     request = await contact_request(session, tokens, "emp-1")
     other = tokens.headers("emp-2", "employee")
     assert_problem(await client.post(url(request.id), json=BODY, headers=other), 404)
-    # The same sub in another org is another person (P8).
+    # The same sub in another org is another person (docs/privacy.md, P8).
     same_sub_elsewhere = tokens.headers("emp-1", "employee", org=OTHER_ORG)
     assert_problem(await client.post(url(request.id), json=BODY, headers=same_sub_elsewhere), 404)
     assert_problem(

@@ -1,4 +1,5 @@
-"""Expiry, retention purge (P7) and idempotency-key cleanup, driven by setting dates in the past."""
+"""Expiry, retention purge (docs/privacy.md, P7) and idempotency-key cleanup, driven by setting
+dates in the past."""
 
 from __future__ import annotations
 

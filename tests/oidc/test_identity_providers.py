@@ -1,4 +1,4 @@
-"""Identity providers (SPEC §1, issue 7): RS256/ES256 from a JWKS URL or a static PEM,
+"""Identity providers (docs/identity.md): RS256/ES256 from a JWKS URL or a static PEM,
 several issuers at once next to the HS256 development issuer, per-issuer claim mapping,
 JWKS caching and rate-limited refresh, key-source headers never followed."""
 

@@ -1,4 +1,5 @@
-"""P7: erasure destroys the protected content at once; retention purges it after the period."""
+"""docs/privacy.md, P7: erasure destroys the protected content at once; retention purges it
+after the period."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""P1/P4 by construction: after a full story, the stored bytes hold no requester identity and
-no plaintext, on whichever database this leg runs (SQLite file + WAL, or a PostgreSQL dump)."""
+"""docs/privacy.md, P1 and P4, by construction: after a full story, the stored bytes hold no
+requester identity and no plaintext, on whichever database this leg runs (SQLite file + WAL,
+or a PostgreSQL dump)."""
 
 from __future__ import annotations
 

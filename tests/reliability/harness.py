@@ -35,7 +35,7 @@ FULL = os.environ.get("ALLYAPI_RELIABILITY_FULL") == "1"
 
 
 def counts(short: int, full: int) -> int:
-    """The issue's number by default; ``ALLYAPI_RELIABILITY_FULL=1`` asks for a bigger one."""
+    """The suite's usual number by default; ``ALLYAPI_RELIABILITY_FULL=1`` asks for a bigger one."""
     return full if FULL else short
 
 

@@ -1,4 +1,4 @@
-"""Database faults under load (issue 8 §2), on a private PostgreSQL cluster.
+"""Database faults under load (docs/operations.md), on a private PostgreSQL cluster.
 
 One ``allyapi serve`` process runs against a cluster this module owns; the test restarts that
 cluster while clients create and read. What must hold:

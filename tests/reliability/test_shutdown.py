@@ -1,4 +1,4 @@
-"""Graceful shutdown and all-or-nothing writes (issue 8 §3), with a real ``allyapi serve``.
+"""Graceful shutdown and all-or-nothing writes (docs/operations.md), with a real ``allyapi serve``.
 
 A request is made slow on purpose: the test holds a write lock on the ally's row (PostgreSQL)
 or on the database (SQLite) so the server's create waits in the middle of its transaction.

@@ -1,4 +1,4 @@
-"""The soak's smoke mode (issue 8 §5): bench/soak.py for half a minute, zero errors.
+"""The soak's smoke mode: bench/soak.py for half a minute, zero errors.
 
 The full soak (10 minutes at 50 req/s, figures in bench/RESULTS.md) is run by hand; this runs
 the same script, the same mix and the same server start at a rate a shared CI machine holds,

@@ -1,4 +1,4 @@
-"""The embedded SQLite default under concurrency (issue 8 §4).
+"""The embedded SQLite default under concurrency (docs/operations.md, "Processes").
 
 Its own SQLite file (migrated here), so the checks hold on both test legs: the pragmas the
 engine sets on every connection, and many concurrent writes through one process's ASGI app

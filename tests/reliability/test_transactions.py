@@ -1,4 +1,4 @@
-"""The per-request transaction (issue 8 §2): a 2xx means stored, and a lost database is a 503.
+"""The per-request transaction (ARCHITECTURE.md): a 2xx means stored, and a lost database is a 503.
 
 ``Session`` commits in its dependency *before* the response is sent (``scope="function"``), so
 a commit that fails turns into an error response, never into a 2xx for a write that is not

@@ -1,4 +1,4 @@
-"""Authorization matrix (issue 5 item 2): every operation × every kind of caller.
+"""Authorization matrix (SECURITY.md): every operation × every kind of caller.
 
 The operations come from the app's route table: a route added without a row here fails
 ``test_every_operation_has_a_row``. Each row starts from a fresh world so a write by one caller never changes what the next one sees (the world is rebuilt after
@@ -40,7 +40,7 @@ CALLERS = (
     "other_org",
 )
 F = 403  # authenticated, wrong role
-N = 404  # not found or not yours (P8)
+N = 404  # not found or not yours (docs/privacy.md, P8)
 
 
 def row(*cells: int) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""Hardening (issue 5 item 6): security headers everywhere, body cap before parsing, CORS closed
+"""Hardening (SECURITY.md): security headers everywhere, body cap before parsing, CORS closed
 by default, docs optional in production."""
 
 from __future__ import annotations

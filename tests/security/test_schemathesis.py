@@ -145,7 +145,7 @@ CROSS_FIELD_RULES = {
     # an availability window must start before it ends (a 00:00-00:00 window is generated)
     ("POST", "/v1/allies"),
     ("PATCH", "/v1/me/ally-profile"),
-    # an anonymous request carries no contact detail (P3)
+    # an anonymous request carries no contact detail (docs/privacy.md, P3)
     ("POST", "/v1/contact-requests"),
     # a coordinator must name the ally; an ally reporting their own training must not
     ("POST", "/v1/training-records"),

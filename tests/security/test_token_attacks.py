@@ -1,4 +1,4 @@
-"""Token attacks (issue 5, SPEC §1): every forged, stale or malformed token answers 401.
+"""Token attacks (SECURITY.md): every forged, stale or malformed token answers 401.
 
 Each case goes through the real app against ``GET /v1/resources``. A second app instance
 trusts two identity providers with static public keys (RS256 and ES256) next to the HS256

@@ -1,5 +1,5 @@
 """contact_request.expired comes from the expiry job and carries ids only: no requester_ref,
-no message, no sub, no name, no contact detail (SPEC §3, P1). (contact_request.assigned is
+no message, no sub, no name, no contact detail (docs/privacy.md, P1). (contact_request.assigned is
 tested with the request flow in tests/contact_requests/test_webhooks.py.)"""
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from tests.allies.factories import active_ally, required_course, training_record
 from tests.helpers import ORG, OTHER_ORG, TokenFactory
 from tests.webhooks.factories import deliveries, subscribe
 
-# Anything that could identify or describe a requester (P1/P3): none may appear in a payload.
+# Anything that could identify or describe a requester (docs/privacy.md, P1, P3): none may
+# appear in a payload.
 REQUESTER_KEYS = {"requester_ref", "message", "sub", "contact_detail", "alias", "name", "topic"}
 
 

@@ -1,6 +1,6 @@
 """Who is acting on an ally profile, as route dependencies.
 
-Being an ally is not a token role (SPEC §1): it is a profile linked to the caller by
+Being an ally is not a token role (docs/allies.md): it is a profile linked to the caller by
 ``subject_ref`` = subject_ref(pseudonym key, "ally", caller) (core/pseudonym.py). These dependencies compute that
 reference once per request, so the raw ``sub`` goes no further than here.
 """
@@ -75,7 +75,8 @@ async def coordinator_or_the_ally_themselves(
 ) -> AllyActor:
     """A coordinator, or the employee whose own profile ``ally_id`` is.
 
-    Another org's or an unknown id answers 404 (P8); someone else's profile answers 403.
+    Another org's or an unknown id answers 404 (docs/privacy.md, P8); someone else's profile
+    answers 403.
     """
     actor = _actor(caller, key)
     if actor.is_coordinator:

@@ -1,6 +1,6 @@
 """What happens to an ally's requests when the ally stops being available.
 
-SPEC §3: "pausing or retiring hands the ally's pending requests back for re-matching". The
+docs/allies.md: pausing or retiring hands the ally's pending requests back for re-matching. The
 ally service calls ``on_ally_unavailable`` after pausing or retiring (also for leavers of a
 roster sync), in the same transaction, so the status change and the hand-back commit together.
 

@@ -1,4 +1,4 @@
-"""*Listed* exactly as the SPEC defines it, computed in SQL at read time.
+"""*Listed* exactly as docs/allies.md defines it, computed in SQL at read time.
 
 Listed = ``active`` and ``accepting`` and every *required* course of the org has a current
 (verified, unexpired) record. Because it is evaluated on every read against today's date,
@@ -18,7 +18,7 @@ from allyapi.core.models import table_of
 from allyapi.training.models import TrainingCourse, TrainingRecord
 
 # Table columns, not ORM attributes: the same SQL, usable in Core statements that never enter
-# the ORM (the directory, issue 6) as well as in ORM queries.
+# the ORM (the directory, bench/RESULTS.md) as well as in ORM queries.
 ALLIES = table_of(Ally)
 COURSES = table_of(TrainingCourse)
 RECORDS = table_of(TrainingRecord)
@@ -33,7 +33,7 @@ def current_record_clause(today: date) -> ColumnElement[bool]:
 
 
 # Memoised per date: the expressions are immutable, so every statement of the day can share
-# them instead of rebuilding the nested EXISTS on each request (bench issue 6).
+# them instead of rebuilding the nested EXISTS on each request (bench/RESULTS.md).
 @lru_cache(maxsize=8)
 def missing_required_training(today: date, *, per_row: bool = False) -> ColumnElement[bool]:
     """True when some required course of the ally's org has no current record.

@@ -50,7 +50,7 @@ class Ally(TenantRow, Versioned, table=True):
     )
 
     # HMAC("ally|org:sub") under the pseudonym key: links the profile to its owner's token
-    # without storing the sub (P1 hygiene: an ally may also ask for help one day).
+    # without storing the sub (docs/privacy.md, P1: an ally may also ask for help one day).
     subject_ref: str = Field(max_length=64)
     display_name: str = Field(max_length=100)
     pronouns: str | None = Field(default=None, max_length=40)

@@ -1,4 +1,4 @@
-"""Ally SQL. Every query is scoped to the caller's org (P8).
+"""Ally SQL. Every query is scoped to the caller's org (docs/privacy.md, P8).
 
 *Listed* is always computed in SQL (``listed_clause``) against today's date, also for single
 reads, so an expired required course unlists an ally with no job having to run.
@@ -208,7 +208,7 @@ async def directory_page(
 
     ``fields`` are ally columns, or ``listed`` (computed). Core rows of exactly those columns,
     never ORM entities: the directory is the hottest read, and building entities was a third
-    of its CPU (bench/RESULTS.md, issue 6).
+    of its CPU (bench/RESULTS.md).
     """
     present = tuple(f.name for f in dataclass_fields(where) if getattr(where, f.name) is not None)
     query = _directory_statement(fields, today, present, after is not None)

@@ -1,4 +1,4 @@
-"""/v1/allies and /v1/me/ally-profile (SPEC §3 Allies).
+"""/v1/allies and /v1/me/ally-profile (docs/allies.md).
 
 Employees see public profiles of listed allies only; coordinators see the coordinator view of
 any ally of their org. The route order matters: fixed paths (``/suggestions``,

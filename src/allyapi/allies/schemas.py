@@ -1,7 +1,7 @@
 """Ally schemas: bodies forbid unknown fields; one response shape per audience.
 
-- ``AllyPublic`` is exactly the SPEC's public profile: never the ``subject_ref``, capacity used,
-  status or requests.
+- ``AllyPublic`` is exactly the public profile of docs/allies.md: never the ``subject_ref``,
+  capacity used, status or requests.
 - ``AllyCoordinatorView`` and ``AllyOwnView`` add the programme fields (status, capacity,
   listed, dates) for the coordinator and for the ally themselves.
 """
@@ -239,7 +239,7 @@ class AvailabilityWindowPublic(PublicSchema):
 
 
 class AllyPublic(PublicSchema):
-    """The SPEC's public profile fields, nothing else."""
+    """An ally's public profile: these fields and nothing else."""
 
     model_config = ConfigDict(from_attributes=True, extra="forbid")
 
@@ -270,7 +270,9 @@ class AllyCoordinatorView(AllyPublic):
         ),
     )
     max_open_requests: int = Field(ge=1, le=50)
-    listed: bool = Field(description="Shown in the directory right now (SPEC *Listed*)")
+    listed: bool = Field(
+        description="Shown in the directory right now: active, accepting, required training current"
+    )
     created_at: datetime
     approved_at: datetime | None = None
 

@@ -1,7 +1,7 @@
 """Who the caller is to a contact request: its requester, its assigned ally, or nobody (404).
 
-Computed from keyed references only: the requester by ``requester_ref`` (P1), the ally by the
-ally profile's ``subject_ref``; the raw ``sub`` goes no further than this module.
+Computed from keyed references only: the requester by ``requester_ref`` (docs/privacy.md, P1),
+the ally by the ally profile's ``subject_ref``; the raw ``sub`` goes no further than here.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Who may act on contact requests, as route dependencies whose names read like sentences.
 
-P2: only the requester and the assigned ally ever reach a request. A token carrying the
-``coordinator``, ``analyst`` or ``integration`` role is refused (403) on every contact-request
-route, even when it also carries ``employee``: programme and machine tokens never touch
-individual requests. The cost, stated plainly: a person whose token carries an oversight role
-cannot ask for help with that token; the identity provider must give them an employee-only
-session for it.
+docs/privacy.md, P2: only the requester and the assigned ally ever reach a request. A token
+carrying the ``coordinator``, ``analyst`` or ``integration`` role is refused (403) on every
+contact-request route, even when it also carries ``employee``: programme and machine tokens
+never touch individual requests. The cost, stated plainly: a person whose token carries an
+oversight role cannot ask for help with that token; the identity provider must give them an
+employee-only session for it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Time-driven work on contact requests (SPEC §3 expiry, P7 retention) and idempotency keys.
+"""Time-driven work on contact requests (expiry; retention: docs/privacy.md, P7) and
+idempotency keys.
 
 Every job is a loop of short batches, each its own transaction, so it is:
 - **bounded**: at most ``batch_size`` rows per transaction and ``max_batches`` per run;
@@ -41,7 +42,7 @@ from allyapi.core.settings import Settings
 BATCH_SIZE = 200
 MAX_BATCHES = 50  # 10 000 rows per job per run; the rest waits for the next run
 
-# Dates kept after the content is gone are truncated to the day (P7: "day-truncated dates").
+# Dates kept after the content is gone are truncated to the day (P7: dates truncated to the day).
 _DATE_FIELDS = (
     "created_at",
     "updated_at",

@@ -1,4 +1,4 @@
-"""Every status change of a contact request, in one place (SPEC §3 status diagram).
+"""Every status change of a contact request, in one place (docs/request-lifecycle.md, "Statuses").
 
     pending → accepted → completed          (accept, complete)
     pending → pending, another ally          (decline or hand-back, re-matched)
@@ -11,7 +11,7 @@ requester's and the ally's slot in the same transaction, so the counters always 
 number of open requests. ``reassign`` is the only function that changes ``ally_id`` of an open
 request. The caller has read the request ``FOR UPDATE``.
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - a re-matched request gets a fresh response window (the new ally had no time yet);
 - a request nobody else can take ends ``declined`` with no ally, so the requester learns at
   once (and gets the slot back) instead of waiting for the window to expire;
@@ -59,7 +59,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], RequestStatus]] = {
 
 
 def day_of(value: datetime | None) -> datetime | None:
-    """P7: dates kept after erasure or purge are truncated to the day."""
+    """docs/privacy.md, P7: dates kept after erasure or purge are truncated to the day."""
     if value is None:
         return None
     return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -184,7 +184,7 @@ class Lifecycle:
             await self.move(request, "decline", now)
 
     async def hand_back(self, org_id: str, ally_id: uuid.UUID, today: date, now: datetime) -> int:
-        """An ally paused or retired: re-match each of their pending requests (SPEC §3).
+        """An ally paused or retired: re-match each of their pending requests (docs/allies.md).
 
         The ally is not added to ``declined_by`` (they did not decline; once back they may be
         matched again). Requests nobody else can take end ``declined`` (reason

@@ -56,7 +56,7 @@ class Wanted:
     topic: str | None
     language: str | None
     # Lower-cased department claim of the requester, ranked last; None: no department rule
-    # (re-matching: the requester's department is never stored, P1).
+    # (re-matching: the requester's department is never stored, docs/privacy.md, P1).
     avoid_department: str | None = None
     exclude: Collection[uuid.UUID] = field(default_factory=frozenset)
 

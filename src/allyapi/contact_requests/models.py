@@ -1,4 +1,4 @@
-"""Contact requests, their thread and their access log (SPEC §2 P1–P5, P7).
+"""Contact requests, their thread and their access log (docs/privacy.md, P1–P5, P7).
 
 What is stored about a person asking for help:
 - ``requester_ref`` = HMAC(pseudonym key, org:sub) (P1); never the sub, a name or an email;

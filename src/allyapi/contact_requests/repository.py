@@ -1,5 +1,5 @@
-"""Contact-request SQL. Every query is scoped to the caller's org (P8); erased requests are
-invisible to every read (P7: "afterwards the request is 404 for everyone").
+"""Contact-request SQL. Every query is scoped to the caller's org (docs/privacy.md, P8); erased
+requests are invisible to every read (P7: "afterwards the request is 404 for everyone").
 
 The load counters are changed only here, by conditional UPDATEs whose WHERE is the rule, so
 capacity and the requester cap hold with many processes: the row lock taken by the UPDATE
@@ -300,7 +300,7 @@ class ContactRequestRepository:
 
 
 # Statements of the create path, built once (per dialect, or per day for *listed*) with every
-# value a bound parameter: no statement construction per request (issue 6).
+# value a bound parameter: no statement construction per request (bench/RESULTS.md).
 
 
 @lru_cache(maxsize=8)

@@ -1,4 +1,5 @@
-"""/v1/contact-requests and /v1/me/contact-requests (SPEC §3 Contact requests, P1–P5, P7)."""
+"""/v1/contact-requests and /v1/me/contact-requests (docs/request-lifecycle.md;
+docs/privacy.md, P1–P5, P7)."""
 
 from __future__ import annotations
 
@@ -146,7 +147,7 @@ async def cancel_contact_request(
 @router.delete(
     "/{request_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    summary="Erase my request: its content and thread are destroyed at once (P7)",
+    summary="Erase my request: its content and thread are destroyed at once",
 )
 async def erase_contact_request(access: TheRequesterLocked, service: ContactRequests) -> None:
     await service.erase(access)

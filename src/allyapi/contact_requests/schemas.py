@@ -1,4 +1,5 @@
-"""Contact-request schemas: one body per action, one response shape per audience (P2, P3).
+"""Contact-request schemas: one body per action, one response shape per audience
+(docs/privacy.md, P2, P3).
 
 - ``...RequesterView``: everything the requester typed, the ally's public profile, resources.
 - ``...AllyView``: what P3 lets the assigned ally see; alias and contact detail only after

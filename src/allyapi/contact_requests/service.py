@@ -3,7 +3,7 @@
 Status changes go through ``Lifecycle`` (lifecycle.py); SQL through the repository; sealed
 fields are opened only in ``Views``. Services flush, never commit (the Session dependency does).
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - an ally who exists and is active with current training but is not ``accepting``, or is at
   capacity, answers 409 with up to 3 ``alternatives`` (public profiles); paused, retired,
   untrained, unknown or another org's allies answer 404;
@@ -89,7 +89,7 @@ def cipher_of(settings: Settings) -> Cipher:
 @lru_cache(maxsize=8)
 def _cipher(ring: tuple[tuple[str, bytes], ...]) -> Cipher:
     """One Cipher per key ring, not one per request: building the AES-GCM key objects was
-    repeated work on every create (bench issue 6). A new ring (rotation) gets its own."""
+    repeated work on every create (bench/RESULTS.md). A new ring (rotation) gets its own."""
     return Cipher(list(ring))
 
 
@@ -132,8 +132,8 @@ class ContactRequestService:
     async def _create(
         self, person: Person, body: ContactRequestBody, request_id: uuid.UUID
     ) -> tuple[NewRequest, Ally | dict[str, Any], DataKey]:
-        """The hot path (issue 6): conditional statements that each decide one rule, in this
-        order, and reads only on the way to an error. Every refusal rolls the whole
+        """The hot path (bench/RESULTS.md): conditional statements that each decide one rule,
+        in this order, and reads only on the way to an error. Every refusal rolls the whole
         transaction back (the requester slot and the key's claim included). The request's
         own data key is made here and stored right after the request (sealing.py)."""
         on, now = today(), utcnow()
@@ -226,7 +226,7 @@ class ContactRequestService:
         return self.views.for_requester(request, ally, resources, await self.key_of(request))
 
     async def ally_view(self, access: RequestAccess) -> ContactRequestAllyView:
-        """P3 view for the assigned ally; P5: the read is written to the access log."""
+        """The assigned ally's view (docs/privacy.md, P3); the read is access-logged (P5)."""
         await self.hold_for_reading(access)
         await self.log_access(access, "read_request")
         return self.views.for_ally(access.request, await self.key_of(access.request))

@@ -1,6 +1,6 @@
-"""The message thread of a request and its access log (P4, P5).
+"""The message thread of a request and its access log (docs/privacy.md, P4, P5).
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - while the request is ``pending`` only the requester may post (to add to what they wrote);
   the ally answers once they accepted (409 before), so an ally never starts a conversation
   they have not taken on;

@@ -1,8 +1,8 @@
 """Table rows → the response each audience may see; the only place sealed fields are opened.
 
-P3 is decided here, once: the assigned ally sees topic, urgency, language, channel, anonymous
-and the message; alias and contact detail only once the request was accepted and never when
-the request is anonymous. No view has ``requester_ref`` (P2).
+docs/privacy.md, P3 is decided here, once: the assigned ally sees topic, urgency, language,
+channel, anonymous and the message; alias and contact detail only once the request was
+accepted and never when the request is anonymous. No view has ``requester_ref`` (P2).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _COMMON = ("id", "status", "topic", "urgency", "created_at", "expires_at", "acce
 @dataclass(frozen=True)
 class NewRequest:
     """A request as the create path inserts it: the fields its requester view needs, without
-    an ORM entity (building one cost about a millisecond per create, issue 6)."""
+    an ORM entity (building one cost about a millisecond per create, bench/RESULTS.md)."""
 
     id: uuid.UUID
     org_id: str

@@ -1,4 +1,4 @@
-"""Every JWT decision lives here (SPEC §1).
+"""Every JWT decision lives here (docs/identity.md).
 
 python-jose is used only as a signature/claim primitive. The rules that matter are ours:
 - the issuer is read from the unverified claims only to *choose* its key and algorithm list;

@@ -79,7 +79,7 @@ def _note_checkin(_: Any, record: ConnectionPoolEntry) -> None:
 
 def _check_alive(dbapi_conn: Any, record: ConnectionPoolEntry, _: PoolProxiedConnection) -> None:
     """Replaces ``pool_pre_ping``, which cost three round trips (BEGIN, ``;``, ROLLBACK) on
-    every checkout: about 15 % of the hot paths' throughput (bench/RESULTS.md, issue 6).
+    every checkout: about 15 % of the hot paths' throughput (bench/RESULTS.md).
 
     - A connection the server closed (restart, ``pg_terminate_backend``, idle timeout) is
       known to asyncpg without a round trip: the server's goodbye and the EOF reached the
@@ -156,7 +156,7 @@ class Database:
         # One statement, no transaction around it: a single-statement read or an atomic
         # upsert costs one round trip instead of three (BEGIN, statement, COMMIT). Its own
         # pool, so no connection switches isolation level on every checkout and checkin
-        # (80 µs per request, issue 6): a process holds up to 2 x db_pool_size connections.
+        # (80 µs per request, bench/RESULTS.md): a process holds up to 2 x db_pool_size connections.
         self.autocommit = make_engine(self.url, pool_size=settings.db_pool_size, autocommit=True)
 
     @property
@@ -240,7 +240,7 @@ async def get_autocommit(request: Request) -> AsyncIterator[AsyncConnection]:
     """A Core connection in autocommit: each statement is its own transaction.
 
     For a route's single read (one statement is its own consistent snapshot; what is saved
-    is the BEGIN and COMMIT round trips and the ORM session, issue 6), or for a count that
+    is the BEGIN and COMMIT round trips and the ORM session, bench/RESULTS.md), or for a count that
     must commit apart from the request's transaction (the anonymous feedback quota). A route
     that reads twice and needs them consistent, or writes, takes a ``Session``.
     """

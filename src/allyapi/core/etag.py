@@ -1,4 +1,4 @@
-"""ETags for mutable singletons and the ``If-Match`` check (SPEC §4)."""
+"""ETags for mutable singletons and the ``If-Match`` check (docs/api-conventions.md)."""
 
 from __future__ import annotations
 

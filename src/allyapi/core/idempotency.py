@@ -1,4 +1,5 @@
-"""``Idempotency-Key`` for creating POSTs, shared by every process through the database (SPEC §4).
+"""``Idempotency-Key`` for creating POSTs, shared by every process through the database
+(docs/api-conventions.md).
 
 How a create uses it (in the same transaction as the create itself)::
 

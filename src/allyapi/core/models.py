@@ -156,7 +156,8 @@ def arrival_marks() -> Any:
 
 
 class TenantRow(SQLModel):
-    """Columns every tenant-owned table has (P8: every row belongs to exactly one org)."""
+    """Columns every tenant-owned table has (docs/privacy.md, P8: every row belongs to exactly
+    one org)."""
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     org_id: str = Field(max_length=ORG_ID_MAX, index=True)

@@ -241,7 +241,7 @@ def _query_params_not_nullable(operation: dict[str, Any]) -> None:
 
 def _names_other_resources(operation: dict[str, Any], schemas: dict[str, Any]) -> bool:
     """A query or a body naming another resource (``ally_id``, ``course_id``...) can get a
-    404 for it (missing or another organisation's, P8)."""
+    404 for it (missing or another organisation's, docs/privacy.md, P8)."""
     if any(
         p.get("in") == "query" and str(p.get("name", "")).endswith("_id")
         for p in operation.get("parameters", [])

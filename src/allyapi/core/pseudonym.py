@@ -1,4 +1,5 @@
-"""Keyed, non-reversible references to people (P1), bound to the issuer that vouched for them.
+"""Keyed, non-reversible references to people (docs/privacy.md, P1), bound to the issuer that
+vouched for them.
 
 The key lives in configuration, never in the database, so a database dump alone cannot
 link a reference back to a person. Each purpose has its own label so an ally's profile

@@ -1,4 +1,5 @@
-"""Sealed (encrypted at rest, P4) columns and their re-sealing under the newest key.
+"""Sealed (encrypted at rest: docs/privacy.md, P4) columns and their re-sealing under the
+newest key.
 
 A :class:`SealedColumn` names where a sealed value lives and how its associated data is built
 (``aad_for(aad_table, row id, aad_field)``). The registry of every such column is

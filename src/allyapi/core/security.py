@@ -16,7 +16,7 @@ from allyapi.core.auth import Principal, TokenVerifier
 from allyapi.core.errors import Forbidden, Unauthorized
 from allyapi.core.settings import Settings
 
-bearer = HTTPBearer(auto_error=False, description="A JWT from a configured issuer (SPEC §1)")
+bearer = HTTPBearer(auto_error=False, description="A JWT from a configured issuer")
 
 
 async def current_principal(
@@ -35,7 +35,7 @@ Caller = Annotated[Principal, Depends(current_principal)]
 
 
 # ``async def``: FastAPI runs a plain ``def`` dependency in the thread pool (a thread hop per
-# request for a getter; measured on the hot paths, issue 6).
+# request for a getter; measured on the hot paths, bench/RESULTS.md).
 async def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings

@@ -1,4 +1,4 @@
-"""All configuration in one pydantic-settings class (SPEC §6).
+"""All configuration in one pydantic-settings class (README.md, "Configuration").
 
 Development runs with no configuration at all: missing secrets are generated once into
 ``secrets.json`` (mode 0600) in the secrets directory and reused. That directory is apart

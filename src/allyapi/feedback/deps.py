@@ -2,7 +2,7 @@
 
 A coordinator reads the programme or any ally's summary; an ally (an employee with an ally
 profile, found by subject_ref(key, "ally", caller), any profile status) reads only their
-own. Analysts are refused (403): SPEC §3 names coordinator and ally for summaries, and
+own. Analysts are refused (403): the roles give summaries to coordinators and allies, and
 analysts' view of feedback is the programme report's aggregate feedback averages. Employees
 without a profile and integrations are refused too.
 """

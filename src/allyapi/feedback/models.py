@@ -1,4 +1,4 @@
-"""Feedback tables (SPEC §3 Feedback, P4, P6).
+"""Feedback tables (docs/privacy.md, P4 and P6; docs/aggregates.md).
 
 What each row may and may not link to, and why:
 

@@ -1,4 +1,4 @@
-"""Feedback SQL. Every query is scoped to the caller's org (P8)."""
+"""Feedback SQL. Every query is scoped to the caller's org (docs/privacy.md, P8)."""
 
 from __future__ import annotations
 

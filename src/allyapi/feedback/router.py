@@ -1,4 +1,5 @@
-"""/v1/contact-requests/{id}/feedback, /v1/feedback and /v1/feedback/summary (SPEC §3 Feedback)."""
+"""/v1/contact-requests/{id}/feedback, /v1/feedback and /v1/feedback/summary
+(docs/aggregates.md)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ async def give_request_feedback(
     rate it but can no longer carry a comment (409 `content-purged`).
 
     Anyone else gets 404, as for a request that does not exist. The comment is encrypted at
-    rest and is shown to coordinators and the ally only in aggregate (P6).
+    rest and is shown to coordinators and the ally only in aggregate, k-anonymous.
     """
     service = FeedbackService(session, settings)
     return await service.give_request_feedback(caller.subject, request_id, body)

@@ -22,7 +22,7 @@ class RequestFeedbackCreate(RequestBody):
     felt_heard: bool
     would_recommend: bool
     comment: Comment | None = Field(
-        default=None, description="Encrypted at rest; shown only in aggregate (P6)"
+        default=None, description="Encrypted at rest; shown only in aggregate (k-anonymous)"
     )
 
 
@@ -53,7 +53,7 @@ class ProgramFeedbackReceipt(PublicSchema):
 
 
 class Comments(PublicSchema):
-    suppressed: bool = Field(description="True below k_comments respondents (P6)")
+    suppressed: bool = Field(description="True below k_comments respondents")
     items: list[Annotated[str, StringConstraints(max_length=2000)]] | None = Field(
         default=None,
         max_length=MAX_COMMENTS,

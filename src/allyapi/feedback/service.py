@@ -61,8 +61,8 @@ class FeedbackService:
         org = who.org
         request = await self.repo.contact_request(org, request_id)
         mine = requester_ref(self.settings.pseudonym_key_bytes, who)
-        # Anyone but the requester gets the answer a missing id gets (P2, P8); an erased
-        # request no longer exists for its requester either.
+        # Anyone but the requester gets the answer a missing id gets (docs/privacy.md, P2, P8);
+        # an erased request no longer exists for its requester either.
         if (
             request is None
             or not hmac.compare_digest(request.requester_ref, mine)

@@ -27,7 +27,7 @@ from allyapi.core.schemas import Count, PublicSchema
 
 
 class Figure(PublicSchema):
-    """One aggregate value, or ``null`` with ``suppressed: true`` (P6)."""
+    """One aggregate value, or ``null`` with ``suppressed: true`` when too few people are in it."""
 
     value: Count | float | None = Field(
         description="The figure; null when suppressed or when there is nothing to compute"

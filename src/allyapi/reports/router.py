@@ -1,4 +1,5 @@
-"""/v1/reports/program: programme health for coordinators and analysts, aggregate only (P6)."""
+"""/v1/reports/program: programme health for coordinators and analysts, aggregate only
+(docs/privacy.md, P6)."""
 
 from __future__ import annotations
 

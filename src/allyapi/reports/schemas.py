@@ -1,4 +1,5 @@
-"""The programme report: fixed calendar periods, optional breakdown, every cell under P6."""
+"""The programme report: fixed calendar periods, optional breakdown, every cell k-anonymous
+(docs/privacy.md, P6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Resource SQL. Every query is scoped to the caller's org (P8)."""
+"""Resource SQL. Every query is scoped to the caller's org (docs/privacy.md, P8)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class ResourceRepository:
     async def for_signposting(
         self, org_id: str, country: str | None, categories: Sequence[str]
     ) -> Sequence[Resource]:
-        """Crisis and professional help for a country plus the global ones (SPEC §3)."""
+        """Crisis and professional help for a country plus the global ones (README)."""
         where_country: ColumnElement[bool] = col(Resource.country).is_(None)
         if country:
             where_country = sa.or_(where_country, col(Resource.country) == country)

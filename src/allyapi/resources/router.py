@@ -1,4 +1,4 @@
-"""/v1/resources: signposting resources (SPEC §3 Resources)."""
+"""/v1/resources: signposting resources (README, "Design choices")."""
 
 from __future__ import annotations
 

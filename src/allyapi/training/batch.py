@@ -1,6 +1,6 @@
 """Batch upsert of training records from an LMS/HRIS, keyed by (org, external_id).
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - A body that breaks the schema (a missing field, a wrong type, an unknown field, over 1000
   rows) is a 422 for the whole request, like any endpoint: the contract says what a row is.
   Rows that fit the schema are checked and resolved one by one: a bad row (both or neither

@@ -1,6 +1,6 @@
 """The compliance view: per ally, listed or not and which required courses need attention.
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - Only verified records count, exactly as for *Listed*; a course with only self-reported
   (unverified) records is ``missing``.
 - For each required course the ally's latest verified record decides: none → ``missing``,

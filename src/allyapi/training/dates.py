@@ -6,7 +6,7 @@ import calendar
 from datetime import date, timedelta
 from enum import StrEnum
 
-# A record that expires within this many days is "expiring" (SPEC §3 compliance view).
+# A record that expires within this many days is "expiring" (the compliance view, README).
 EXPIRING_WITHIN_DAYS = 60
 # The earliest completion date accepted: older certificates are data-entry errors.
 EARLIEST_COMPLETION = date(1970, 1, 1)

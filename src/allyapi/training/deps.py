@@ -1,6 +1,6 @@
 """Who may act on training records: coordinators for the org, allies for themselves.
 
-Being an ally is not a token role (SPEC §1): it is an ally profile whose ``subject_ref`` is
+Being an ally is not a token role (docs/allies.md): it is an ally profile whose ``subject_ref`` is
 the caller's keyed reference. Any profile status counts, so an ``applied`` ally can report the
 training their approval needs. Everyone else is refused with 403.
 """

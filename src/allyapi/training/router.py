@@ -1,4 +1,5 @@
-"""/v1/training-courses, /v1/training-records, /v1/training/compliance (SPEC §3 Training)."""
+"""/v1/training-courses, /v1/training-records, /v1/training/compliance (README.md,
+"Allies and training")."""
 
 from __future__ import annotations
 

@@ -221,7 +221,7 @@ class ComplianceEntry(PublicSchema):
     ally_id: uuid.UUID
     display_name: str = Field(max_length=100)
     status: AllyStatus
-    listed: bool = Field(description="Exactly the directory's rule (SPEC *Listed*)")
+    listed: bool = Field(description="Listed: active, accepting, required training current")
     missing: list[ComplianceCourse] = Field(max_length=1000)
     expiring: list[ComplianceCourse] = Field(max_length=1000)
     expired: list[ComplianceCourse] = Field(max_length=1000)

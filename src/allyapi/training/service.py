@@ -1,6 +1,6 @@
 """Training rules: the course catalogue and individual training records.
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - A record's ``expires_on`` is derived (completed_on + the course's validity in calendar
   months, clamped to the month's end); changing a course's validity re-derives it for every
   record of the course, so listing follows at once.

@@ -1,7 +1,7 @@
 """One function per event, for the domains that cause them (one ``await`` line each).
 
 Each adds the event to the caller's session (outbox.enqueue), so it commits with the change.
-What the SPEC leaves open, chosen here:
+What the product rules leave open, chosen here:
 - ``ally.listed`` is emitted when a coordinator approves or resumes an ally who is *listed*
   afterwards (an approved ally still missing required training is not listed yet);
   ``ally.unlisted`` on every pause or retirement (also roster-sync leavers): receivers treat it

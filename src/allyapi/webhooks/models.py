@@ -44,7 +44,8 @@ class WebhookSubscription(TenantRow, table=True):
 
     url: str = Field(max_length=MAX_URL_CHARS)
     events: list[str] = json_column()
-    # Sealed (P4-style) because it signs messages: aad_for("webhook_subscriptions", id, "secret").
+    # Sealed (docs/privacy.md, P4) because it signs messages:
+    # aad_for("webhook_subscriptions", id, "secret").
     secret_sealed: str = Field(sa_type=sa.Text, nullable=False)
     # subject_ref(key, "webhook", org, sub) of the integration client that created it; None for
     # subscriptions made by coordinators (and those from before owners were recorded). Only an

@@ -5,8 +5,8 @@ that wants the event type, all sharing one event id), so the event commits or ro
 the change: no event for a change that did not happen, no change without its event. Nothing is
 sent here; the deliverer (deliverer.py) picks the rows up.
 
-Payloads carry ids, dates and event types only, never anything about a requester (SPEC §3):
-``data`` is checked against the keys each event type may carry.
+Payloads carry ids, dates and event types only, never anything about a requester
+(docs/privacy.md, P1): ``data`` is checked against the keys each event type may carry.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Webhook SQL for the API routes. Every query is scoped to the caller's org (P8)."""
+"""Webhook SQL for the API routes. Every query is scoped to the caller's org
+(docs/privacy.md, P8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""/v1/webhooks: subscriptions, their delivery log and manual retry (SPEC §3 Webhooks)."""
+"""/v1/webhooks: subscriptions, their delivery log and manual retry
+(docs/integration-guide.md, "Webhooks")."""
 
 from __future__ import annotations
 

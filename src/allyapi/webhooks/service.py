@@ -1,6 +1,6 @@
 """Webhook rules: coordinators and integrations manage their org's subscriptions.
 
-Choices where the SPEC is silent:
+Choices the product rules leave open:
 - every coordinator/integration of an org sees and manages all of the org's subscriptions
   (they are the org's integration surface, not a person's);
 - deleting a subscription deletes its pending deliveries and its delivery log;
