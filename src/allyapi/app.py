@@ -14,6 +14,7 @@ from allyapi import __version__
 from allyapi.allies.ranking import start_rank_refresher
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
+from allyapi.audit.router import router as audit_router
 from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.router import me_router as contact_requests_me_router
 from allyapi.contact_requests.router import router as contact_requests_router
@@ -27,6 +28,7 @@ from allyapi.core.openapi import install_openapi, operation_id
 from allyapi.core.query import known_query_only
 from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.settings import Settings, load_settings, secrets_warning
+from allyapi.export.router import router as export_router
 from allyapi.feedback.router import router as feedback_router
 from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
@@ -115,6 +117,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_router,
         contact_requests_me_router,
         webhooks_router,
+        audit_router,
+        export_router,
     ):
         app.include_router(
             router,

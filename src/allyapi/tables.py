@@ -3,8 +3,9 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally, DirectoryGeneration
+from allyapi.allies.models import Ally, AllyWindow, DirectoryGeneration
 from allyapi.allies.ranking import AllyRankBand
+from allyapi.audit.models import AuditEvent
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -29,7 +30,9 @@ __all__ = [
     "Ally",
     "AllyAccount",
     "AllyRankBand",
+    "AllyWindow",
     "ArrivalClock",
+    "AuditEvent",
     "BucketArrivals",
     "ContactMessage",
     "ContactRequest",

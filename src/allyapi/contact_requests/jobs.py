@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from allyapi.audit.repository import purge_audit_batch
 from allyapi.contact_requests.lifecycle import Lifecycle, day_of
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.traces import RequestTraces
@@ -58,6 +59,7 @@ class JobCounts:
     expired: int
     purged: int
     idempotency_keys_deleted: int
+    audit_events_deleted: int = 0
 
 
 async def expire_batch(
@@ -207,7 +209,11 @@ async def run_all_jobs(
     if purged:
         await checkpoint_sqlite_wal(database)
     keys = await _drain(database, lambda s: delete_idempotency_batch(s, at, size))
-    return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
+    audit_before = at - timedelta(days=settings.audit_retention_days)
+    audit = await _drain(database, lambda s: purge_audit_batch(s, audit_before, size))
+    return JobCounts(
+        expired=expired, purged=purged, idempotency_keys_deleted=keys, audit_events_deleted=audit
+    )
 
 
 def start_background_jobs(settings: Settings, database: Database) -> PeriodicRunner | None:

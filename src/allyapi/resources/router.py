@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
 from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
@@ -54,12 +56,17 @@ async def create_resource(
     body: ResourceCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ResourcePublic:
     scope = scope_of(caller.org, caller.subject, key, idempotency_key, CREATE, body)
     made = await ResourceService(session).create(caller.org, body, scope)
     resource = made.value
     mark_replay(response, made.replayed)
+    await audit.record(
+        AuditAction.resource_create, AuditTarget.resource, resource.id, body.model_fields_set,
+        once=True,
+    )  # fmt: skip
     set_etag(response, resource.id, resource.version)
     response.headers["Location"] = f"/v1/resources/{resource.id}"
     return ResourcePublic.model_validate(resource)
@@ -81,9 +88,13 @@ async def update_resource(
     resource_id: uuid.UUID,
     body: ResourceUpdate,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> ResourcePublic:
     resource = await ResourceService(session).update(caller.org, resource_id, body, if_match)
+    await audit.record(
+        AuditAction.resource_update, AuditTarget.resource, resource_id, body.model_fields_set
+    )
     set_etag(response, resource.id, resource.version)
     return ResourcePublic.model_validate(resource)
 
@@ -92,6 +103,11 @@ async def update_resource(
     "/{resource_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a resource"
 )
 async def delete_resource(
-    caller: CoordinatorOnly, session: Session, resource_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly,
+    session: Session,
+    resource_id: uuid.UUID,
+    audit: Audit,
+    if_match: IfMatch = None,
 ) -> None:
     await ResourceService(session).delete(caller.org, resource_id, if_match)
+    await audit.record(AuditAction.resource_delete, AuditTarget.resource, resource_id)

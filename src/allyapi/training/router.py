@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.auth import Principal
 from allyapi.core.database import Session
 from allyapi.core.etag import IfMatch, set_etag
@@ -39,6 +41,9 @@ from allyapi.training.schemas import (
     TrainingRecordPublic,
 )
 from allyapi.training.service import CourseService, RecordService, TrainingActor
+
+# What a batch row sets on the record it writes (the audit trail's ``changed``).
+BATCH_FIELDS = ("completed_on", "course_id", "evidence_ref", "expires_on", "external_id")
 
 router = APIRouter(tags=["training"])
 # ``{record_id:uuid}``: only a UUID matches, so ``GET /training-records/batch`` is a 405 (the
@@ -76,12 +81,17 @@ async def create_training_course(
     body: TrainingCourseCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
     made = await CourseService(session).create(caller.org, body, scope)
     course = made.value
     mark_replay(response, made.replayed)
+    await audit.record(
+        AuditAction.course_create, AuditTarget.training_course, course.id, body.model_fields_set,
+        once=True,
+    )  # fmt: skip
     set_etag(response, course.id, course.version)
     response.headers["Location"] = f"/v1/training-courses/{course.id}"
     return TrainingCoursePublic.model_validate(course)
@@ -111,9 +121,13 @@ async def update_training_course(
     course_id: uuid.UUID,
     body: TrainingCourseUpdate,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> TrainingCoursePublic:
     course = await CourseService(session).update(caller.org, course_id, body, if_match)
+    await audit.record(
+        AuditAction.course_update, AuditTarget.training_course, course_id, body.model_fields_set
+    )
     set_etag(response, course.id, course.version)
     return TrainingCoursePublic.model_validate(course)
 
@@ -155,12 +169,19 @@ async def create_training_record(
     body: TrainingRecordCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
+    """Only a coordinator's (verified) record is a programme action for the audit trail."""
     scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
     made = await RecordService(session).create(actor, body, scope)
     record = made.value
     mark_replay(response, made.replayed)
+    if actor.coordinator:
+        changed = {*body.model_fields_set, "verified"}
+        await audit.record(
+            AuditAction.record_create, AuditTarget.training_record, record.id, changed, once=True
+        )
     response.headers["Location"] = f"/v1/training-records/{record.id}"
     return _record_response(record, response)
 
@@ -174,8 +195,15 @@ async def batch_upsert_training_records(
     session: Session,
     key: PseudonymKey,
     body: TrainingRecordBatch,
+    audit: Audit,
 ) -> TrainingRecordBatchResult:
-    return await BatchService(session, key).upsert(caller.org, body.rows, caller.other)
+    """Rows created or updated are in the audit trail; unchanged ones and errors are not."""
+    result = await BatchService(session, key).upsert(caller.org, body.rows, caller.other)
+    written = [row.id for row in result.results if row.status in ("created", "updated")]
+    await audit.record_many(
+        AuditAction.record_batch_upsert, AuditTarget.training_record, written, BATCH_FIELDS
+    )
+    return result
 
 
 @router.get(
@@ -200,9 +228,13 @@ async def verify_training_record(
     session: Session,
     record_id: uuid.UUID,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> TrainingRecordPublic:
     record = await RecordService(session).verify(_as_coordinator(caller), record_id, if_match)
+    await audit.record(
+        AuditAction.record_verify, AuditTarget.training_record, record_id, ["verified"]
+    )
     return _record_response(record, response)
 
 
@@ -212,9 +244,14 @@ async def verify_training_record(
     summary="Delete a training record",
 )
 async def delete_training_record(
-    caller: CoordinatorOnly, session: Session, record_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly,
+    session: Session,
+    record_id: uuid.UUID,
+    audit: Audit,
+    if_match: IfMatch = None,
 ) -> None:
     await RecordService(session).delete(_as_coordinator(caller), record_id, if_match)
+    await audit.record(AuditAction.record_delete, AuditTarget.training_record, record_id)
 
 
 @router.get(

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.database import Session
 from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay
 from allyapi.core.openapi import headers_on, problem_responses
@@ -38,6 +40,7 @@ async def create_webhook(
     service: Service,
     body: WebhookCreate,
     response: Response,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> WebhookCreated:
     """Per-request events (`contact_request.*`) may be subscribed by integration clients only:
@@ -45,6 +48,9 @@ async def create_webhook(
     creates a subscription owns it; only the owner sees the deliveries of per-request events
     in the delivery log."""
     made = await service.create(caller, body, idempotency_key)
+    await audit.record(
+        AuditAction.webhook_create, AuditTarget.webhook, made.value.id, ["url", "events"], once=True
+    )
     response.headers["Location"] = f"/v1/webhooks/{made.value.id}"
     mark_replay(response, made.replayed)
     return made.value
@@ -63,9 +69,10 @@ async def list_webhooks(
     summary="Unsubscribe (pending deliveries and the delivery log go too)",
 )
 async def delete_webhook(
-    caller: IntegrationOrCoordinator, service: Service, webhook_id: uuid.UUID
+    caller: IntegrationOrCoordinator, service: Service, webhook_id: uuid.UUID, audit: Audit
 ) -> None:
     await service.delete(caller.org, webhook_id)
+    await audit.record(AuditAction.webhook_delete, AuditTarget.webhook, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", summary="Delivery log, newest first")
@@ -91,6 +98,10 @@ async def retry_webhook_delivery(
     service: Service,
     webhook_id: uuid.UUID,
     delivery_id: uuid.UUID,
+    audit: Audit,
 ) -> DeliveryPublic:
     delivery = await service.retry(caller, webhook_id, delivery_id)
+    await audit.record(
+        AuditAction.webhook_delivery_retry, AuditTarget.webhook_delivery, delivery_id, ["status"]
+    )
     return DeliveryPublic.model_validate(delivery)
