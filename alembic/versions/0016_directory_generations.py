@@ -1,7 +1,7 @@
 """directory_generations: a per-organisation counter every change to the directory bumps
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-11-27 13:40:00.000000
 
 Directory pages are cached in each server process (allies/directory_cache.py). Triggers on
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | None = "0013"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from allyapi import __version__
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
+from allyapi.audit.router import router as audit_router
 from allyapi.contact_requests.router import me_router as contact_requests_me_router
 from allyapi.contact_requests.router import router as contact_requests_router
 from allyapi.core.auth.tokens import TokenVerifier
@@ -30,6 +31,7 @@ from allyapi.core.http.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware
 from allyapi.core.settings import Settings, load_settings, secrets_warning
+from allyapi.export.router import router as export_router
 from allyapi.feedback.router import router as feedback_router
 from allyapi.jobs.registry import all_jobs
 from allyapi.jobs.runner import JobRunner
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         contact_requests_router,
         contact_requests_me_router,
         webhooks_router,
+        audit_router,
+        export_router,
     ):
         app.include_router(
             router,

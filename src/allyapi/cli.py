@@ -178,6 +178,7 @@ def cmd_purge(settings: Settings, _: argparse.Namespace) -> int:
     print(f"expired pending requests: {counts.expired}")
     print(f"purged closed requests: {counts.purged}")
     print(f"deleted idempotency keys: {counts.idempotency_keys_deleted}")
+    print(f"deleted audit events past retention: {counts.audit_events_deleted}")
     print(f"contributions arrived in the aggregates: {arrived}")
     return 0
 

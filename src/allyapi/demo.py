@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from allyapi.allies.availability import store_windows
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.tokens import dev_subject, mint_dev_token
@@ -137,6 +138,8 @@ async def seed_demo(settings: Settings, org: str) -> bool:
                     search_text=" ".join([name, "volunteer ally", dept, location, *topics]).lower(),
                 )
                 session.add(ally)
+                await session.flush()
+                await store_windows(session, org, ally.id, ally.timezone, ally.availability)
                 completed = today() - timedelta(days=90)
                 session.add(
                     TrainingRecord(

@@ -3,7 +3,8 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally, AllyRankBand, DirectoryGeneration
+from allyapi.allies.models import Ally, AllyRankBand, AllyWindow, DirectoryGeneration
+from allyapi.audit.models import AuditEvent
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -28,7 +29,9 @@ __all__ = [
     "Ally",
     "AllyAccount",
     "AllyRankBand",
+    "AllyWindow",
     "ArrivalClock",
+    "AuditEvent",
     "BucketArrivals",
     "ContactMessage",
     "ContactRequest",

@@ -178,7 +178,7 @@ async def test_no_profile_is_404(client: httpx.AsyncClient, tokens: TokenFactory
         {"availability": [{"weekday": 0, "start": "09:00", "end": "10:00"}]},
         {"availability": [{"weekday": 1, "start": "10:00", "end": "09:00"}]},
         {"availability": [{"weekday": 1, "start": "9:00", "end": "10:00"}]},
-        {"availability": [{"weekday": 1, "start": "09:00", "end": "24:00"}]},
+        {"availability": [{"weekday": 1, "start": "24:00", "end": "24:00"}]},
         {"availability": [{"weekday": 1, "start": "09:00", "end": "10:00"}] * 22},
         {"max_open_requests": 0},
         {"max_open_requests": 51},

@@ -31,6 +31,8 @@ async def ally_with_load(
     load: int,
     **fields: Any,
 ) -> None:
+    # No availability windows: "available now" (ranked first) must not depend on the clock.
+    fields.setdefault("availability", [])
     created = await active_ally(client, tokens, name.lower(), display_name=name, **fields)
     stored = await session.get(Ally, uuid.UUID(created["id"]))
     assert stored is not None

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -221,3 +221,20 @@ async def test_the_whole_journey_through_the_generated_client(
 
     report = ok(await api.reports.get_program_report(client=analyst), 200)
     assert report.to_dict()  # one requester: every cell below k is suppressed, still a report
+
+    # Sam published no availability windows: never available, at any instant.
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    free = ok(await api.allies.list_allies(client=requester, available_at=at), 200)
+    assert free.items == []
+
+    # The right of access: the requester's own document, as the contract types it.
+    mine = ok(await api.export.export_my_data(client=requester), 200)
+    assert [r.message for r in mine.requests] == ["Could we talk this week?"]
+    assert [m.body for m in mine.requests[0].messages] == ["Of course.", "Thanks!"]
+    assert mine.programme_feedback_included is False
+    assert mine.ally is None
+
+    # The coordinator's approval and verification, in the programme's audit trail.
+    trail = ok(await api.audit.list_audit_events(client=coordinator), 200)
+    actions = {event.action for event in trail.items}
+    assert {"ally.approve", "training_record.verify", "training_course.create"} <= actions

@@ -88,3 +88,11 @@ def test_generated_typescript_client_journey(server: LiveServer, tmp_path: Path)
     assert summary["etag"]["stale_status"] == 412
     assert summary["alternatives"], "the 409 named alternatives"
     assert summary["retry_after"] > 0
+    assert summary["available"]["tuesday"] > 0
+    assert summary["available"]["sunday"] == 0
+    # The cap let three through (newest first); the fourth was the 429.
+    assert summary["exported_requests"] == ["Hello 2", "Hello 1", "Could we talk, without my name?"]
+    assert summary["audit"] == [
+        ["resource.update", ["hours"]],
+        ["resource.create", ["category", "name", "url"]],
+    ]

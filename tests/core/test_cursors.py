@@ -37,6 +37,7 @@ TIME_SORTED = {
     "/v1/contact-requests",
     "/v1/contact-requests/{request_id}/messages",
     "/v1/contact-requests/{request_id}/access-log",
+    "/v1/audit-events",
 }
 
 
@@ -113,6 +114,7 @@ LISTS: dict[str, Setup] = {
     "/v1/contact-requests": _assigned,
     "/v1/contact-requests/{request_id}/messages": _messages,
     "/v1/contact-requests/{request_id}/access-log": _access_log,
+    "/v1/audit-events": simple("/v1/audit-events", "coordinator"),
 }
 
 

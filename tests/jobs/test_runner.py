@@ -131,5 +131,6 @@ async def test_cli_purge_runs_every_job_once_and_prints_counts(
         "expired pending requests: 1",
         "purged closed requests: 0",
         "deleted idempotency keys: 0",
+        "deleted audit events past retention: 0",
         "contributions arrived in the aggregates: 1",  # the request's creation
     ]

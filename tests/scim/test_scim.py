@@ -328,3 +328,31 @@ async def test_discovery_documents(client: httpx.AsyncClient, tokens: TokenFacto
     assert_scim_error(
         await client.get("/scim/v2/ResourceTypes/Group", headers=scim(tokens.integration)), 404
     )
+
+
+async def test_deprovisioning_and_reactivation_are_in_the_audit_trail(
+    client: httpx.AsyncClient, tokens: TokenFactory
+) -> None:
+    ally = await active_ally(client, tokens, "carol@example.com")
+    await find(client, tokens, "carol@example.com")  # links the profile, changes nothing
+    for active in (False, True):
+        response = await client.patch(
+            f"{USERS}/{ally['id']}",
+            json={
+                "schemas": [PATCH_OP],
+                "Operations": [{"op": "replace", "path": "active", "value": active}],
+            },
+            headers=scim(tokens.integration),
+        )
+        assert response.status_code == 200, response.text
+    response = await client.get("/v1/audit-events", headers=tokens.coordinator)
+    assert response.status_code == 200, response.text
+    events = [
+        (event["action"], event["target_id"], event["changed"], event["actor"]["kind"])
+        for event in reversed(response.json()["items"])
+        if event["action"].startswith("ally.scim")
+    ]
+    assert events == [
+        ("ally.scim_retire", ally["id"], ["status"], "integration"),
+        ("ally.scim_reapply", ally["id"], ["status"], "integration"),
+    ]

@@ -61,6 +61,11 @@ MATRIX: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/v1/allies/{ally_id}/resume"): row(F, OK, F, OK, F, F, N),
     ("POST", "/v1/allies/{ally_id}/retire"): row(F, F, F, OK, F, F, N),
     ("GET", "/v1/me/ally-profile"): row(N, OK, OK, N, F, F, N),
+    # the right of access: any person's own data (an empty document for no data); a machine
+    # client is not a person
+    ("GET", "/v1/me/export"): row(OK, OK, OK, OK, OK, F, OK),
+    # the programme's audit trail: coordinators of the org (another org's sees its own)
+    ("GET", "/v1/audit-events"): row(F, F, F, OK, F, F, OK),
     ("PATCH", "/v1/me/ally-profile"): row(N, OK, OK, N, F, F, N),
     # training
     ("GET", "/v1/training-courses"): row(OK, OK, OK, OK, F, F, OK),

@@ -124,3 +124,35 @@ class DirectoryGeneration(SQLModel, table=True):
 
     org_id: str = Field(max_length=ORG_ID_MAX, primary_key=True)
     generation: int = Field(sa_type=sa.BigInteger)
+
+
+class AllyWindow(SQLModel, table=True):
+    """One weekly availability window of an ally, in minutes of the ally's own day.
+
+    Derived from the profile's ``availability`` and ``timezone`` on every write of either
+    (allies/availability.py), so the directory can filter by "available at" in SQL. An ally
+    without a timezone has no rows: their windows name no instant. ``timezone`` is repeated
+    on each row so the filter needs no join to ``allies``.
+    """
+
+    __tablename__ = "ally_windows"
+    __table_args__ = (
+        sa.Index("ix_ally_windows_org_timezone", "org_id", "timezone"),
+        sa.CheckConstraint("weekday BETWEEN 1 AND 7", name="weekday_range"),
+        sa.CheckConstraint(
+            "start_minute >= 0 AND start_minute < end_minute AND end_minute <= 1440",
+            name="minutes_range",
+        ),
+    )
+
+    # The key is the window itself: the same window listed twice is stored once.
+    ally_id: uuid.UUID = Field(
+        sa_column=sa.Column(
+            sa.Uuid, sa.ForeignKey("allies.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    weekday: int = Field(sa_type=sa.SmallInteger, primary_key=True)  # ISO, 1 = Monday
+    start_minute: int = Field(sa_type=sa.SmallInteger, primary_key=True)  # inclusive
+    end_minute: int = Field(sa_type=sa.SmallInteger, primary_key=True)  # exclusive; 1440
+    org_id: str = Field(max_length=ORG_ID_MAX)
+    timezone: str = Field(max_length=64)

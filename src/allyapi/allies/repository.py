@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
+from allyapi.allies.availability import available_in, moments_param
 from allyapi.allies.listing import ALLIES, listed_clause
 from allyapi.allies.models import BANDS, FULL, Ally, AllyStatus
 from allyapi.core.db.models import json_array_contains, json_array_has_language
@@ -72,6 +73,9 @@ class DirectoryFilter:
     location: str | None = None
     q: str | None = None
     accepting: bool | None = None
+    # Available at an instant: its local weekday and minute in each zone of the org, as the
+    # JSON list ``available_in`` binds (allies/availability.py).
+    moments: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,9 @@ class SuggestionQuery:
     # suggestions, a 409's alternatives); "live", the open-request count itself (a matcher
     # about to claim a slot, whose answer is a stored request, not a list to poll).
     capacity: Literal["published", "live"] = "published"
+    # Rank allies whose availability contains this instant (now) first, after the department
+    # rule; None: availability plays no part.
+    available_at: datetime | None = None
 
 
 class AllyRepository:
@@ -139,6 +146,11 @@ class AllyRepository:
         ranking: list[ColumnElement[int]] = []
         if wanted.avoid_department is not None:
             ranking.append(_last_when(col(Ally.department_key) == wanted.avoid_department))
+        if wanted.available_at is not None:
+            moments = await moments_param(self.session, org_id, wanted.available_at)
+            ranking.append(
+                _first_when(available_in(ALLIES.c.id, sa.bindparam(None, moments, sa.String())))
+            )
         if wanted.topic is not None:
             ranking.append(_first_when(json_array_contains(col(Ally.topics), wanted.topic)))
         if wanted.language is not None:
@@ -271,6 +283,7 @@ _FILTERS: dict[str, Any] = {
     "location": lambda: sa.func.lower(ALLIES.c.location) == _param("location"),
     "q": lambda: ALLIES.c.search_text.like(_param("q"), escape="/"),
     "accepting": lambda: ALLIES.c.accepting == sa.bindparam("accepting", type_=sa.Boolean()),
+    "moments": lambda: available_in(ALLIES.c.id, _param("moments")),
 }
 
 

@@ -35,8 +35,17 @@ from allyapi.allies.schemas import (
     canonical_language,
     check_timezone,
 )
-from allyapi.allies.service import AllyRow, directory, managed_view, public_view
+from allyapi.allies.service import (
+    AllyRow,
+    available_instant,
+    directory,
+    managed_view,
+    public_view,
+)
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit, AuditTrail
 from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
+from allyapi.core.db.models import utcnow
 from allyapi.core.http.etag import IfMatch, IfNoneMatch, none_match, set_etag
 from allyapi.core.http.idempotency import (
     IdempotencyKeyHeader,
@@ -46,7 +55,7 @@ from allyapi.core.http.idempotency import (
 )
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
-from allyapi.core.http.schemas import LanguageTag, Page, Tag
+from allyapi.core.http.schemas import LanguageTag, Page, QueryInstant, Tag
 from allyapi.workflows.ally_availability import AllyAvailability
 from allyapi.workflows.deps import AllyAvailabilityFlow
 
@@ -136,6 +145,18 @@ async def list_allies(
     status: Annotated[
         AllyStatus | None, Query(description="Coordinators only: allies in this status")
     ] = None,
+    available_at: Annotated[
+        QueryInstant | None,
+        Query(
+            description="An RFC 3339 instant with its offset (2000-01-01 to 2100-01-01): "
+            "allies with a weekly availability window containing it, in their own time zone. "
+            "Allies without a time zone are never available"
+        ),
+    ] = None,
+    available_now: Annotated[
+        bool | None,
+        Query(description="`true`: allies available right now (not with `available_at`)"),
+    ] = None,
     if_none_match: IfNoneMatch = None,
 ) -> Response:
     """Employees get the public profiles of *listed* allies. Coordinators get the coordinator
@@ -145,6 +166,7 @@ async def list_allies(
     Every page has an ``ETag``; a portal that sends it back in ``If-None-Match`` gets 304
     while the page is unchanged. A change shows in every server process within a second
     (docs/performance.md)."""
+    instant = available_instant(available_at, available_now)
     where = DirectoryFilter(
         status=status,
         language=canonical_language(language) if language else None,
@@ -154,7 +176,12 @@ async def list_allies(
         accepting=accepting,
     )
     found = await directory(
-        request.app.state.database, actor.org, where, coordinator=actor.is_coordinator, page=page
+        request.app.state.database,
+        actor.org,
+        where,
+        coordinator=actor.is_coordinator,
+        page=page,
+        at=instant,
     )
     headers = {
         "ETag": found.etag,
@@ -184,17 +211,24 @@ async def suggest_allies(
         timezone=timezone,
         avoid_department=None if same_department else actor.department_key,
         limit=limit,
+        available_at=utcnow(),
     )
     return await allies.suggest(actor.org, wanted)
 
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    source: IntegrationOrg, allies: AllyAvailabilityFlow, key: PseudonymKey, body: RosterSync
+    source: IntegrationOrg,
+    allies: AllyAvailabilityFlow,
+    key: PseudonymKey,
+    body: RosterSync,
+    audit: Audit,
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
-    return await allies.sync_roster(source.org, body.subs, key, source.issuers)
+    result, leavers = await allies.sync_roster(source.org, body.subs, key, source.issuers)
+    await audit.record_many(AuditAction.ally_roster_retire, AuditTarget.ally, leavers, ["status"])
+    return result
 
 
 @router.get("/{ally_id}", summary="An ally's profile", responses=headers_on(200, "ETag"))
@@ -215,10 +249,14 @@ async def _transition(
     ally_id: uuid.UUID,
     name: str,
     response: Response,
+    audit: AuditTrail,
     *,
     by_coordinator: bool = True,
 ) -> AllyCoordinatorView:
     row = await allies.transition(org, ally_id, name, by_coordinator=by_coordinator)
+    if by_coordinator:  # an ally pausing or resuming themselves is not a programme action
+        changed = ["status", "paused_by"] if name in ("pause", "resume") else ["status"]
+        await audit.record(AuditAction(f"ally.{name}"), AuditTarget.ally, ally_id, changed)
     return _managed(response, row)
 
 
@@ -226,9 +264,13 @@ async def _transition(
     "/{ally_id}/approve", summary="Approve an applied ally", responses=TRANSITION_RESPONSES
 )
 async def approve_ally(
-    caller: CoordinatorOnly, allies: AllyAvailabilityFlow, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly,
+    allies: AllyAvailabilityFlow,
+    ally_id: uuid.UUID,
+    response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
-    return await _transition(allies, caller.org, ally_id, "approve", response)
+    return await _transition(allies, caller.org, ally_id, "approve", response, audit)
 
 
 @router.post(
@@ -241,12 +283,13 @@ async def pause_ally(
     allies: AllyAvailabilityFlow,
     ally_id: uuid.UUID,
     response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
     """The ally pausing themselves (`paused_by: ally`), or a coordinator suspending them
     (`paused_by: coordinator`; also from an ally's own pause). Either way the ally is no
     longer listed and their pending requests are handed back."""
     return await _transition(
-        allies, actor.org, ally_id, "pause", response, by_coordinator=actor.is_coordinator
+        allies, actor.org, ally_id, "pause", response, audit, by_coordinator=actor.is_coordinator
     )
 
 
@@ -256,11 +299,12 @@ async def resume_ally(
     allies: AllyAvailabilityFlow,
     ally_id: uuid.UUID,
     response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
     """A coordinator resumes any pause; the ally only their own (403 when a coordinator
     paused them: a suspension only a coordinator lifts)."""
     return await _transition(
-        allies, actor.org, ally_id, "resume", response, by_coordinator=actor.is_coordinator
+        allies, actor.org, ally_id, "resume", response, audit, by_coordinator=actor.is_coordinator
     )
 
 
@@ -270,9 +314,13 @@ async def resume_ally(
     responses=TRANSITION_RESPONSES,
 )
 async def retire_ally(
-    caller: CoordinatorOnly, allies: AllyAvailabilityFlow, ally_id: uuid.UUID, response: Response
+    caller: CoordinatorOnly,
+    allies: AllyAvailabilityFlow,
+    ally_id: uuid.UUID,
+    response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
-    return await _transition(allies, caller.org, ally_id, "retire", response)
+    return await _transition(allies, caller.org, ally_id, "retire", response, audit)
 
 
 @me_router.get(

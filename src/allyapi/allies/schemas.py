@@ -52,6 +52,14 @@ ClockTime = Annotated[
     str,
     StringConstraints(min_length=5, max_length=5, pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
 ]
+# A window's end may also be ``24:00``: the end of the day (ISO 8601), so a window can run up
+# to midnight; one that goes on past it is two windows, one on each day.
+EndTime = Annotated[
+    str,
+    StringConstraints(
+        min_length=5, max_length=5, pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+    ),
+]
 
 
 @cache
@@ -98,16 +106,19 @@ class ContactChannel(RequestBody):
 
 
 class AvailabilityWindow(RequestBody):
-    """A weekly window in the ally's own ``timezone``; ISO weekday, 1 = Monday."""
+    """A weekly window in the ally's own ``timezone``; ISO weekday, 1 = Monday. ``end`` is
+    exclusive and may be ``24:00``; a window past midnight is two windows."""
 
     weekday: int = Field(ge=1, le=7)
     start: ClockTime
-    end: ClockTime
+    end: EndTime
 
     @model_validator(mode="after")
     def _start_before_end(self) -> AvailabilityWindow:
         if self.start >= self.end:
-            raise ValueError("start must be before end (split windows that cross midnight)")
+            raise ValueError(
+                "start must be before end (end 24:00 is midnight; split windows that cross it)"
+            )
         return self
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -22,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_listing_changes
+from allyapi.allies.availability import moments_param, store_windows
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
     COORDINATOR_VIEW_COLUMNS,
@@ -42,7 +45,7 @@ from allyapi.core.auth.pseudonym import Subject, subject_ref
 from allyapi.core.db.directory_cache import CachedPage
 from allyapi.core.db.models import today, utcnow
 from allyapi.core.db.session import Database
-from allyapi.core.http.errors import Conflict, Forbidden, NotFound
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
 from allyapi.core.http.etag import check_if_match
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
 from allyapi.core.http.pagination import PageRequest
@@ -74,6 +77,18 @@ def public_view(ally: Ally | sa.Row[Any]) -> AllyPublic:
     return AllyPublic.model_validate(ally)
 
 
+def available_instant(at: datetime | None, now: bool | None) -> datetime | None:
+    """The instant the directory filters availability by: ``available_at``, or the present
+    for ``available_now=true`` (``false`` filters nothing); both at once is a 422."""
+    if at is not None and now is not None:
+        raise InvalidInput(
+            "available_at and available_now exclude each other", loc=("query", "available_now")
+        )
+    if at is not None:
+        return at
+    return utcnow() if now else None
+
+
 async def directory(
     database: Database,
     org_id: str,
@@ -81,14 +96,17 @@ async def directory(
     *,
     coordinator: bool,
     page: PageRequest,
+    at: datetime | None = None,
 ) -> CachedPage:
-    """Listed allies for everyone; coordinators may ask for any ``status`` instead.
+    """Listed allies for everyone; coordinators may ask for any ``status`` instead. ``at``:
+    only allies available then (allies/availability.py).
 
     The page as JSON bytes, from this process's cache when it holds the organisation's
     current version of it (core/db/directory_cache.py); otherwise one Core statement on an
-    autocommit connection (``directory_page``), validated once and stored. The caller's role
-    has been checked already; everything the key holds is what the page depends on, and
-    nothing in it belongs to one caller.
+    autocommit connection (``directory_page``), after a short read of the org's time zones
+    when ``at`` is given, validated once and stored. The caller's role has been checked
+    already; everything the key holds is what the page depends on, and nothing in it belongs
+    to one caller.
     """
     if where.status is not None and not coordinator:
         raise Forbidden("only coordinators may filter the directory by status")
@@ -97,14 +115,19 @@ async def directory(
         database.directory_listener.ensure_started()
     on, after = today(), page.after_text()
     # A new directory filter is one more field of DirectoryFilter: in the key and the query.
-    # A filter that depends on the time (who is available now) must also put the time it
-    # was evaluated for, rounded to what it can change by, into the key.
-    key = (org_id, cache.version(org_id), on, coordinator, where, page.limit, after)
+    # Availability depends on the time: windows are whole minutes, so the instant rounded
+    # down to its minute decides the page exactly, and is the key's part for it. The org's
+    # time zones it is read against change only with a profile, which bumps the version.
+    if at is not None:
+        at = at.replace(second=0, microsecond=0)
+    key = (org_id, cache.version(org_id), on, coordinator, where, at, page.limit, after)
     cached = cache.get(key)
     if cached is not None:
         return cached
     fields = COORDINATOR_VIEW_COLUMNS if coordinator else PUBLIC_PROFILE_COLUMNS
     async with database.autocommit.connect() as reader:
+        if at is not None:
+            where = replace(where, moments=await moments_param(reader, org_id, at))
         rows = await directory_page(
             reader, fields, org_id, on, where, limit=page.fetch, after=after
         )
@@ -174,6 +197,7 @@ class AllyService:
             await self.session.flush()
         except IntegrityError:
             raise Conflict("you already have an ally profile") from None
+        await store_windows(self.session, org_id, ally.id, ally.timezone, ally.availability)
         if idempotency is not None:
             await Idempotency(self.session).remember(idempotency, ally.id, 201)
         return Made((ally, False))
@@ -193,6 +217,8 @@ class AllyService:
         ally.updated_at = utcnow()
         await self.session.flush()
         await announce_listing_changes(self.session, org_id, [ally.id])  # ``accepting``
+        if {"availability", "timezone"} & changes.keys():
+            await store_windows(self.session, org_id, ally.id, ally.timezone, ally.availability)
         return ally, await self.repo.is_listed(org_id, ally.id, today())
 
     async def suggest(self, org_id: str, wanted: SuggestionQuery) -> list[AllyPublic]:
@@ -203,16 +229,19 @@ class AllyService:
            the caller's ``department`` claim (case-insensitively) come after every other ally,
            whatever their match, so nobody is steered into their own reporting line.
            With ``same_department=true`` department plays no part in the order;
-        2. ``topic`` matches (exact tag, case-insensitive) before non-matches;
-        3. ``language`` matches (RFC 4647 basic filtering: ``pt`` matches ``pt-BR``);
-        4. ``timezone`` matches (same IANA zone);
-        5. load band: less than half the capacity used, then the rest (from the snapshot, not
+        2. allies available now (a window of theirs contains this instant, in their own
+           timezone: allies/availability.py) before the others; an ally without a timezone
+           is never available now;
+        3. ``topic`` matches (exact tag, case-insensitive) before non-matches;
+        4. ``language`` matches (RFC 4647 basic filtering: ``pt`` matches ``pt-BR``);
+        5. ``timezone`` matches (same IANA zone);
+        6. load band: less than half the capacity used, then the rest (from the snapshot, not
            the live count, so a request moves nobody until the next snapshot);
-        6. the day's keyed tie-break, then id, so equal candidates keep one order all day and a
+        7. the day's keyed tie-break, then id, so equal candidates keep one order all day and a
            different one the next day.
 
-        Topic, language and timezone rank rather than filter: a good ally for another topic
-        beats an empty answer.
+        Availability, topic, language and timezone rank rather than filter: a good ally for
+        another topic, or free tomorrow, beats an empty answer.
         """
         rows = await self.repo.suggestions(org_id, today(), wanted)
         return [public_view(ally) for ally in rows]
@@ -280,7 +309,7 @@ class AllyService:
         are on the roster.
 
         ``issuers``: every issuer that speaks for the org; a ``sub`` keeps that person at any
-        of them (an HRIS knows people, not identity providers).
+        of them (an HRIS knows people, not identity providers). Returns the leavers' ids too.
         """
         employed = {
             subject_ref(key, "ally", Subject(org_id, sub, issuer))

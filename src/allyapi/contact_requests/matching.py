@@ -1,10 +1,10 @@
 """Who should take a request: the allies domain's suggestion ranking, then a capacity claim.
 
 The ranking is ``AllyRepository.suggestions`` (one rule for ``GET /v1/allies/suggestions``, the
-409's alternatives and auto-matching): listed, the caller's own department last, topic and
-language matches first, then the load band of the last snapshot and the day's tie-break
-(allies/ranking.py). Alternatives are a list the caller sees, so they count room as the
-snapshot does; a claim counts the live open requests, so it never tries an ally who is full.
+409's alternatives and auto-matching): listed, the caller's own department last, allies
+available now first, then topic and language matches, then the load band of the last snapshot
+and the day's tie-break (allies/ranking.py). Alternatives are a list the caller sees, so they
+count room as the snapshot does; a claim counts the live open requests, so it never tries an ally who is full.
 A suggestion is only a candidate: the slot is taken by the conditional UPDATE in
 ``claim_ally_slot``, and when a racing request took the last slot first the next candidate is
 tried.
@@ -29,6 +29,7 @@ from allyapi.allies.models import Ally
 from allyapi.allies.repository import AllyRepository, SuggestionQuery
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.core.db import faults as dbfaults
+from allyapi.core.db.models import utcnow
 from allyapi.core.http.errors import ServiceUnavailable
 
 # Candidates tried per match beyond the excluded ones: a few losses to racing requests are
@@ -80,6 +81,7 @@ class Matcher:
             avoid_department=wanted.avoid_department,
             limit=limit + len(wanted.exclude),
             capacity="live" if live else "published",
+            available_at=utcnow(),
         )
         rows = await self.allies.suggestions(org_id, today, query)
         return [ally for ally in rows if ally.id not in wanted.exclude][:limit]

@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     k_anonymity: int = Field(default=5, ge=3, le=K_MAX)
     k_comments: int = Field(default=10, ge=3, le=K_MAX)
     retention_days: int = Field(default=30, ge=1)
+    # How long the programme's audit trail keeps an event (the purge job deletes older ones).
+    audit_retention_days: int = Field(default=365, ge=1, le=36_500)
     response_window_hours: int = Field(default=72, ge=1)
     max_open_requests: int = Field(default=3, ge=1)
     # Expiry, retention purge and idempotency-key cleanup inside every server process, every N

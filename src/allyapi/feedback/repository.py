@@ -272,3 +272,11 @@ class FeedbackRepository:
         )
         rows = (await self.session.execute(query)).all()
         return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+
+async def feedback_of_requests(
+    session: AsyncSession, request_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, RequestFeedback]:
+    """The feedback given on each of ``request_ids`` (the right-of-access export)."""
+    query = select(RequestFeedback).where(col(RequestFeedback.request_id).in_(request_ids))
+    return {row.request_id: row for row in (await session.execute(query)).scalars()}

@@ -36,6 +36,7 @@ from allyapi.core.db.models import utcnow
 from allyapi.core.db.session import Database, checkpoint_sqlite_wal
 from allyapi.core.http.idempotency import delete_expired_keys
 from allyapi.core.settings import Settings
+from allyapi.jobs.audit_retention import purge_audit
 from allyapi.jobs.batches import drain
 from allyapi.jobs.runner import Job
 
@@ -47,6 +48,7 @@ class JobCounts:
     expired: int
     purged: int
     idempotency_keys_deleted: int
+    audit_events_deleted: int = 0
 
 
 async def expire_batch(
@@ -80,11 +82,15 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
 async def run_all_jobs(
     database: Database, settings: Settings, *, now: datetime | None = None
 ) -> JobCounts:
-    """One pass of every request job and the idempotency-key cleanup (``allyapi purge``)."""
+    """One pass of every request job, the idempotency-key cleanup and the audit trail's
+    retention (``allyapi purge``)."""
     at = now or utcnow()
     expired, purged = await expire_and_purge(database, settings, at)
     keys = await drain(database, partial(delete_expired_keys, now=at, batch_size=BATCH_SIZE))
-    return JobCounts(expired=expired, purged=purged, idempotency_keys_deleted=keys)
+    audit = await purge_audit(database, settings, at)
+    return JobCounts(
+        expired=expired, purged=purged, idempotency_keys_deleted=keys, audit_events_deleted=audit
+    )
 
 
 async def expire_and_purge(database: Database, settings: Settings, at: datetime) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from allyapi.jobs.aggregates import ArrivalsAndReportCells
+from allyapi.jobs.audit_retention import AuditRetention
 from allyapi.jobs.contact_requests import ExpireAndPurgeRequests
 from allyapi.jobs.idempotency_keys import DeleteExpiredIdempotencyKeys
 from allyapi.jobs.listing_changes import ListingChanges
@@ -17,6 +18,7 @@ def all_jobs() -> list[Job]:
     return [
         ExpireAndPurgeRequests(),
         DeleteExpiredIdempotencyKeys(),
+        AuditRetention(),
         ArrivalsAndReportCells(),
         WebhookDeliveries(),
         TrainingExpiring(),

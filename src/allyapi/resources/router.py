@@ -7,6 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.auth.security import CoordinatorOnly, EmployeeOrCoordinator, PseudonymKey
 from allyapi.core.http.etag import IfMatch, set_etag
 from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
@@ -53,12 +55,17 @@ async def create_resource(
     body: ResourceCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ResourcePublic:
     scope = scope_of(caller.org, caller.subject, key, idempotency_key, CREATE, body)
     made = await resources.create(caller.org, body, scope)
     resource = made.value
     mark_replay(response, made.replayed)
+    await audit.record(
+        AuditAction.resource_create, AuditTarget.resource, resource.id, body.model_fields_set,
+        once=True,
+    )  # fmt: skip
     set_etag(response, resource.id, resource.version)
     response.headers["Location"] = f"/v1/resources/{resource.id}"
     return ResourcePublic.model_validate(resource)
@@ -80,9 +87,13 @@ async def update_resource(
     resource_id: uuid.UUID,
     body: ResourceUpdate,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> ResourcePublic:
     resource = await resources.update(caller.org, resource_id, body, if_match)
+    await audit.record(
+        AuditAction.resource_update, AuditTarget.resource, resource_id, body.model_fields_set
+    )
     set_etag(response, resource.id, resource.version)
     return ResourcePublic.model_validate(resource)
 
@@ -91,6 +102,11 @@ async def update_resource(
     "/{resource_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Remove a resource"
 )
 async def delete_resource(
-    caller: CoordinatorOnly, resources: Resources, resource_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly,
+    resources: Resources,
+    resource_id: uuid.UUID,
+    audit: Audit,
+    if_match: IfMatch = None,
 ) -> None:
     await resources.delete(caller.org, resource_id, if_match)
+    await audit.record(AuditAction.resource_delete, AuditTarget.resource, resource_id)

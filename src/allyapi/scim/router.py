@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from allyapi.audit.trail import Audit
 from allyapi.core.auth.security import AppSettings, IntegrationOnly, PseudonymKey
 from allyapi.core.auth.tokens import TokenVerifier
 from allyapi.core.db.session import Session
@@ -57,8 +58,10 @@ async def a_provisioner(caller: IntegrationOnly, request: Request) -> Provisione
 Provisioning = Annotated[Provisioner, Depends(a_provisioner)]
 
 
-async def scim_service(session: Session, settings: AppSettings, key: PseudonymKey) -> ScimService:
-    return ScimService(session, settings, key)
+async def scim_service(
+    session: Session, settings: AppSettings, key: PseudonymKey, audit: Audit
+) -> ScimService:
+    return ScimService(session, settings, key, audit)
 
 
 Scim = Annotated[ScimService, Depends(scim_service)]

@@ -25,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.allies.service import AllyService
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import AuditTrail
 from allyapi.core.auth.pseudonym import Subject, subject_ref
 from allyapi.core.db.models import utcnow
 from allyapi.core.http.errors import NotFound
@@ -163,8 +165,11 @@ def _keep_user_name(body: dict[str, Any], user_name: str) -> None:
 
 
 class ScimService:
-    def __init__(self, session: AsyncSession, settings: Settings, key: bytes) -> None:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, key: bytes, audit: AuditTrail
+    ) -> None:
         self.session = session
+        self.audit = audit
         self.repo = AccountRepository(session)
         self.allies = AllyService(session)
         self.availability = AllyAvailability(self.allies, session, settings)
@@ -253,7 +258,7 @@ class ScimService:
     async def delete(self, who: Provisioner, user_id: uuid.UUID) -> None:
         account, ally = await self.get(who, user_id, for_update=True)
         if ally.status != AllyStatus.retired:
-            await self.availability.retire_leavers(who.org, [ally.id])
+            await self._retire(who, ally.id)
         await self.repo.delete(who.org, account.id)
 
     # -- helpers ------------------------------------------------------------------------
@@ -271,10 +276,18 @@ class ScimService:
             account.updated_at = utcnow()
         await self.session.flush()
         if changes.active is False and ally.status != AllyStatus.retired:
-            await self.availability.retire_leavers(who.org, [ally.id])
+            await self._retire(who, ally.id)
         elif changes.active is True and ally.status == AllyStatus.retired:
             await self.allies.reapply(who.org, ally.id)
+            await self.audit.record(
+                AuditAction.ally_scim_reapply, AuditTarget.ally, ally.id, ["status"]
+            )
         return await self._reread(who, ally.id)
+
+    async def _retire(self, who: Provisioner, ally_id: uuid.UUID) -> None:
+        """A leaver as roster sync retires one, recorded in the programme's audit trail."""
+        await self.availability.retire_leavers(who.org, [ally_id])
+        await self.audit.record(AuditAction.ally_scim_retire, AuditTarget.ally, ally_id, ["status"])
 
     async def _reread(self, who: Provisioner, ally_id: uuid.UUID) -> AccountRow:
         # retire_many updates with synchronize_session off: read the row as it is now.

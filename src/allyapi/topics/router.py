@@ -6,6 +6,8 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
 from allyapi.core.http.etag import IfMatch, set_etag
@@ -44,6 +46,7 @@ async def create_topic(
     body: TopicCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TopicPublic:
     """409 when the key is already listed, when 50 topics are listed, or when the
@@ -59,6 +62,10 @@ async def create_topic(
         )
     created = await topics.create(caller.org, body, scope)
     topic = created.topic
+    if not created.replayed:
+        await audit.record(
+            AuditAction.topic_create, AuditTarget.topic, topic.id, body.model_fields_set
+        )
     set_etag(response, topic.id, topic.version)
     response.headers["Location"] = f"/v1/topics/{topic.id}"
     if created.replayed:
@@ -82,9 +89,11 @@ async def update_topic(
     topic_id: uuid.UUID,
     body: TopicUpdate,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> TopicPublic:
     topic = await topics.update(caller.org, topic_id, body, if_match)
+    await audit.record(AuditAction.topic_update, AuditTarget.topic, topic_id, body.model_fields_set)
     set_etag(response, topic.id, topic.version)
     return TopicPublic.model_validate(topic)
 
@@ -95,8 +104,13 @@ async def update_topic(
     summary="Remove a topic (from the next period on)",
 )
 async def delete_topic(
-    caller: CoordinatorOnly, topics: Topics, topic_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly,
+    topics: Topics,
+    topic_id: uuid.UUID,
+    audit: Audit,
+    if_match: IfMatch = None,
 ) -> None:
     """Periods that began while the topic was listed keep its group; later ones count its
     requests under `(other)`."""
     await topics.retire(caller.org, topic_id, if_match)
+    await audit.record(AuditAction.topic_delete, AuditTarget.topic, topic_id)

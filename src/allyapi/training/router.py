@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.auth.security import (
     Caller,
     CoordinatorOnly,
@@ -43,6 +45,9 @@ from allyapi.training.schemas import (
     TrainingRecordPublic,
 )
 from allyapi.training.service import TrainingActor
+
+# What a batch row sets on the record it writes (the audit trail's ``changed``).
+BATCH_FIELDS = ("completed_on", "course_id", "evidence_ref", "expires_on", "external_id")
 
 router = APIRouter(tags=["training"])
 # ``{record_id:uuid}``: only a UUID matches, so ``GET /training-records/batch`` is a 405 (the
@@ -80,12 +85,17 @@ async def create_training_course(
     body: TrainingCourseCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
     made = await courses.create(caller.org, body, scope)
     course = made.value
     mark_replay(response, made.replayed)
+    await audit.record(
+        AuditAction.course_create, AuditTarget.training_course, course.id, body.model_fields_set,
+        once=True,
+    )  # fmt: skip
     set_etag(response, course.id, course.version)
     response.headers["Location"] = f"/v1/training-courses/{course.id}"
     return TrainingCoursePublic.model_validate(course)
@@ -115,9 +125,13 @@ async def update_training_course(
     course_id: uuid.UUID,
     body: TrainingCourseUpdate,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> TrainingCoursePublic:
     course = await courses.update(caller.org, course_id, body, if_match)
+    await audit.record(
+        AuditAction.course_update, AuditTarget.training_course, course_id, body.model_fields_set
+    )
     set_etag(response, course.id, course.version)
     return TrainingCoursePublic.model_validate(course)
 
@@ -159,12 +173,19 @@ async def create_training_record(
     body: TrainingRecordCreate,
     response: Response,
     key: PseudonymKey,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
+    """Only a coordinator's (verified) record is a programme action for the audit trail."""
     scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
     made = await records.create(actor, body, scope)
     record = made.value
     mark_replay(response, made.replayed)
+    if actor.coordinator:
+        changed = {*body.model_fields_set, "verified"}
+        await audit.record(
+            AuditAction.record_create, AuditTarget.training_record, record.id, changed, once=True
+        )
     response.headers["Location"] = f"/v1/training-records/{record.id}"
     return _record_response(record, response)
 
@@ -177,8 +198,15 @@ async def batch_upsert_training_records(
     caller: IntegrationOrCoordinator,
     batches: Batches,
     body: TrainingRecordBatch,
+    audit: Audit,
 ) -> TrainingRecordBatchResult:
-    return await batches.upsert(caller.org, body.rows, caller.other)
+    """Rows created or updated are in the audit trail; unchanged ones and errors are not."""
+    result = await batches.upsert(caller.org, body.rows, caller.other)
+    written = [row.id for row in result.results if row.status in ("created", "updated")]
+    await audit.record_many(
+        AuditAction.record_batch_upsert, AuditTarget.training_record, written, BATCH_FIELDS
+    )
+    return result
 
 
 @router.get(
@@ -203,9 +231,13 @@ async def verify_training_record(
     records: Records,
     record_id: uuid.UUID,
     response: Response,
+    audit: Audit,
     if_match: IfMatch = None,
 ) -> TrainingRecordPublic:
     record = await records.verify(_as_coordinator(caller), record_id, if_match)
+    await audit.record(
+        AuditAction.record_verify, AuditTarget.training_record, record_id, ["verified"]
+    )
     return _record_response(record, response)
 
 
@@ -215,9 +247,14 @@ async def verify_training_record(
     summary="Delete a training record",
 )
 async def delete_training_record(
-    caller: CoordinatorOnly, records: Records, record_id: uuid.UUID, if_match: IfMatch = None
+    caller: CoordinatorOnly,
+    records: Records,
+    record_id: uuid.UUID,
+    audit: Audit,
+    if_match: IfMatch = None,
 ) -> None:
     await records.delete(_as_coordinator(caller), record_id, if_match)
+    await audit.record(AuditAction.record_delete, AuditTarget.training_record, record_id)
 
 
 @router.get(

@@ -7,6 +7,8 @@ import uuid
 
 from fastapi import APIRouter, Response, status
 
+from allyapi.audit.schemas import AuditAction, AuditTarget
+from allyapi.audit.trail import Audit
 from allyapi.core.auth.security import IntegrationOrCoordinator
 from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay
 from allyapi.core.http.openapi import headers_on, problem_responses
@@ -29,6 +31,7 @@ async def create_webhook(
     webhooks: Webhooks,
     body: WebhookCreate,
     response: Response,
+    audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> WebhookCreated:
     """Per-request events (`contact_request.*`) may be subscribed by integration clients only:
@@ -36,6 +39,9 @@ async def create_webhook(
     creates a subscription owns it; only the owner sees the deliveries of per-request events
     in the delivery log."""
     made = await webhooks.create(caller, body, idempotency_key)
+    await audit.record(
+        AuditAction.webhook_create, AuditTarget.webhook, made.value.id, ["url", "events"], once=True
+    )
     response.headers["Location"] = f"/v1/webhooks/{made.value.id}"
     mark_replay(response, made.replayed)
     return made.value
@@ -54,9 +60,10 @@ async def list_webhooks(
     summary="Unsubscribe (pending deliveries and the delivery log go too)",
 )
 async def delete_webhook(
-    caller: IntegrationOrCoordinator, webhooks: Webhooks, webhook_id: uuid.UUID
+    caller: IntegrationOrCoordinator, webhooks: Webhooks, webhook_id: uuid.UUID, audit: Audit
 ) -> None:
     await webhooks.delete(caller.org, webhook_id)
+    await audit.record(AuditAction.webhook_delete, AuditTarget.webhook, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", summary="Delivery log, newest first")
@@ -82,6 +89,10 @@ async def retry_webhook_delivery(
     webhooks: Webhooks,
     webhook_id: uuid.UUID,
     delivery_id: uuid.UUID,
+    audit: Audit,
 ) -> DeliveryPublic:
     delivery = await webhooks.retry(caller, webhook_id, delivery_id)
+    await audit.record(
+        AuditAction.webhook_delivery_retry, AuditTarget.webhook_delivery, delivery_id, ["status"]
+    )
     return DeliveryPublic.model_validate(delivery)

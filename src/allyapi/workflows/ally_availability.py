@@ -60,10 +60,11 @@ class AllyAvailability:
 
     async def sync_roster(
         self, org_id: str, subs: Sequence[str], key: bytes, issuers: Sequence[str | None]
-    ) -> RosterSyncResult:
+    ) -> tuple[RosterSyncResult, list[uuid.UUID]]:
+        """The result, and the allies retired (the router records them in the audit trail)."""
         result, leavers = await self.allies.sync_roster(org_id, subs, key, issuers)
         await self._after_retiring(org_id, leavers)
-        return result
+        return result, leavers
 
     async def retire_leavers(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
         """Retire allies who left (SCIM deprovisioning): their pending requests handed back

@@ -6,13 +6,17 @@ import { createClient } from './gen/client';
 import {
   createContactRequest,
   createResource,
+  exportMyData,
   listAllies,
+  listAuditEvents,
   updateResource,
 } from './gen/sdk.gen';
 import type {
   AnonymousContactRequestCreate,
+  AuditEventPublic,
   ContactRequestCreate,
   ContactRequestProblem,
+  MeExport,
   NamedContactRequestCreate,
 } from './gen/types.gen';
 
@@ -104,6 +108,31 @@ async function main(): Promise<void> {
   }
   check(retryAfter !== null && Number(retryAfter) > 0, 'Retry-After on the 429');
   summary.retry_after = Number(retryAfter);
+
+  // Availability: the demo allies' windows are 09:00-17:00 on weekdays, in their own zones.
+  const tuesday = await listAllies({
+    client: as('employee-1'),
+    query: { available_at: '2026-12-01T12:00:00Z' },
+  });
+  const sunday = await listAllies({
+    client: as('employee-1'),
+    query: { available_at: '2026-12-06T12:00:00Z' },
+  });
+  check(http(tuesday).status === 200 && (tuesday.data?.items.length ?? 0) > 0, 'available Tuesday');
+  check(http(sunday).status === 200 && sunday.data?.items.length === 0, 'nobody on Sunday');
+  summary.available = { tuesday: tuesday.data?.items.length, sunday: sunday.data?.items.length };
+
+  // The right of access: employee-5's own requests, typed by the contract.
+  const exported = await exportMyData({ client: as('employee-5') });
+  const document: MeExport | undefined = exported.data;
+  check(http(exported).status === 200 && document !== undefined, 'export');
+  check(document!.programme_feedback_included === false, 'programme feedback is not in it');
+  summary.exported_requests = document!.requests.map((request) => request.message);
+
+  // The audit trail holds the coordinator's resource changes, field names only.
+  const trail = await listAuditEvents({ client: coordinator, query: { target_type: 'resource' } });
+  const events: AuditEventPublic[] = trail.data?.items ?? [];
+  summary.audit = events.map((event) => [event.action, event.changed]);
 
   console.log(JSON.stringify(summary));
 }

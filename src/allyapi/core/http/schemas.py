@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import cache
 from types import UnionType
 from typing import Annotated, Any, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -131,6 +132,42 @@ QueryDate = Annotated[
         json_schema_extra={
             "formatMinimum": QUERY_DATE_MIN.isoformat(),
             "formatMaximum": QUERY_DATE_MAX.isoformat(),
+        }
+    ),
+]
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+# The instants a query may name (availability, the audit trail's range): any plan or history
+# fits, and converting one to any time zone stays inside the calendar.
+QUERY_INSTANT_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+QUERY_INSTANT_END = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _rfc3339_text(value: Any) -> Any:
+    """Only RFC 3339 with an offset: lax parsing would read ``0.5`` as a Unix time."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 instant with its offset, e.g. 2026-03-29T09:30:00Z")
+    return value
+
+
+def _instant_in_range(value: datetime) -> datetime:
+    try:
+        inside = QUERY_INSTANT_MIN <= value < QUERY_INSTANT_END
+    except OverflowError:  # an offset that takes the instant outside the calendar
+        inside = False
+    if not inside:
+        raise ValueError("must be from 2000-01-01T00:00:00Z to before 2100-01-01T00:00:00Z")
+    return value.astimezone(UTC)
+
+
+QueryInstant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    AfterValidator(_instant_in_range),
+    Field(
+        json_schema_extra={
+            "formatMinimum": "2000-01-01T00:00:00Z",
+            "formatExclusiveMaximum": "2100-01-01T00:00:00Z",
         }
     ),
 ]
