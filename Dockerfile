@@ -32,7 +32,7 @@ COPY alembic ./alembic
 RUN /opt/allyapi/bin/pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/allyapi/bin/pip install --constraint constraints.txt /wheels/allyapi-*.whl \
  && /opt/allyapi/bin/pip check \
- && /opt/allyapi/bin/python -c "from allyapi.core.migrations import script_location; print(script_location())"
+ && /opt/allyapi/bin/python -c "from allyapi.core.db.migrations import script_location; print(script_location())"
 
 FROM ${PYTHON_IMAGE} AS runtime
 ENV PATH=/opt/allyapi/bin:$PATH \

@@ -11,8 +11,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel.sql.sqltypes import AutoString
 
-from allyapi.core.database import make_engine
-from allyapi.core.models import UTCDateTime
+from allyapi.core.db.models import UTCDateTime
+from allyapi.core.db.session import make_engine
 from allyapi.core.settings import load_settings
 from allyapi.tables import metadata
 

@@ -36,8 +36,8 @@ from typing import Any
 import asyncpg
 from fastapi import FastAPI, Request, Response
 
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.pseudonym import Subject, requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import Subject, requester_ref, subject_ref
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import load_settings
 
 LISTED = """allies.status = 'active' AND allies.accepting IS true AND NOT (EXISTS (
@@ -63,7 +63,7 @@ ORDER BY allies.display_name, allies.id LIMIT $4"""
 DIRECTORY_ALL = f"""SELECT {PUBLIC} FROM allies
 WHERE allies.org_id = $2 AND {LISTED_PAGE}
 ORDER BY allies.display_name, allies.id LIMIT $3"""
-# The same count as ours (core/ratelimit.py): per policy, the window on the database's clock.
+# The same count as ours (core/http/ratelimit.py): per policy, the window on the database's clock.
 RATE = (
     "INSERT INTO rate_limit_buckets (key, policy, window_start, count) VALUES ($1, $2, "
     "CAST(floor(extract(epoch FROM now())) AS BIGINT) / 60 * 60, 1) "

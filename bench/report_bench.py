@@ -35,8 +35,8 @@ import httpx
 import sqlalchemy as sa
 
 from allyapi.app import create_app
-from allyapi.core.auth import mint_dev_token
-from allyapi.core.database import Database
+from allyapi.core.auth.tokens import mint_dev_token
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1/allyapi_bench"

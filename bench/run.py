@@ -39,7 +39,7 @@ import workloads
 from loader import run_load
 from servers import LOAD_CORE, SERVER_CORE, Server, bench_env, free_port, pinned, run_wrk
 
-from allyapi.core.pagination import PageRequest, binding_of
+from allyapi.core.http.pagination import PageRequest, binding_of
 from allyapi.core.settings import Settings
 
 HOST = "127.0.0.1"

@@ -44,10 +44,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from allyapi.core.auth import dev_subject
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.migrations import upgrade
-from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.tokens import dev_subject
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings, load_settings
 
 DEFAULT_URL = "postgresql+asyncpg://postgres@127.0.0.1/allyapi_perf"

@@ -30,8 +30,8 @@ from sqlalchemy.engine import make_url
 
 from allyapi.aggregates.marks import Arrival, CellHistory, mark
 from allyapi.aggregates.sources import FeedbackSource, Row, cohort_cells
-from allyapi.core.migrations import upgrade
-from allyapi.reports.calendar import TopicCalendar
+from allyapi.core.db.migrations import upgrade
+from allyapi.aggregates.calendar import TopicCalendar
 
 CALENDAR = TopicCalendar.defaults()
 

@@ -45,11 +45,11 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.auth import dev_subject, mint_dev_token
-from allyapi.core.database import Database
-from allyapi.core.migrations import upgrade
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import dev_subject, mint_dev_token
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 
 ORG = "soak"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from loader import RequestMaker, http_request
 
-from allyapi.core.auth import mint_dev_token
+from allyapi.core.auth.tokens import mint_dev_token
 from allyapi.core.settings import Settings
 
 REQUESTERS = 2000

@@ -24,9 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.aggregates.arrivals import arrive_all
 from allyapi.app import create_app
-from allyapi.core.database import Database, make_sessionmaker
-from allyapi.core.migrations import upgrade
-from allyapi.core.ratelimit import SWEPT_WINDOWS
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import Database, make_sessionmaker
+from allyapi.core.http.ratelimit import SWEPT_WINDOWS
 from allyapi.core.settings import Settings
 from allyapi.tables import metadata
 from tests.contract.ledger import Ledger
@@ -205,7 +205,7 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
     """A session for factories and for looking at stored rows; commits are the test's job.
 
     Bound to the plain engine: on SQLite a test holding it open while the app writes must not
-    hold the write lock the way request sessions do (see core/database.py)."""
+    hold the write lock the way request sessions do (see core/db/session.py)."""
     async with make_sessionmaker(database.engine)() as db_session:
         yield db_session
 

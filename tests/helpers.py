@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 
-from allyapi.core.auth import dev_subject, mint_dev_token
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import dev_subject, mint_dev_token
 from allyapi.core.settings import Settings
 
 ORG = "acme"

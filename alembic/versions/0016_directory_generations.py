@@ -33,7 +33,7 @@ SHOWN = (
     "languages", "topics", "bio", "contact_channels", "availability", "accepting", "status",
     "paused_by", "max_open_requests", "search_text", "approved_at", "created_at",
 )  # fmt: skip
-CHANNEL = "allyapi_directory"  # core/directory_cache.py listens on it
+CHANNEL = "allyapi_directory"  # core/db/directory_cache.py listens on it
 
 _PG_FUNCTION = """
 CREATE FUNCTION allyapi_directory_changed() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -11,29 +11,33 @@ from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from allyapi import __version__
-from allyapi.allies.ranking import start_rank_refresher
 from allyapi.allies.router import me_router as ally_me_router
 from allyapi.allies.router import router as allies_router
 from allyapi.audit.router import router as audit_router
-from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.router import me_router as contact_requests_me_router
 from allyapi.contact_requests.router import router as contact_requests_router
-from allyapi.core.auth import TokenVerifier
-from allyapi.core.database import Database
-from allyapi.core.errors import install_error_handlers
+from allyapi.core.auth.tokens import TokenVerifier
+from allyapi.core.db.session import Database
+from allyapi.core.http.errors import install_error_handlers
+from allyapi.core.http.middleware import (
+    BodyLimit,
+    JsonBodiesOnly,
+    MethodNotAllowed,
+    SecurityHeaders,
+)
+from allyapi.core.http.openapi import install_openapi, operation_id
+from allyapi.core.http.query import known_query_only
+from allyapi.core.http.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.logging import configure_logging
 from allyapi.core.metrics import MetricsMiddleware
-from allyapi.core.middleware import BodyLimit, JsonBodiesOnly, MethodNotAllowed, SecurityHeaders
-from allyapi.core.openapi import install_openapi, operation_id
-from allyapi.core.query import known_query_only
-from allyapi.core.ratelimit import RateLimitHeaders, caller_rate_limit
 from allyapi.core.settings import Settings, load_settings, secrets_warning
 from allyapi.export.router import router as export_router
 from allyapi.feedback.router import router as feedback_router
+from allyapi.jobs.registry import all_jobs
+from allyapi.jobs.runner import JobRunner
 from allyapi.ops.docs import install_docs
 from allyapi.ops.router import router as ops_router
 from allyapi.reports.router import router as reports_router
-from allyapi.reports.warm import start_aggregate_jobs
 from allyapi.resources.router import router as resources_router
 from allyapi.scim.errors import ScimErrors
 from allyapi.scim.openapi import scim_contract
@@ -41,7 +45,6 @@ from allyapi.scim.router import router as scim_router
 from allyapi.topics.router import router as topics_router
 from allyapi.training.router import router as training_router
 from allyapi.webhooks.router import router as webhooks_router
-from allyapi.webhooks.workers import start_webhook_workers
 
 DESCRIPTION = """\
 The headless API behind workplace mental health ally networks: a directory of trained
@@ -68,10 +71,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        jobs = start_background_jobs(settings, database)
-        aggregates = start_aggregate_jobs(settings, database)
-        webhooks = start_webhook_workers(settings, database)
-        bands = start_rank_refresher(settings, database)
+        jobs = JobRunner(all_jobs(), settings, database)
+        jobs.start()
         # Everything alive once the app has started (modules, routes, schemas, statements)
         # lives as long as the process: frozen out of the collector's generations, so a full
         # collection no longer walks it. Unfrozen, full collections took up to 0.5 s under
@@ -79,14 +80,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         gc.collect()
         gc.freeze()
         yield
-        if bands is not None:
-            await bands.stop()
-        if aggregates is not None:
-            await aggregates.stop()
-        if webhooks is not None:
-            await webhooks.stop()
-        if jobs is not None:
-            await jobs.stop()  # before the engine goes: a run in progress finishes first
+        await jobs.stop()  # before the engine goes: a run in progress finishes first
         await database.dispose()
 
     docs = settings.expose_docs

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from allyapi.core.auth import KNOWN_ROLES, mint_dev_token
+from allyapi.core.auth.tokens import KNOWN_ROLES, mint_dev_token
 from allyapi.core.settings import Settings, load_settings
 from allyapi.ops.contract import CONTRACT_PATH
 
@@ -23,7 +23,7 @@ DEMO_ORG = "demo"
 
 
 def _migrate(settings: Settings) -> None:
-    from allyapi.core.migrations import upgrade
+    from allyapi.core.db.migrations import upgrade
 
     if settings.effective_database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,10 @@ from sqlmodel import select
 
 from allyapi.allies.availability import store_windows
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.auth import dev_subject, mint_dev_token
-from allyapi.core.database import Database
-from allyapi.core.models import today, utcnow
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import dev_subject, mint_dev_token
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from allyapi.training.models import TrainingCourse, TrainingRecord

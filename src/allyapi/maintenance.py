@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from allyapi.aggregates.arrivals import arrive_all
 from allyapi.allies.ranking import refresh_rank_bands
-from allyapi.contact_requests.jobs import JobCounts, run_all_jobs
 from allyapi.contact_requests.rotation import LABEL, convert_legacy_requests
-from allyapi.core.crypto import Cipher
-from allyapi.core.database import Database
-from allyapi.core.sealed import RotationCount, rotate_column
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import Cipher
+from allyapi.core.privacy.rotation import RotationCount, rotate_column
 from allyapi.core.settings import Settings
-from allyapi.sealed import SEALED_COLUMNS
+from allyapi.jobs.contact_requests import JobCounts, run_all_jobs
+from allyapi.sealed_columns import SEALED_COLUMNS
 
 
 async def purge(settings: Settings) -> tuple[JobCounts, int]:

@@ -3,8 +3,7 @@
 from sqlmodel import SQLModel
 
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
-from allyapi.allies.models import Ally, AllyWindow, DirectoryGeneration
-from allyapi.allies.ranking import AllyRankBand
+from allyapi.allies.models import Ally, AllyRankBand, AllyWindow, DirectoryGeneration
 from allyapi.audit.models import AuditEvent
 from allyapi.contact_requests.models import (
     AccessLogEntry,
@@ -13,8 +12,8 @@ from allyapi.contact_requests.models import (
     ContactRequestKey,
     RequesterLoad,
 )
-from allyapi.core.idempotency import IdempotencyKey
-from allyapi.core.ratelimit import RateLimitBucket
+from allyapi.core.http.idempotency import IdempotencyKey
+from allyapi.core.http.ratelimit import RateLimitBucket
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
 from allyapi.reports.models import ReportCellCache
 from allyapi.resources.models import Resource

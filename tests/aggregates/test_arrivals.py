@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.aggregates.arrivals import arrive_all
 from allyapi.aggregates.marks import Kind, first
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from tests.feedback.factories import ally, contact_request
 from tests.helpers import OTHER_ORG, TokenFactory
 

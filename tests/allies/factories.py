@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.models import today
+from allyapi.core.db.models import today
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from tests.helpers import ORG, TokenFactory
 

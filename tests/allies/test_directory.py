@@ -11,8 +11,8 @@ import httpx
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from tests.allies.factories import (
     active_ally,
     employee,

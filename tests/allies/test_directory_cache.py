@@ -2,7 +2,7 @@
 
 The cache must never serve a page older than the change a caller just made, a page of
 another view or organisation, or a page to a caller not allowed to read it
-(core/directory_cache.py, docs/performance.md).
+(core/db/directory_cache.py, docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import allyapi.allies.service as ally_service
-from allyapi.core.database import Database
-from allyapi.core.directory_cache import TTL_SECONDS, touches_directory
-from allyapi.core.models import today
+from allyapi.core.db.directory_cache import TTL_SECONDS, touches_directory
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.allies.factories import active_ally, employee, required_course
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem

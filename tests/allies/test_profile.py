@@ -14,7 +14,7 @@ from allyapi.allies.models import Ally
 from allyapi.allies.repository import AllyRepository
 from allyapi.allies.schemas import AllyCreate
 from allyapi.allies.service import AllyService
-from allyapi.core.errors import Conflict
+from allyapi.core.http.errors import Conflict
 from tests.allies.factories import PROFILE, employee, volunteer
 from tests.helpers import ORG, TokenFactory, assert_problem
 

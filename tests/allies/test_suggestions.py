@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally
 from allyapi.allies.ranking import refresh_rank_bands, tiebreak, tiebreak_key
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.allies.factories import active_ally, volunteer
 from tests.helpers import TokenFactory, assert_problem

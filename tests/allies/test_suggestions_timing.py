@@ -21,7 +21,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.ranking import database_time, refresh_rank_bands
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import BODY, make_ally
 from tests.helpers import TokenFactory

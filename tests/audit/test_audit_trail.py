@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.audit.models import AuditEvent
-from allyapi.contact_requests.jobs import run_all_jobs
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
+from allyapi.jobs.contact_requests import run_all_jobs
 from allyapi.webhooks.models import DeliveryStatus
 from allyapi.webhooks.outbox import enqueue
 from tests.allies.factories import active_ally, employee, required_course, volunteer

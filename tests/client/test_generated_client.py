@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from allyapi.core.models import today
+from allyapi.core.db.models import today
 from allyapi.ops.contract import openapi_document, render
 from tests.helpers import TokenFactory
 

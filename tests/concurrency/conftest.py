@@ -27,7 +27,7 @@ import httpx
 import pytest
 
 from allyapi.core.settings import Settings
-from tests.jobs.factories import process_env
+from tests.factories import process_env
 
 STARTUP_SECONDS = 30.0
 STOP_SECONDS = 10.0

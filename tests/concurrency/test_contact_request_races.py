@@ -18,8 +18,8 @@ from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally
 from tests.helpers import TokenFactory, assert_problem
-from tests.jobs.factories import make_ally
 
 pytestmark = pytest.mark.postgres_only
 

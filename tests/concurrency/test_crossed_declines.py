@@ -21,8 +21,8 @@ from sqlmodel import col
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.matching import Matcher, Wanted
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import create, load_of, make_ally, person
 from tests.helpers import ORG, TokenFactory

@@ -1,6 +1,6 @@
 """A directory change shows in every server process within a second (PostgreSQL).
 
-Each process caches directory pages (core/directory_cache.py); the other process learns of
+Each process caches directory pages (core/db/directory_cache.py); the other process learns of
 a change through the database's notification. Measured from the writer's 2xx to the first
 read on the other process that shows it.
 """
@@ -14,7 +14,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from tests.allies.factories import active_ally, employee
 from tests.concurrency.conftest import Server
 from tests.helpers import TokenFactory

@@ -28,8 +28,8 @@ from allyapi.contact_requests.models import AccessLogEntry, ContactRequest
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import RequestFeedback
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 
 TRIES = 10
 READERS = 8

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_due
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.training.models import TrainingRecord
 from tests.allies.factories import active_ally, employee, required_course, training_record

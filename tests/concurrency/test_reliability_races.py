@@ -23,8 +23,8 @@ from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 from tests.reliability.harness import counts
 
 pytestmark = pytest.mark.postgres_only

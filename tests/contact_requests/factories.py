@@ -8,15 +8,13 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.models import Ally, AllyStatus, PausedBy
+from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequestKey
 from allyapi.contact_requests.sealing import key_aad
-from allyapi.core.auth import dev_subject
-from allyapi.core.crypto import Cipher, DataKey
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import subject_ref
+from allyapi.core.privacy.crypto import Cipher, DataKey
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
+from tests import factories
 from tests.helpers import ORG, TokenFactory
 
 MESSAGE = "My manager keeps piling on work and I cannot sleep"
@@ -26,41 +24,10 @@ BODY: dict[str, Any] = {"topic": "stress", "message": MESSAGE}
 
 
 async def make_ally(
-    session: AsyncSession,
-    settings: Settings,
-    sub: str,
-    *,
-    org: str = ORG,
-    name: str | None = None,
-    topics: list[str] | None = None,
-    languages: list[str] | None = None,
-    department: str | None = None,
-    capacity: int = 3,
-    open_requests: int = 0,
-    accepting: bool = True,
-    status: str = AllyStatus.active,
+    session: AsyncSession, settings: Settings, sub: str, *, name: str | None = None, **fields: Any
 ) -> Ally:
-    """An ally (approved, accepting, listed unless told otherwise) for the person ``sub``."""
-    ally = Ally(
-        org_id=org,
-        subject_ref=subject_ref(
-            settings.pseudonym_key_bytes, "ally", dev_subject(settings, org, sub)
-        ),
-        display_name=name or f"Ally {sub}",
-        languages=languages if languages is not None else ["en"],
-        topics=topics if topics is not None else ["stress"],
-        department=department,
-        department_key=department.lower() if department else None,
-        status=status,
-        paused_by=PausedBy.coordinator if status == AllyStatus.paused else None,
-        accepting=accepting,
-        max_open_requests=capacity,
-        open_requests=open_requests,
-        approved_at=utcnow(),
-    )
-    session.add(ally)
-    await session.commit()
-    return ally
+    """The shared builder (tests/factories.py), named after ``sub`` so lists read clearly."""
+    return await factories.make_ally(session, settings, sub, name=name or f"Ally {sub}", **fields)
 
 
 async def fresh(session: AsyncSession) -> None:

@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.allies.models import AllyStatus
 from allyapi.allies.ranking import refresh_rank_bands, tiebreak, tiebreak_key
 from allyapi.contact_requests.models import ContactRequest, ContactRequestKey, RequesterLoad
-from allyapi.core.auth import dev_subject
-from allyapi.core.database import Database
-from allyapi.core.pseudonym import requester_ref
+from allyapi.core.auth.pseudonym import requester_ref
+from allyapi.core.auth.tokens import dev_subject
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.training.models import TrainingCourse
 from tests.contact_requests.factories import (

@@ -18,8 +18,8 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactRequest, ContactRequestKey, RequesterLoad
-from allyapi.core.database import Database
-from allyapi.core.idempotency import IdempotencyKey
+from allyapi.core.db.session import Database
+from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import WebhookDelivery
 from tests.contact_requests.factories import BODY, load_of, make_ally

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.idempotency import IdempotencyKey
+from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import BODY, MESSAGE, load_of, make_ally, person
 from tests.helpers import TokenFactory, assert_problem

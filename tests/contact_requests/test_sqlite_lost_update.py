@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest, RequesterLoad
 from allyapi.core.settings import Settings
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 
 ROUNDS = 12
 

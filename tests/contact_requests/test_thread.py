@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactMessage
 from allyapi.contact_requests.thread import MAX_MESSAGES
-from allyapi.core.crypto import Cipher, DecryptionError, aad_for
+from allyapi.core.privacy.crypto import Cipher, DecryptionError, aad_for
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import (
     MESSAGE,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.pagination import PageRequest, binding_of
+from allyapi.core.http.pagination import PageRequest, binding_of
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import ALIAS, CONTACT, MESSAGE, act, create, make_ally, person
 from tests.helpers import ORG, TokenFactory, assert_problem

@@ -1,4 +1,4 @@
-"""The pool's liveness check (core/database.py ``_check_alive``), which replaced pre-ping.
+"""The pool's liveness check (core/db/session.py ``_check_alive``), which replaced pre-ping.
 
 Dead connections must never reach a request; live, busy ones must not pay a round trip.
 PostgreSQL only: SQLite has no server to close a connection.
@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from allyapi.core import database as database_module
-from allyapi.core.database import make_engine
+from allyapi.core.db import session as database_module
+from allyapi.core.db.session import make_engine
 
 pytestmark = pytest.mark.postgres_only
 

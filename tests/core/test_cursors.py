@@ -23,7 +23,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.pagination import MAX_CURSOR_CHARS, PageRequest, binding_of, page_request
+from allyapi.core.http.pagination import MAX_CURSOR_CHARS, PageRequest, binding_of, page_request
 from allyapi.core.settings import Settings
 from tests.contact_requests.factories import create, make_ally, person
 from tests.helpers import ORG, OTHER_ORG, TokenFactory, assert_problem
@@ -243,3 +243,15 @@ async def test_the_longest_sort_names_still_fit_a_cursor(
     assert len(cursor) <= MAX_CURSOR_CHARS
     second = await client.get(f"/v1/resources?limit=1&cursor={cursor}", headers=tokens.employee)
     assert second.json()["items"][0]["name"] == "𝔅" * 200
+
+
+def test_split_cuts_the_extra_row_and_points_after_the_last_one_shown() -> None:
+    page = PageRequest(limit=2, cursor=None, key=b"k" * 32, binding=b"list")
+    ids = [uuid.uuid4() for _ in range(3)]
+    rows = [(f"name {n}", ids[n]) for n in range(3)]
+    assert page.fetch == 3
+    assert page.split(rows[:2], lambda row: row) == (rows[:2], None)  # the last page
+    shown, cursor = page.split(rows, lambda row: row)
+    assert shown == rows[:2]
+    assert cursor == page.cursor_at("name 1", ids[1])
+    assert PageRequest(2, cursor, page.key, page.binding).after_text() == ("name 1", ids[1])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from allyapi.core.idempotency import body_hash
-from allyapi.core.schemas import RequestBody
+from allyapi.core.http.idempotency import body_hash
+from allyapi.core.http.schemas import RequestBody
 
 
 class Body(RequestBody):

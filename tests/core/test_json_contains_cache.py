@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from allyapi.allies.models import Ally
-from allyapi.core.models import json_array_contains
+from allyapi.core.db.models import json_array_contains
 
 ORG = f"cache-{uuid.uuid4().hex[:8]}"
 

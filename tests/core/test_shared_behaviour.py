@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from jose import jwt
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.helpers import TokenFactory, assert_problem
 

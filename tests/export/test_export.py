@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import AccessLogEntry
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.export import service as export_service
 from allyapi.export.schemas import MeExport
@@ -229,7 +229,7 @@ async def test_a_long_history_is_written_batch_by_batch(
 
 
 def _requester_ref(tokens: TokenFactory, settings: Settings, sub: str) -> str:
-    from allyapi.core.auth import dev_subject
-    from allyapi.core.pseudonym import requester_ref
+    from allyapi.core.auth.pseudonym import requester_ref
+    from allyapi.core.auth.tokens import dev_subject
 
     return requester_ref(settings.pseudonym_key_bytes, dev_subject(settings, "acme", sub))

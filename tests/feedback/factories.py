@@ -10,24 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.auth import dev_subject
-from allyapi.core.pseudonym import requester_ref
+from allyapi.core.auth.pseudonym import requester_ref
+from allyapi.core.auth.tokens import dev_subject
+from tests.factories import add_ally
 from tests.helpers import ORG, TokenFactory
 
 
 async def ally(
     session: AsyncSession, tokens: TokenFactory, sub: str, org: str = ORG, **fields: Any
 ) -> Ally:
-    row = Ally(
-        org_id=org,
-        subject_ref=tokens.ally_ref(sub, org),
+    status = fields.pop("status", "active")
+    return await add_ally(
+        session,
+        tokens.ally_ref(sub, org),
+        org=org,
         display_name=f"Ally {sub}",
-        status=fields.pop("status", "active"),
+        status=status,
         **fields,
     )
-    session.add(row)
-    await session.commit()
-    return row
 
 
 async def contact_request(

@@ -7,7 +7,7 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.feedback.models import RequestFeedback
 from tests.feedback.factories import ally, contact_request
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem

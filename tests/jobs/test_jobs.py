@@ -13,8 +13,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from allyapi.allies.models import Ally
-from allyapi.contact_requests import jobs
-from allyapi.contact_requests.jobs import run_all_jobs
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -22,13 +20,15 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
-from allyapi.core.crypto import Cipher
-from allyapi.core.database import Database
-from allyapi.core.idempotency import IdempotencyKey
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.http.idempotency import IdempotencyKey
+from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
+from allyapi.jobs import contact_requests as jobs
+from allyapi.jobs.contact_requests import run_all_jobs
+from tests.factories import make_ally, make_request, set_requester_load
 from tests.helpers import ORG
-from tests.jobs.factories import make_ally, make_request, set_requester_load
 
 T = TypeVar("T")
 PAST = timedelta(minutes=1)

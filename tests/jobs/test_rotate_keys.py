@@ -16,14 +16,14 @@ from sqlmodel import col
 
 from allyapi.contact_requests.models import ContactMessage, ContactRequest
 from allyapi.contact_requests.rotation import LABEL, convert_legacy_requests
-from allyapi.core.crypto import Cipher, DecryptionError, aad_for, under_data_key
-from allyapi.core.database import Database
-from allyapi.core.sealed import SealedColumn, rotate_column
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import Cipher, DecryptionError, aad_for, under_data_key
+from allyapi.core.privacy.rotation import SealedColumn, rotate_column
 from allyapi.core.settings import Settings
-from allyapi.sealed import REQUEST_SEALED_COLUMNS, SEALED_COLUMNS
+from allyapi.sealed_columns import REQUEST_SEALED_COLUMNS, SEALED_COLUMNS
 from allyapi.tables import metadata
+from tests.factories import make_ally, make_request, process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally, make_request, process_env
 
 ALL_SEALED = (*SEALED_COLUMNS, *REQUEST_SEALED_COLUMNS)
 
@@ -94,7 +94,9 @@ def test_every_sealed_column_is_registered() -> None:
         for column in table.columns
         if column.name.endswith("_sealed")
     }
-    assert found == registered, "add every *_sealed column to allyapi/sealed.py (rotate-keys)"
+    assert found == registered, (
+        "add every *_sealed column to allyapi/sealed_columns.py (rotate-keys)"
+    )
 
 
 async def test_rotation_gives_old_requests_their_own_key_under_the_newest_key(

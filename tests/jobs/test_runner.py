@@ -11,14 +11,14 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.app import create_app
-from allyapi.contact_requests.jobs import start_background_jobs
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
-from allyapi.core.background import PeriodicRunner
-from allyapi.core.crypto import Cipher
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
-from tests.jobs.factories import make_ally, make_request, process_env
+from allyapi.jobs.registry import all_jobs
+from allyapi.jobs.runner import JobRunner, PeriodicRunner
+from tests.factories import make_ally, make_request, process_env
 
 
 async def test_a_failing_run_is_logged_without_data_and_the_next_run_happens(
@@ -69,9 +69,21 @@ async def test_stop_waits_for_a_run_in_progress_and_then_no_run_starts() -> None
 
 def test_interval_zero_disables_the_runner(settings: Settings) -> None:
     disabled = settings.model_copy(update={"jobs_interval_seconds": 0})
-    assert start_background_jobs(disabled, Database(disabled)) is None
+    names = {runner.name for runner in JobRunner(all_jobs(), disabled, Database(disabled)).runners}
+    assert names == {  # on their own interval
+        "webhook-deliverer",
+        "webhook-training-expiring",
+        "webhook-listing-changes",
+    }
+    quiet = disabled.model_copy(update={"webhook_interval_seconds": 0})
+    assert JobRunner(all_jobs(), quiet, Database(quiet)).runners == []
     with pytest.raises(ValueError, match="positive"):
         PeriodicRunner("never", asyncio.sleep, 0)
+
+
+def test_every_job_has_its_own_name() -> None:
+    names = [job.name for job in all_jobs()]
+    assert len(names) == len(set(names))
 
 
 async def test_the_app_lifespan_runs_the_jobs_and_stops_them(

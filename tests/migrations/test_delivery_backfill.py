@@ -11,8 +11,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from allyapi.core.database import make_engine
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import make_engine
 from tests.migrations.scratch import scratch_database
 
 SUBSCRIPTIONS = sa.table(

@@ -26,10 +26,10 @@ import sqlalchemy as sa
 from allyapi.allies.models import Ally
 from allyapi.app import create_app
 from allyapi.contact_requests.models import ContactRequest, RequesterLoad
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.database import Database, make_engine
-from allyapi.core.migrations import upgrade
-from allyapi.core.models import table_of, utcnow
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.models import table_of, utcnow
+from allyapi.core.db.session import Database, make_engine
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import OidcIssuer, Settings
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from tests.helpers import ORG, TokenFactory, assert_problem
@@ -42,7 +42,7 @@ MESSAGE = "written before the upgrade"
 
 
 def old_reference(key: bytes, text: str) -> str:
-    """The one formula of revision 0007's core/pseudonym.py."""
+    """The one formula of revision 0007's core/auth/pseudonym.py."""
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 

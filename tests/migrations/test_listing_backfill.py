@@ -12,8 +12,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from allyapi.core.database import make_engine
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import make_engine
 from tests.migrations.scratch import scratch_database
 
 TODAY = datetime.now(UTC).date()

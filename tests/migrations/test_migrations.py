@@ -19,8 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 
-from allyapi.core.database import make_engine
-from allyapi.core.migrations import alembic_config, downgrade, upgrade
+from allyapi.core.db.migrations import alembic_config, downgrade, upgrade
+from allyapi.core.db.session import make_engine
 from allyapi.tables import metadata
 from tests.migrations.scratch import scratch_database
 

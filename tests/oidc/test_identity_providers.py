@@ -18,9 +18,9 @@ import pytest
 from fastapi import FastAPI
 
 from allyapi.app import create_app
-from allyapi.core.auth import TokenVerifier
-from allyapi.core.database import Database
-from allyapi.core.jwks import MIN_REFRESH_INTERVAL, parse_jwks
+from allyapi.core.auth.jwks import MIN_REFRESH_INTERVAL, parse_jwks
+from allyapi.core.auth.tokens import TokenVerifier
+from allyapi.core.db.session import Database
 from allyapi.core.settings import OidcIssuer, Settings
 from tests.helpers import TokenFactory, assert_problem
 from tests.oidc.idp import (

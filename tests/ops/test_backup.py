@@ -26,13 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
-from allyapi.core.migrations import upgrade
-from allyapi.core.models import table_of
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.models import table_of
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
+from tests.factories import process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import process_env
 from tests.migrations.scratch import scratch_database_in_thread
 
 WRITERS = 4

@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from allyapi.cli import main
-from allyapi.core.auth import TokenVerifier
-from allyapi.core.migrations import head_revision
+from allyapi.core.auth.tokens import TokenVerifier
+from allyapi.core.db.migrations import head_revision
 from allyapi.core.settings import load_settings
 
 

@@ -19,11 +19,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server, free_port
+from tests.factories import process_env
 from tests.helpers import assert_problem
-from tests.jobs.factories import process_env
 from tests.ops.test_operations import sample
 from tests.reliability.harness import stop_server, wait_healthy
 

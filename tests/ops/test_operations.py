@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from allyapi.app import create_app
-from allyapi.core.migrations import downgrade, upgrade
+from allyapi.core.db.migrations import downgrade, upgrade
 from allyapi.core.settings import Settings
 from tests.helpers import TokenFactory
 from tests.migrations.scratch import PG_ENV, scratch_database

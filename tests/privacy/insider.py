@@ -1,7 +1,7 @@
 """An insider with legitimate tokens who reads every aggregate again and again.
 
 The aggregate operations are found in the contract (every operation marked ``x-aggregate``,
-core/openapi.py), their query variants in its parameters (each enumerated value; the
+core/http/openapi.py), their query variants in its parameters (each enumerated value; the
 insider's own ally for an ``ally_id``), their readers by trying every role on them: a new
 aggregate operation is attacked without a line of test code.
 

@@ -15,8 +15,8 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.core.settings import Settings
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 
 
 def _mark(label: str) -> str:

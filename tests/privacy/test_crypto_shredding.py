@@ -30,13 +30,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactRequest, ContactRequestKey
 from allyapi.contact_requests.sealing import key_aad
-from allyapi.core.crypto import Cipher, DecryptionError, UnknownDataKey, aad_for, open_record_value
-from allyapi.core.database import Database
-from allyapi.core.sealed import rotate_column
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import (
+    Cipher,
+    DecryptionError,
+    UnknownDataKey,
+    aad_for,
+    open_record_value,
+)
+from allyapi.core.privacy.rotation import rotate_column
 from allyapi.core.settings import Settings
-from allyapi.sealed import SEALED_COLUMNS
+from allyapi.sealed_columns import SEALED_COLUMNS
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 from tests.privacy.test_stored_bytes import postgres_dump, read_with_sidecars
 
 

@@ -10,17 +10,17 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.contact_requests.jobs import run_all_jobs
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
     ContactRequest,
     ContactRequestKey,
 )
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import RequestFeedback
+from allyapi.jobs.contact_requests import run_all_jobs
 from tests.helpers import TokenFactory, assert_problem
 from tests.privacy.scenario import run_story
 

@@ -23,12 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from allyapi.contact_requests.models import AccessLogEntry, ContactMessage, ContactRequest
-from allyapi.core.database import Database
-from allyapi.core.idempotency import IdempotencyKey
+from allyapi.core.db.session import Database
+from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import WebhookDelivery
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 from tests.privacy.test_stored_bytes import postgres_dump, read_with_sidecars
 from tests.webhooks.factories import subscribe
 

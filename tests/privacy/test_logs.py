@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.auth import dev_subject
-from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.tokens import dev_subject
 from allyapi.core.settings import Settings
 from tests.helpers import ORG, TokenFactory
 from tests.privacy.scenario import FullStory, Story, find_leaks, run_full_story

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.helpers import TokenFactory
 from tests.privacy.scenario import find_leaks, run_story

@@ -9,7 +9,7 @@ cluster while clients create and read. What must hold:
 - every write acknowledged with a 2xx is in the database afterwards (acknowledged ids are
   counted against rows), and nothing unacknowledged was invented;
 - connections the server dropped while idle are found dead before use (the pool's liveness
-  check, core/database.py).
+  check, core/db/session.py).
 
 PostgreSQL only (the private cluster needs its binaries; the SQLite default has no server to
 lose). The shared PostgreSQL on 5432 is never stopped or restarted.
@@ -31,13 +31,13 @@ from sqlmodel import col
 
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally, process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally, process_env
 from tests.reliability.harness import PrivateCluster, counts, start_server, stop_server
 
 pytestmark = pytest.mark.postgres_only

@@ -34,12 +34,12 @@ from sqlmodel import col
 
 from allyapi.app import create_app
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database, make_sessionmaker
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import Database, make_sessionmaker
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally, process_env
 from tests.helpers import TokenFactory, assert_problem
-from tests.jobs.factories import make_ally, process_env
 from tests.reliability.harness import start_server, stop_server
 
 IO_SECONDS = 30.0  # a bound for the test run, never a measurement

@@ -9,7 +9,7 @@ Then the server gets a signal:
   exits 0. The request answers 201 and everything it wrote is stored.
 - SIGKILL (a crash): the request never answers, and what it wrote is all or nothing: the row,
   the ally's and the requester's counters and the idempotency key together, or none of them.
-  A create to a named ally is one statement on PostgreSQL (contact_requests/fastcreate.py):
+  A create to a named ally is one statement on PostgreSQL (contact_requests/fast_create_repository.py):
   once sent, the database finishes it whether or not the server survives, exactly as when a
   server dies between its COMMIT and its answer. The client learns the outcome by retrying
   with the same Idempotency-Key (a replay of the stored request, or a new create).
@@ -36,8 +36,8 @@ from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest, RequesterLoad
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server
+from tests.factories import make_ally, process_env
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally, process_env
 from tests.reliability.harness import start_server, stop_server
 
 IN_FLIGHT_SECONDS = 20.0  # generous: a loaded CI machine

@@ -21,12 +21,12 @@ from sqlmodel import col
 
 from allyapi.app import create_app
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database
-from allyapi.core.migrations import upgrade
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
+from tests.factories import make_ally
 from tests.helpers import TokenFactory
-from tests.jobs.factories import make_ally
 from tests.reliability.harness import counts
 
 

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
-from allyapi.core.dbfaults import unavailable
+from allyapi.core.db.faults import unavailable
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
 from tests.helpers import TokenFactory, assert_problem

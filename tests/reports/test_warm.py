@@ -11,11 +11,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
+from allyapi.jobs.aggregates import arrive_and_warm, warm_report_cells
 from allyapi.reports.cells import CellSource
 from allyapi.reports.models import ReportCellCache
-from allyapi.reports.warm import arrive_and_warm, warm_report_cells
 from tests.feedback.factories import contact_request
 from tests.helpers import ORG, TokenFactory
 from tests.reports.test_program_report import MONDAY, WEDNESDAY, get

@@ -19,7 +19,7 @@ from scim2_client import BaseSyncSCIMClient
 from scim2_models import Resource
 from scim2_tester import Status, check_server
 
-from allyapi.core.auth import mint_dev_token
+from allyapi.core.auth.tokens import mint_dev_token
 from allyapi.core.settings import load_settings
 from tests.live import LiveServer, live_server
 

@@ -22,7 +22,7 @@ from fastapi.routing import iter_route_contexts
 from sqlalchemy import text
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.ops.contract import contract_settings
 from allyapi.tables import metadata
 from tests.allies.factories import active_ally

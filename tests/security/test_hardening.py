@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
-from allyapi.core.middleware import SECURITY_HEADERS
+from allyapi.core.db.session import Database
+from allyapi.core.http.middleware import SECURITY_HEADERS
 from allyapi.core.settings import Settings
 from tests.helpers import TokenFactory, assert_problem
 

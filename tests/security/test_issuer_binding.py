@@ -20,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import OidcIssuer, Settings
 from tests.contact_requests.factories import BODY, make_ally
 from tests.helpers import ORG, OTHER_ORG, TokenFactory, assert_problem

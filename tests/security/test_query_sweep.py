@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.models import today
-from allyapi.core.pagination import PageRequest, binding_of
+from allyapi.core.db.models import today
+from allyapi.core.http.pagination import PageRequest, binding_of
 from allyapi.core.settings import Settings
 from allyapi.ops.contract import openapi_document
 from tests.contact_requests.factories import act, create, make_ally, person

@@ -23,11 +23,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from tests.concurrency.conftest import Server, free_port
+from tests.factories import process_env
 from tests.helpers import TokenFactory, assert_problem
-from tests.jobs.factories import process_env
 from tests.reliability.harness import stop_server, wait_healthy
 from tests.security.test_rate_limits import limited_app, open_client
 

@@ -16,10 +16,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.app import create_app
-from allyapi.core.auth import dev_subject
-from allyapi.core.database import Database
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.ratelimit import WINDOW_SECONDS, count_request
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import dev_subject
+from allyapi.core.db.session import Database
+from allyapi.core.http.ratelimit import WINDOW_SECONDS, count_request
 from allyapi.core.settings import Settings
 from tests.helpers import ORG, TokenFactory, assert_problem
 

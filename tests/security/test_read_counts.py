@@ -1,4 +1,4 @@
-"""Reads are counted in process and flushed to the shared row in batches (core/readcount.py).
+"""Reads are counted in process and flushed to the shared row in batches (core/http/readcount.py).
 
 One process: the limit is exact (tests/security/test_rate_limit_clock_and_reads.py). Here:
 the row ends up holding every read, and two processes together stay within the documented
@@ -13,8 +13,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
-from allyapi.core.readcount import FLUSH_SECONDS
+from allyapi.core.db.session import Database
+from allyapi.core.http.readcount import FLUSH_SECONDS
 from allyapi.core.settings import Settings
 from tests.helpers import TokenFactory
 from tests.security.test_rate_limits import limited_app, open_client

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import negative_data_rejection, positive_
 
 from allyapi.allies.schemas import TIMEZONE_FORMAT
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.ops.contract import openapi_document
 from tests.helpers import TokenFactory

@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from jose import jwt
 
 from allyapi.app import create_app
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import OidcIssuer, Settings
 from tests.helpers import ORG, OTHER_ORG, TokenFactory, assert_problem
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from allyapi.core.auth import TokenVerifier, mint_dev_token
+from allyapi.core.auth.tokens import TokenVerifier, mint_dev_token
 from allyapi.core.settings import DAY_SECONDS, Settings
 from tests.helpers import ORG, assert_problem
 

@@ -1,4 +1,4 @@
-"""The verified-token cache (core/auth.py ``VerifiedCache``) may only ever skip work, never a
+"""The verified-token cache (core/auth/tokens.py ``VerifiedCache``) may only ever skip work, never a
 rule: an expired token, an altered token or an unknown one is verified (and refused) afresh.
 """
 
@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from allyapi.core import auth
-from allyapi.core.auth import TokenVerifier, VerifiedCache, mint_dev_token
-from allyapi.core.errors import Unauthorized
+from allyapi.core.auth import tokens as auth
+from allyapi.core.auth.tokens import TokenVerifier, VerifiedCache, mint_dev_token
+from allyapi.core.http.errors import Unauthorized
 from allyapi.core.settings import Settings
 from tests.helpers import ORG
 

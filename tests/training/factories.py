@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.training.models import TrainingCourse, TrainingRecord
+from tests.factories import add_ally
 from tests.helpers import ORG, TokenFactory
 
 
@@ -23,17 +24,15 @@ async def make_ally(
     status: AllyStatus = AllyStatus.active,
     accepting: bool = True,
 ) -> Ally:
-    ally = Ally(
-        org_id=org,
-        subject_ref=tokens.ally_ref(sub, org),
+    return await add_ally(
+        session,
+        tokens.ally_ref(sub, org),
+        org=org,
         display_name=display_name or f"Ally {sub}",
         status=status,
         paused_by=PausedBy.coordinator if status == AllyStatus.paused else None,
         accepting=accepting,
     )
-    session.add(ally)
-    await session.commit()
-    return ally
 
 
 async def make_course(

@@ -8,8 +8,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
 from tests.training.factories import ally_headers, make_ally, make_course, make_record
 

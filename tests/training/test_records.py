@@ -7,7 +7,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
-from allyapi.core.models import today
+from allyapi.core.db.models import today
 from allyapi.training.models import TrainingRecord
 from tests.helpers import OTHER_ORG, TokenFactory, assert_problem
 from tests.training.factories import ally_headers, make_ally, make_course, make_record

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.contact_requests.jobs import run_all_jobs
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
+from allyapi.jobs.contact_requests import run_all_jobs
 from tests.allies.factories import active_ally
 from tests.helpers import TokenFactory
 from tests.webhooks.factories import deliveries, subscribe

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.webhooks.deliverer import Deliverer, new_client
 from allyapi.webhooks.models import DeliveryStatus

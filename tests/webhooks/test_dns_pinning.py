@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.webhooks.deliverer import Deliverer, new_client
 from allyapi.webhooks.outbox import enqueue

@@ -10,10 +10,10 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
+from allyapi.jobs.training_expiring import emit_training_expiring
 from allyapi.webhooks import events
-from allyapi.webhooks.expiring import emit_training_expiring
 from allyapi.webhooks.outbox import ALLOWED_DATA, enqueue
 from tests.allies.factories import active_ally, required_course, training_record, volunteer
 from tests.helpers import ORG, OTHER_ORG, TokenFactory

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_due
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.training.models import TrainingRecord
 from tests.allies.factories import active_ally, employee, required_course, volunteer
 from tests.helpers import TokenFactory

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.database import make_engine
-from allyapi.core.migrations import upgrade
-from allyapi.core.models import utcnow
+from allyapi.core.db.migrations import upgrade
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import make_engine
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import DeliveryStatus, WebhookSubscription
 from allyapi.webhooks.outbox import enqueue

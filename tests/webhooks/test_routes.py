@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.app import create_app
-from allyapi.core.crypto import Cipher
-from allyapi.core.database import Database
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import Cipher
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import DeliveryStatus
 from allyapi.webhooks.outbox import enqueue

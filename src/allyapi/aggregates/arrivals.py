@@ -20,7 +20,7 @@ It also counts, per period bucket, how many contributions arrived there
 (``bucket_arrivals``): report figures change only through arrivals, so cached report cells
 stay exact until their bucket's count moves (reports/cells.py).
 
-It runs in the background every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` (reports/warm.py, and in
+It runs in the background every ``ALLYAPI_JOBS_INTERVAL_SECONDS`` (jobs/aggregates.py, and in
 ``allyapi purge``), never on a read: a read never writes, and how long it takes says nothing
 about whether anyone contributed since the last one. Figures therefore follow contributions
 within one interval (a minute by default).
@@ -34,15 +34,15 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, bucket_start
+from allyapi.aggregates.calendar import TopicCalendar, calendar_of
 from allyapi.aggregates.marks import Arrival, Arrived, CellHistory, mark
 from allyapi.aggregates.models import ArrivalClock, BucketArrivals
 from allyapi.aggregates.sources import CR, PF, RF, SOURCES, Source, day_span
 from allyapi.contact_requests.models import ARRIVING
-from allyapi.core.database import Database
-from allyapi.core.models import table_of
-from allyapi.core.upsert import dialect_insert
-from allyapi.reports.buckets import Interval, bucket_start
-from allyapi.reports.calendar import TopicCalendar, calendar_of
+from allyapi.core.db.models import table_of
+from allyapi.core.db.session import Database
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.topics.service import TopicService
 
 BATCH_SIZE = 1000  # rows per source per pass

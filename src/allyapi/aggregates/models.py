@@ -14,7 +14,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX
+from allyapi.core.db.models import ORG_ID_MAX
 
 
 class ArrivalClock(SQLModel, table=True):

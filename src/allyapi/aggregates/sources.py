@@ -29,12 +29,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, as_instant, bucket_start, next_bucket
+from allyapi.aggregates.calendar import TopicCalendar
 from allyapi.aggregates.marks import ABSORBED_ANY, Kind
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
-from allyapi.reports.buckets import Interval, as_instant, bucket_start, next_bucket
-from allyapi.reports.calendar import TopicCalendar
 
 CR = table_of(ContactRequest)
 RF = table_of(RequestFeedback)

@@ -29,8 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.listing import ALLIES, listed_clause
-from allyapi.core.database import Database
-from allyapi.core.models import today
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Database
 from allyapi.webhooks.outbox import enqueue_each
 
 CHUNK = 1000  # ids per statement: well under both databases' bind-parameter limits

@@ -36,7 +36,7 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from allyapi.allies.models import AllyWindow
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
 
 WINDOWS = table_of(AllyWindow)
 MINUTES_PER_DAY = 1440

@@ -1,7 +1,7 @@
 """Who is acting on an ally profile, as route dependencies.
 
 Being an ally is not a token role (docs/allies.md): it is a profile linked to the caller by
-``subject_ref`` = subject_ref(pseudonym key, "ally", caller) (core/pseudonym.py). These dependencies compute that
+``subject_ref`` = subject_ref(pseudonym key, "ally", caller) (core/auth/pseudonym.py). These dependencies compute that
 reference once per request, so the raw ``sub`` goes no further than here.
 """
 
@@ -14,17 +14,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from allyapi.allies.service import AllyService
-from allyapi.core.auth import Principal, TokenVerifier
-from allyapi.core.database import Session
-from allyapi.core.errors import Forbidden
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import (
-    AppSettings,
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import (
     EmployeeOnly,
     EmployeeOrCoordinator,
     IntegrationOnly,
     PseudonymKey,
 )
+from allyapi.core.auth.tokens import Principal, TokenVerifier
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import Forbidden
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,8 @@ class AllyActor:
         return f"AllyActor(org={self.org!r}, coordinator={self.is_coordinator})"
 
 
-async def ally_service(session: Session, settings: AppSettings) -> AllyService:
-    """The service with the app's settings (hand-backs give re-matched requests its window)."""
-    return AllyService(session, settings)
+async def ally_service(session: Session) -> AllyService:
+    return AllyService(session)
 
 
 Allies = Annotated[AllyService, Depends(ally_service)]
@@ -71,7 +69,7 @@ async def an_employee_or_coordinator(caller: EmployeeOrCoordinator, key: Pseudon
 
 
 async def coordinator_or_the_ally_themselves(
-    ally_id: uuid.UUID, caller: EmployeeOrCoordinator, key: PseudonymKey, session: Session
+    ally_id: uuid.UUID, caller: EmployeeOrCoordinator, key: PseudonymKey, allies: Allies
 ) -> AllyActor:
     """A coordinator, or the employee whose own profile ``ally_id`` is.
 
@@ -81,7 +79,7 @@ async def coordinator_or_the_ally_themselves(
     actor = _actor(caller, key)
     if actor.is_coordinator:
         return actor
-    ally = await AllyService(session).get_row(actor.org, ally_id)
+    ally = await allies.get_row(actor.org, ally_id)
     if ally.subject_ref != actor.subject_ref:
         raise Forbidden("only a coordinator or the ally themselves may do this")
     return actor

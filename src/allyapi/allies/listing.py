@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
 from allyapi.training.models import TrainingCourse, TrainingRecord
 
 # Table columns, not ORM attributes: the same SQL, usable in Core statements that never enter

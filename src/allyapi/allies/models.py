@@ -10,7 +10,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX, TenantRow, Versioned, json_column, utc_column
+from allyapi.core.db.models import (
+    ORG_ID_MAX,
+    TenantRow,
+    Versioned,
+    json_column,
+    table_of,
+    utc_column,
+)
 
 
 class AllyStatus(StrEnum):
@@ -83,6 +90,30 @@ class Ally(TenantRow, Versioned, table=True):
 
     def __repr__(self) -> str:
         return f"Ally(id={self.id}, status={self.status})"
+
+
+# The suggestions' load snapshot (allies/ranking.py): ``band`` 0 below half the capacity, 1
+# from half on, FULL at capacity (not suggested).
+FULL = 2
+
+
+class AllyRankBand(SQLModel, table=True):
+    """The snapshot the suggestions rank by (one row per ally, written by the refresh only)."""
+
+    __tablename__ = "ally_rank_bands"
+
+    # No foreign key on purpose: checking one takes a KEY SHARE lock on the ally's row for
+    # the refresh's transaction, and matching claims ally rows FOR UPDATE; the snapshot must
+    # never make a claim wait or skip. Allies are retired, never deleted; a row whose ally is
+    # gone joins nothing.
+    ally_id: uuid.UUID = Field(primary_key=True)
+    band: int = Field(sa_type=sa.SmallInteger)
+    tiebreak: int = Field(sa_type=sa.BigInteger)
+    # Refresh period it was taken in: floor(database time / period); each period once.
+    epoch: int = Field(sa_type=sa.BigInteger)
+
+
+BANDS = table_of(AllyRankBand)
 
 
 class DirectoryGeneration(SQLModel, table=True):

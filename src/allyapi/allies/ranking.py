@@ -28,39 +28,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
-
-from allyapi.allies.listing import ALLIES
-from allyapi.allies.models import AllyStatus
-from allyapi.core.background import PeriodicRunner
-from allyapi.core.database import Database
-from allyapi.core.models import table_of
+from allyapi.allies.models import FULL
+from allyapi.allies.repository import database_time, stale_band_rows, upsert_bands
+from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
-from allyapi.core.upsert import dialect_insert
 
-FULL = 2
+__all__ = ["FULL", "Refresh", "band_of", "database_time", "refresh_rank_bands", "tiebreak"]
+
 CHUNK = 500
 TIEBREAK_PURPOSE = b"allyapi suggestions tie-break v1"
-
-
-class AllyRankBand(SQLModel, table=True):
-    """The snapshot the suggestions rank by (one row per ally, written by the refresh only)."""
-
-    __tablename__ = "ally_rank_bands"
-
-    # No foreign key on purpose: checking one takes a KEY SHARE lock on the ally's row for
-    # the refresh's transaction, and matching claims ally rows FOR UPDATE; the snapshot must
-    # never make a claim wait or skip. Allies are retired, never deleted; a row whose ally is
-    # gone joins nothing.
-    ally_id: uuid.UUID = Field(primary_key=True)
-    band: int = Field(sa_type=sa.SmallInteger)
-    tiebreak: int = Field(sa_type=sa.BigInteger)
-    # Refresh period it was taken in: floor(database time / period); each period once.
-    epoch: int = Field(sa_type=sa.BigInteger)
-
-
-BANDS = table_of(AllyRankBand)
 
 
 def band_of(open_requests: int, capacity: int) -> int:
@@ -85,14 +61,6 @@ class Refresh:
     refreshed: int
 
 
-async def database_time(database: Database) -> datetime:
-    """The database's clock, as every replica sees the same one."""
-    async with database.autocommit.connect() as connection:
-        now = await connection.scalar(sa.select(sa.func.current_timestamp(type_=sa.DateTime())))
-    assert isinstance(now, datetime)
-    return now if now.tzinfo else now.replace(tzinfo=UTC)
-
-
 async def refresh_rank_bands(
     database: Database, settings: Settings, at: datetime | None = None
 ) -> Refresh:
@@ -107,46 +75,18 @@ async def refresh_rank_bands(
     epoch = int(now.timestamp()) // period
     day = datetime.fromtimestamp(epoch * period, UTC).date()
     key = tiebreak_key(settings.pseudonym_key_bytes)
-    stale = (
-        sa.select(ALLIES.c.id, ALLIES.c.open_requests, ALLIES.c.max_open_requests)
-        .select_from(ALLIES.outerjoin(BANDS, BANDS.c.ally_id == ALLIES.c.id))
-        .where(
-            ALLIES.c.status != AllyStatus.retired,
-            sa.or_(BANDS.c.epoch.is_(None), BANDS.c.epoch < epoch),
-        )
-    )
-    async with database.autocommit.connect() as connection:
-        rows = (await connection.execute(stale)).all()
-    insert = dialect_insert(database.dialect, BANDS)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[BANDS.c.ally_id],
-        set_={name: insert.excluded[name] for name in ("band", "tiebreak", "epoch")},
-        where=BANDS.c.epoch < insert.excluded.epoch,
-    )
+    rows = await stale_band_rows(database, epoch)
     for start in range(0, len(rows), CHUNK):
-        values = [
-            {
-                "ally_id": ally_id,
-                "band": band_of(load, capacity),
-                "tiebreak": tiebreak(key, ally_id, day),
-                "epoch": epoch,
-            }
-            for ally_id, load, capacity in rows[start : start + CHUNK]
-        ]
-        async with database.engine.begin() as connection:
-            await connection.execute(upsert, values)
+        await upsert_bands(
+            database,
+            [
+                {
+                    "ally_id": ally_id,
+                    "band": band_of(load, capacity),
+                    "tiebreak": tiebreak(key, ally_id, day),
+                    "epoch": epoch,
+                }
+                for ally_id, load, capacity in rows[start : start + CHUNK]
+            ],
+        )
     return Refresh(epoch=epoch, refreshed=len(rows))
-
-
-def start_rank_refresher(settings: Settings, database: Database) -> PeriodicRunner | None:
-    """Checked with the other background jobs; a refresh happens once per period, taken by
-    whichever process looks first after the period began."""
-    if settings.jobs_interval_seconds <= 0:
-        return None
-    runner = PeriodicRunner(
-        "suggestion-bands",
-        lambda: refresh_rank_bands(database, settings),
-        settings.jobs_interval_seconds,
-    )
-    runner.start()
-    return runner

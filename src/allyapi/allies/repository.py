@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -21,15 +21,46 @@ from sqlmodel import col, select
 
 from allyapi.allies.availability import available_in, moments_param
 from allyapi.allies.listing import ALLIES, listed_clause
-from allyapi.allies.models import Ally, AllyStatus
-from allyapi.allies.ranking import BANDS, FULL
-from allyapi.core.models import json_array_contains, json_array_has_language
+from allyapi.allies.models import BANDS, FULL, Ally, AllyStatus
+from allyapi.core.db.models import json_array_contains, json_array_has_language
+from allyapi.core.db.session import Database
+from allyapi.core.db.upsert import dialect_insert
 
 # Allies without a snapshot yet sort after the ranked ones of their band (tie-breaks are
 # below 2**63).
 TIEBREAK_UNRANKED = 2**63 - 1
 # Bind parameters per statement: well under SQLite's 32766 and asyncpg's 32767.
 CHUNK = 1000
+
+
+# The columns the directory and a request's ally profile are read from, declared here rather
+# than taken from the response schemas: a new schema field is a decision about what is read.
+# tests/allies/test_columns.py fails while a view's fields and its columns differ.
+PUBLIC_PROFILE_COLUMNS = (
+    "id",
+    "display_name",
+    "pronouns",
+    "job_title",
+    "department",
+    "location",
+    "timezone",
+    "languages",
+    "topics",
+    "bio",
+    "contact_channels",
+    "availability",
+    "accepting",
+)
+LISTED = "listed"  # computed from the row and its training (listing.py), not a column
+COORDINATOR_VIEW_COLUMNS = (
+    *PUBLIC_PROFILE_COLUMNS,
+    "status",
+    "paused_by",
+    "max_open_requests",
+    LISTED,
+    "created_at",
+    "approved_at",
+)
 
 
 @dataclass(frozen=True)
@@ -204,7 +235,7 @@ async def directory_page(
     after: tuple[str, uuid.UUID] | None,
 ) -> list[dict[str, Any]]:
     """One page of the directory as dicts of ``fields``, ordered by (display_name, id);
-    ``limit + 1`` rows.
+    ``limit`` rows (the page's ``PageRequest.fetch``).
 
     ``fields`` are ally columns, or ``listed`` (computed). Core rows of exactly those columns,
     never ORM entities: the directory is the hottest read, and building entities was a third
@@ -212,7 +243,7 @@ async def directory_page(
     """
     present = tuple(f.name for f in dataclass_fields(where) if getattr(where, f.name) is not None)
     query = _directory_statement(fields, today, present, after is not None)
-    params: dict[str, Any] = {"org_id": org_id, "limit": limit + 1}
+    params: dict[str, Any] = {"org_id": org_id, "limit": limit}
     params.update({name: getattr(where, name) for name in present})
     if where.q is not None:  # search_text is stored lower-cased; % and _ in q are literal
         params["q"] = "%" + _escape_like(where.q) + "%"
@@ -229,7 +260,7 @@ def _directory_statement(
     """The statement for one combination of columns and filters, built once (per day) and
     reused with new bound values: no statement construction on the request path."""
     listed = listed_clause(today, per_row=True)
-    columns = [listed if name == "listed" else ALLIES.c[name] for name in fields]
+    columns = [listed if name == LISTED else ALLIES.c[name] for name in fields]
     query = sa.select(*columns).where(ALLIES.c.org_id == sa.bindparam("org_id"))
     query = query.where(listed if "status" not in present else ALLIES.c.status == _param("status"))
     for name in present:
@@ -258,3 +289,42 @@ _FILTERS: dict[str, Any] = {
 
 def _escape_like(text: str) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+
+
+# The suggestions' band snapshot (allies/ranking.py) ----------------------------------------
+
+
+async def database_time(database: Database) -> datetime:
+    """The database's clock, as every replica sees the same one."""
+    async with database.autocommit.connect() as connection:
+        now = await connection.scalar(sa.select(sa.func.current_timestamp(type_=sa.DateTime())))
+    assert isinstance(now, datetime)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
+
+
+async def stale_band_rows(database: Database, epoch: int) -> list[tuple[uuid.UUID, int, int]]:
+    """(id, open requests, capacity) of every non-retired ally whose band is from an earlier
+    period than ``epoch`` (or missing)."""
+    stale = (
+        sa.select(ALLIES.c.id, ALLIES.c.open_requests, ALLIES.c.max_open_requests)
+        .select_from(ALLIES.outerjoin(BANDS, BANDS.c.ally_id == ALLIES.c.id))
+        .where(
+            ALLIES.c.status != AllyStatus.retired,
+            sa.or_(BANDS.c.epoch.is_(None), BANDS.c.epoch < epoch),
+        )
+    )
+    async with database.autocommit.connect() as connection:
+        return [(row[0], row[1], row[2]) for row in await connection.execute(stale)]
+
+
+async def upsert_bands(database: Database, values: list[dict[str, Any]]) -> None:
+    """One chunk of snapshots in its own short transaction; a row only moves forward to a
+    later period (``WHERE epoch < excluded.epoch``)."""
+    insert = dialect_insert(database.dialect, BANDS)
+    upsert = insert.on_conflict_do_update(
+        index_elements=[BANDS.c.ally_id],
+        set_={name: insert.excluded[name] for name in ("band", "tiebreak", "epoch")},
+        where=BANDS.c.epoch < insert.excluded.epoch,
+    )
+    async with database.engine.begin() as connection:
+        await connection.execute(upsert, values)

@@ -37,7 +37,6 @@ from allyapi.allies.schemas import (
 )
 from allyapi.allies.service import (
     AllyRow,
-    AllyService,
     available_instant,
     directory,
     managed_view,
@@ -45,19 +44,20 @@ from allyapi.allies.service import (
 )
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit, AuditTrail
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, IfNoneMatch, none_match, set_etag
-from allyapi.core.idempotency import (
+from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.etag import IfMatch, IfNoneMatch, none_match, set_etag
+from allyapi.core.http.idempotency import (
     IdempotencyKeyHeader,
     IdempotencyScope,
     body_hash,
     mark_replay,
 )
-from allyapi.core.models import utcnow
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import LanguageTag, Page, QueryInstant, Tag
-from allyapi.core.security import CoordinatorOnly, PseudonymKey
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import LanguageTag, Page, QueryInstant, Tag
+from allyapi.workflows.ally_availability import AllyAvailability
+from allyapi.workflows.deps import AllyAvailabilityFlow
 
 router = APIRouter(prefix="/allies", tags=["allies"])
 me_router = APIRouter(prefix="/me", tags=["allies"])
@@ -97,7 +97,7 @@ def _own(response: Response, row: AllyRow) -> AllyOwnView:
 )
 async def volunteer_as_ally(
     actor: Employee,
-    session: Session,
+    allies: Allies,
     body: AllyCreate,
     response: Response,
     key: PseudonymKey,
@@ -108,7 +108,7 @@ async def volunteer_as_ally(
         scope = IdempotencyScope(
             actor.org, actor.idempotency_ref, idempotency_key, VOLUNTEER, body_hash(body, key)
         )
-    made = await AllyService(session).volunteer(actor.org, actor.subject_ref, body, scope)
+    made = await allies.volunteer(actor.org, actor.subject_ref, body, scope)
     response.headers["Location"] = OWN_PROFILE
     mark_replay(response, made.replayed)
     return _own(response, made.value)
@@ -196,7 +196,7 @@ async def list_allies(
 @router.get("/suggestions", summary="Suggested allies for a topic, language and time zone")
 async def suggest_allies(
     actor: Employee,
-    session: Session,
+    allies: Allies,
     topic: TopicQuery = None,
     language: LanguageQuery = None,
     timezone: Annotated[Timezone | None, Query(description="IANA name")] = None,
@@ -213,12 +213,16 @@ async def suggest_allies(
         limit=limit,
         available_at=utcnow(),
     )
-    return await AllyService(session).suggest(actor.org, wanted)
+    return await allies.suggest(actor.org, wanted)
 
 
 @router.post("/roster-sync", summary="Retire allies who left (HRIS roster)")
 async def sync_ally_roster(
-    source: IntegrationOrg, allies: Allies, key: PseudonymKey, body: RosterSync, audit: Audit
+    source: IntegrationOrg,
+    allies: AllyAvailabilityFlow,
+    key: PseudonymKey,
+    body: RosterSync,
+    audit: Audit,
 ) -> RosterSyncResult:
     """``subs`` lists everyone still employed (at least one: an empty roster is refused rather
     than retiring every ally). Allies not on it and not yet retired are retired."""
@@ -229,10 +233,10 @@ async def sync_ally_roster(
 
 @router.get("/{ally_id}", summary="An ally's profile", responses=headers_on(200, "ETag"))
 async def get_ally(
-    actor: EmployeeOrCoordinatorActor, session: Session, ally_id: uuid.UUID, response: Response
+    actor: EmployeeOrCoordinatorActor, allies: Allies, ally_id: uuid.UUID, response: Response
 ) -> AllyCoordinatorView | AllyPublic:
     """Employees: a listed ally's public profile (404 otherwise). Coordinators: any ally."""
-    row = await AllyService(session).read(actor.org, ally_id, coordinator=actor.is_coordinator)
+    row = await allies.read(actor.org, ally_id, coordinator=actor.is_coordinator)
     if actor.is_coordinator:
         return _managed(response, row)
     set_etag(response, row[0].id, row[0].version)
@@ -240,7 +244,7 @@ async def get_ally(
 
 
 async def _transition(
-    allies: AllyService,
+    allies: AllyAvailability,
     org: str,
     ally_id: uuid.UUID,
     name: str,
@@ -260,7 +264,11 @@ async def _transition(
     "/{ally_id}/approve", summary="Approve an applied ally", responses=TRANSITION_RESPONSES
 )
 async def approve_ally(
-    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response, audit: Audit
+    caller: CoordinatorOnly,
+    allies: AllyAvailabilityFlow,
+    ally_id: uuid.UUID,
+    response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
     return await _transition(allies, caller.org, ally_id, "approve", response, audit)
 
@@ -272,7 +280,7 @@ async def approve_ally(
 )
 async def pause_ally(
     actor: CoordinatorOrTheAllyThemselves,
-    allies: Allies,
+    allies: AllyAvailabilityFlow,
     ally_id: uuid.UUID,
     response: Response,
     audit: Audit,
@@ -288,7 +296,7 @@ async def pause_ally(
 @router.post("/{ally_id}/resume", summary="Resume a paused ally", responses=TRANSITION_RESPONSES)
 async def resume_ally(
     actor: CoordinatorOrTheAllyThemselves,
-    allies: Allies,
+    allies: AllyAvailabilityFlow,
     ally_id: uuid.UUID,
     response: Response,
     audit: Audit,
@@ -306,7 +314,11 @@ async def resume_ally(
     responses=TRANSITION_RESPONSES,
 )
 async def retire_ally(
-    caller: CoordinatorOnly, allies: Allies, ally_id: uuid.UUID, response: Response, audit: Audit
+    caller: CoordinatorOnly,
+    allies: AllyAvailabilityFlow,
+    ally_id: uuid.UUID,
+    response: Response,
+    audit: Audit,
 ) -> AllyCoordinatorView:
     return await _transition(allies, caller.org, ally_id, "retire", response, audit)
 
@@ -316,10 +328,8 @@ async def retire_ally(
     summary="Your own ally profile",
     responses={**problem_responses(404), **headers_on(200, "ETag")},
 )
-async def get_own_ally_profile(
-    actor: Employee, session: Session, response: Response
-) -> AllyOwnView:
-    return _own(response, await AllyService(session).own(actor.org, actor.subject_ref))
+async def get_own_ally_profile(actor: Employee, allies: Allies, response: Response) -> AllyOwnView:
+    return _own(response, await allies.own(actor.org, actor.subject_ref))
 
 
 @me_router.patch(
@@ -329,10 +339,10 @@ async def get_own_ally_profile(
 )
 async def update_own_ally_profile(
     actor: Employee,
-    session: Session,
+    allies: Allies,
     body: AllyUpdate,
     response: Response,
     if_match: IfMatch = None,
 ) -> AllyOwnView:
-    row = await AllyService(session).update_own(actor.org, actor.subject_ref, body, if_match)
+    row = await allies.update_own(actor.org, actor.subject_ref, body, if_match)
     return _own(response, row)

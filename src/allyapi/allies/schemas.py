@@ -19,7 +19,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 from pydantic.json_schema import SkipJsonSchema, WithJsonSchema
 
 from allyapi.allies.models import AllyStatus, PausedBy
-from allyapi.core.schemas import Count, LanguageTag, PublicSchema, RequestBody, Tag
+from allyapi.core.http.schemas import Count, LanguageTag, PublicSchema, RequestBody, Tag
 
 MAX_LANGUAGES = 10
 MAX_TOPICS = 20

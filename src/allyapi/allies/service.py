@@ -2,8 +2,9 @@
 
 Lifecycle: ``applied → active ⇄ paused → retired``; any non-retired ally can be retired.
 Every transition reads the row ``FOR UPDATE`` so two coordinators cannot both move it; a
-transition from the wrong state is a 409. Pausing and retiring hand the ally's pending
-requests back for re-matching through ``on_ally_unavailable``.
+transition from the wrong state is a 409. What a change means beyond this domain (pending
+requests handed back, the ``ally.listed``/``ally.unlisted`` events) is done by
+workflows/ally_availability.py around these methods, in the same transaction.
 
 A pause records who paused (``paused_by``). An ally's own pause is theirs to lift; a
 coordinator's pause is a suspension: the ally's resume is a 403, only a coordinator lifts it,
@@ -24,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_listing_changes
 from allyapi.allies.availability import moments_param, store_windows
-from allyapi.allies.hooks import on_ally_unavailable
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
+    COORDINATOR_VIEW_COLUMNS,
+    PUBLIC_PROFILE_COLUMNS,
     AllyRepository,
     DirectoryFilter,
     SuggestionQuery,
@@ -39,16 +41,15 @@ from allyapi.allies.schemas import (
     AllyUpdate,
     RosterSyncResult,
 )
-from allyapi.core.database import Database
-from allyapi.core.directory_cache import CachedPage
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made
-from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.pseudonym import Subject, subject_ref
-from allyapi.core.schemas import Page
-from allyapi.core.settings import Settings
+from allyapi.core.auth.pseudonym import Subject, subject_ref
+from allyapi.core.db.directory_cache import CachedPage
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 
 # Transition name → (states it may start from, state it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
@@ -101,7 +102,7 @@ async def directory(
     only allies available then (allies/availability.py).
 
     The page as JSON bytes, from this process's cache when it holds the organisation's
-    current version of it (core/directory_cache.py); otherwise one Core statement on an
+    current version of it (core/db/directory_cache.py); otherwise one Core statement on an
     autocommit connection (``directory_page``), after a short read of the org's time zones
     when ``at`` is given, validated once and stored. The caller's role has been checked
     already; everything the key holds is what the page depends on, and nothing in it belongs
@@ -123,25 +124,19 @@ async def directory(
     cached = cache.get(key)
     if cached is not None:
         return cached
-    schema = AllyCoordinatorView if coordinator else AllyPublic
+    fields = COORDINATOR_VIEW_COLUMNS if coordinator else PUBLIC_PROFILE_COLUMNS
     async with database.autocommit.connect() as reader:
         if at is not None:
             where = replace(where, moments=await moments_param(reader, org_id, at))
         rows = await directory_page(
-            reader, _SCHEMA_FIELDS[schema], org_id, on, where, limit=page.limit, after=after
+            reader, fields, org_id, on, where, limit=page.fetch, after=after
         )
-    next_cursor = page.next_cursor(rows, lambda row: (row["display_name"], row["id"]))
+    shown, next_cursor = page.split(rows, lambda row: (row["display_name"], row["id"]))
     # The whole page validated in one call from plain dicts (pydantic-core's fast path) and
     # serialised once: cache hits send these bytes as they are.
     page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    shaped = page_type.model_validate({"items": rows[: page.limit], "next_cursor": next_cursor})
+    shaped = page_type.model_validate({"items": shown, "next_cursor": next_cursor})
     return cache.put(key, shaped.model_dump_json().encode())
-
-
-# The columns each directory view selects: exactly its fields (``listed`` is computed).
-_SCHEMA_FIELDS = {
-    schema: tuple(schema.model_fields) for schema in (AllyPublic, AllyCoordinatorView)
-}
 
 
 def _refresh_derived(ally: Ally) -> None:
@@ -159,19 +154,9 @@ def _refresh_derived(ally: Ally) -> None:
 
 
 class AllyService:
-    def __init__(self, session: AsyncSession, settings: Settings | None = None) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.repo = AllyRepository(session)
-        # The response window and retention that re-matched requests get (hand-back).
-        self.settings = settings
-
-    @property
-    def _handback_settings(self) -> Settings:
-        if self.settings is None:
-            raise RuntimeError(
-                "pausing or retiring needs the app's settings (the Allies dependency)"
-            )
-        return self.settings
 
     async def get_row(self, org_id: str, ally_id: uuid.UUID, *, for_update: bool = False) -> Ally:
         row = await self.repo.get(org_id, ally_id, today(), for_update=for_update)
@@ -263,7 +248,9 @@ class AllyService:
 
     async def transition(
         self, org_id: str, ally_id: uuid.UUID, name: str, *, by_coordinator: bool
-    ) -> AllyRow:
+    ) -> tuple[AllyRow, bool]:
+        """The changed row, and whether the change is news beyond this domain (False when a
+        coordinator only turned an ally's own pause into a suspension)."""
         allowed_from, target = TRANSITIONS[name]
         ally = await self.get_row(org_id, ally_id, for_update=True)
         # A coordinator suspending an ally who paused themselves: still paused, now theirs.
@@ -287,20 +274,13 @@ class AllyService:
         ally.updated_at = now
         await self.session.flush()
         listed = await self.repo.is_listed(org_id, ally.id, today())
-        if suspends:  # already paused: nothing to hand back, no listing flips
-            return ally, listed
-        if target in (AllyStatus.paused, AllyStatus.retired):
-            await on_ally_unavailable(self.session, org_id, ally.id, self._handback_settings)
-        await announce_listing_changes(self.session, org_id, [ally.id])
-        return ally, listed
+        # Already paused when suspended: nothing to hand back, no listing flips.
+        return (ally, listed), not suspends
 
-    async def retire_leavers(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
-        """Retire allies who left (roster sync, SCIM deprovisioning): their pending requests
-        are handed back and their unlisting announced, in the caller's transaction."""
+    async def retire_many(self, org_id: str, leavers: Sequence[uuid.UUID]) -> None:
+        """Retire allies who left (roster sync, SCIM deprovisioning); handing their requests
+        back and announcing the unlisting is the workflow's (workflows/ally_availability.py)."""
         await self.repo.retire_many(org_id, leavers, utcnow())
-        for ally_id in leavers:
-            await on_ally_unavailable(self.session, org_id, ally_id, self._handback_settings)
-        await announce_listing_changes(self.session, org_id, leavers)
 
     async def reapply(self, org_id: str, ally_id: uuid.UUID) -> None:
         """A retired ally back in the review queue (``applied``): an identity provider
@@ -324,8 +304,9 @@ class AllyService:
         The roster is hashed here (the database never sees a sub) and compared with the org's
         non-retired allies, read once ``FOR UPDATE``: that set is the size of the ally network,
         far smaller than the roster, so one read beats sending 50,000 references to the
-        database. The leavers are retired with chunked UPDATEs and their pending requests are
-        handed back. ``kept`` counts the non-retired allies who are on the roster.
+        database. The leavers are retired with chunked UPDATEs and returned (their pending
+        requests are handed back by the workflow). ``kept`` counts the non-retired allies who
+        are on the roster.
 
         ``issuers``: every issuer that speaks for the org; a ``sub`` keeps that person at any
         of them (an HRIS knows people, not identity providers). Returns the leavers' ids too.
@@ -337,6 +318,6 @@ class AllyService:
         }
         candidates = await self.repo.roster_candidates(org_id)
         leavers = [ally_id for ally_id, ref in candidates if ref not in employed]
-        await self.retire_leavers(org_id, leavers)
-        kept = len(candidates) - len(leavers)
-        return RosterSyncResult(retired=len(leavers), kept=kept), leavers
+        await self.retire_many(org_id, leavers)
+        result = RosterSyncResult(retired=len(leavers), kept=len(candidates) - len(leavers))
+        return result, leavers

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from allyapi.audit.models import AuditEvent
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
 
 EVENTS = table_of(AuditEvent)
 CHUNK = 500  # rows per INSERT: well under both drivers' bind-parameter limits
@@ -52,7 +52,8 @@ class AuditRepository:
         limit: int,
         before: tuple[datetime, uuid.UUID] | None,
     ) -> Sequence[AuditEvent]:
-        """Newest first, ``limit + 1`` rows; ``before`` is the last row of the previous page."""
+        """Newest first, ``limit`` rows (``PageRequest.fetch``); ``before`` is the last row of
+        the previous page."""
         query = sa.select(AuditEvent).where(col(AuditEvent.org_id) == org_id)
         conditions: list[ColumnElement[bool]] = []
         if where.actor is not None:
@@ -72,7 +73,7 @@ class AuditRepository:
             position = sa.tuple_(col(AuditEvent.occurred_at), col(AuditEvent.id))
             query = query.where(position < sa.tuple_(*before))
         query = query.order_by(col(AuditEvent.occurred_at).desc(), col(AuditEvent.id).desc())
-        return (await self.session.execute(query.limit(limit + 1))).scalars().all()
+        return (await self.session.execute(query.limit(limit))).scalars().all()
 
 
 async def purge_audit_batch(session: AsyncSession, before: datetime, batch_size: int) -> int:

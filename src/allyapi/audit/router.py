@@ -10,11 +10,11 @@ from fastapi import APIRouter, Query
 from allyapi.audit.repository import AuditFilter
 from allyapi.audit.schemas import AuditAction, AuditEventPublic, AuditTarget
 from allyapi.audit.service import audit_page
-from allyapi.core.database import Session
-from allyapi.core.errors import InvalidInput
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page, QueryInstant
-from allyapi.core.security import CoordinatorOnly
+from allyapi.core.auth.security import CoordinatorOnly
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import InvalidInput
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page, QueryInstant
 
 router = APIRouter(prefix="/audit-events", tags=["audit"])
 

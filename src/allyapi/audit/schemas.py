@@ -9,7 +9,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from allyapi.audit.models import ActorKind, AuditEvent
-from allyapi.core.schemas import PublicSchema
+from allyapi.core.http.schemas import PublicSchema
 
 
 class AuditAction(StrEnum):

@@ -6,17 +6,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.audit.repository import AuditFilter, AuditRepository
 from allyapi.audit.schemas import AuditEventPublic, event_view
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 
 
 async def audit_page(
     session: AsyncSession, org_id: str, where: AuditFilter, page: PageRequest
 ) -> Page[AuditEventPublic]:
     rows = await AuditRepository(session).page(
-        org_id, where, limit=page.limit, before=page.after_time()
+        org_id, where, limit=page.fetch, before=page.after_time()
     )
-    return Page(
-        items=[event_view(row) for row in rows[: page.limit]],
-        next_cursor=page.next_cursor(rows, lambda row: (row.occurred_at, row.id)),
-    )
+    shown, next_cursor = page.split(rows, lambda row: (row.occurred_at, row.id))
+    return Page(items=[event_view(row) for row in shown], next_cursor=next_cursor)

@@ -16,11 +16,11 @@ from fastapi import Depends
 from allyapi.audit.models import ActorKind
 from allyapi.audit.repository import AuditRepository
 from allyapi.audit.schemas import AuditAction, AuditTarget
-from allyapi.core.auth import Principal
-from allyapi.core.database import Session
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller, PseudonymKey
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import Caller, PseudonymKey
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Session
 
 NAME_MAX = 100
 

@@ -13,9 +13,9 @@ from enum import StrEnum
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.contact_requests.repository import ContactRequestRepository
-from allyapi.core.auth import Principal
-from allyapi.core.errors import NotFound
-from allyapi.core.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.http.errors import NotFound
 
 
 class Role(StrEnum):

@@ -19,9 +19,9 @@ from allyapi.contact_requests.access import Person, RequestAccess, Role, person_
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.service import ContactRequestService
 from allyapi.contact_requests.thread import ThreadService
-from allyapi.core.database import Database, Session
-from allyapi.core.errors import Forbidden
-from allyapi.core.security import AppSettings, Caller
+from allyapi.core.auth.security import AppSettings, Caller
+from allyapi.core.db.session import Database, Session
+from allyapi.core.http.errors import Forbidden
 
 OVERSIGHT_ROLES = ("coordinator", "analyst", "integration")
 

@@ -4,7 +4,7 @@
     pending → pending, another ally          (decline or hand-back, re-matched)
     pending → declined                       (decline or hand-back, nobody else fits)
     pending | accepted → cancelled           (cancel, erase)
-    pending → expired                        (the expiry job, contact_requests/jobs.py)
+    pending → expired                        (the expiry job, jobs/contact_requests.py)
 
 ``move`` is the only function that sets ``status``; a move into a closed status frees the
 requester's and the ally's slot in the same transaction, so the counters always equal the
@@ -31,8 +31,8 @@ from allyapi.contact_requests.matching import Matcher, Wanted
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.traces import RequestTraces
-from allyapi.core.database import checkpoint_after_commit
-from allyapi.core.errors import Conflict
+from allyapi.core.db.session import checkpoint_after_commit
+from allyapi.core.http.errors import Conflict
 from allyapi.webhooks.events import contact_request_assigned, contact_request_expired
 
 CLOSED = frozenset(

@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.allies.models import Ally
 from allyapi.allies.repository import AllyRepository, SuggestionQuery
 from allyapi.contact_requests.repository import ContactRequestRepository
-from allyapi.core import dbfaults
-from allyapi.core.errors import ServiceUnavailable
-from allyapi.core.models import utcnow
+from allyapi.core.db import faults as dbfaults
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import ServiceUnavailable
 
 # Candidates tried per match beyond the excluded ones: a few losses to racing requests are
 # normal; more means the network is full and the answer is "nobody".

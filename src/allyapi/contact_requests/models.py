@@ -21,7 +21,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import (
+from allyapi.core.db.models import (
     ORG_ID_MAX,
     TenantRow,
     Versioned,
@@ -176,7 +176,7 @@ class RequesterLoad(SQLModel, table=True):
 
 
 class ContactRequestKey(SQLModel, table=True):
-    """The request's own data key (crypto-shredding; core/crypto.py ``DataKey``).
+    """The request's own data key (crypto-shredding; core/privacy/crypto.py ``DataKey``).
 
     Message, contact detail, alias and thread bodies of the request are sealed with it; the
     key is stored sealed under the configured data keys (``aad_for("contact_request_keys",

@@ -21,7 +21,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from allyapi.allies.listing import ALLIES, listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.allies.schemas import AllyPublic
+from allyapi.allies.repository import PUBLIC_PROFILE_COLUMNS
 from allyapi.contact_requests.models import (
     AccessLogEntry,
     ContactMessage,
@@ -30,15 +30,15 @@ from allyapi.contact_requests.models import (
     RequesterLoad,
     RequestStatus,
 )
-from allyapi.core.models import table_of
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.resources.models import Resource
 
 Keyset = tuple[datetime, uuid.UUID]
 KEYS = table_of(ContactRequestKey)
 LOADS = table_of(RequesterLoad)
 REQUESTS = table_of(ContactRequest)
-PUBLIC_PROFILE = tuple(AllyPublic.model_fields)  # the columns a claim returns
+PUBLIC_PROFILE = PUBLIC_PROFILE_COLUMNS  # the columns a claim returns
 
 
 class ContactRequestRepository:
@@ -113,7 +113,7 @@ class ContactRequestRepository:
         keys = (col(ContactRequest.created_at), col(ContactRequest.id))
         if before is not None:
             query = query.where(sa.tuple_(*keys) < before)
-        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
+        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def pending_of_ally(self, org_id: str, ally_id: uuid.UUID) -> Sequence[ContactRequest]:
@@ -275,7 +275,7 @@ class ContactRequestRepository:
         query = select(ContactMessage).where(ContactMessage.request_id == request_id)
         if after is not None:
             query = query.where(sa.tuple_(*keys) > after)
-        query = query.order_by(*keys).limit(limit + 1)
+        query = query.order_by(*keys).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def page_of_access_log(
@@ -285,7 +285,7 @@ class ContactRequestRepository:
         query = select(AccessLogEntry).where(AccessLogEntry.request_id == request_id)
         if before is not None:
             query = query.where(sa.tuple_(*keys) < before)
-        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit + 1)
+        query = query.order_by(keys[0].desc(), keys[1].desc()).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     # Resources ------------------------------------------------------------------------------
@@ -332,3 +332,114 @@ def _requester_slot_statement(dialect: str) -> Any:
         set_={"open_requests": LOADS.c.open_requests + 1},
         where=LOADS.c.open_requests < sa.bindparam("cap", type_=sa.Integer()),
     ).returning(LOADS.c.open_requests)
+
+
+# Time-driven work (jobs/contact_requests.py) -------------------------------------------------
+
+# Dates kept after the content is gone are truncated to the day (P7, docs/privacy.md).
+DATE_FIELDS = (
+    "created_at",
+    "updated_at",
+    "expires_at",
+    "accepted_at",
+    "closed_at",
+    "content_purge_at",
+)
+_DATE_COLUMNS = tuple(REQUESTS.c[name] for name in DATE_FIELDS)
+
+
+def _expiry_due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        col(ContactRequest.status) == RequestStatus.pending,
+        col(ContactRequest.expires_at) <= now,
+    )
+
+
+async def claim_expired(
+    session: AsyncSession, now: datetime, batch_size: int
+) -> Sequence[ContactRequest]:
+    """Up to ``batch_size`` pending requests past their window, claimed for this transaction."""
+    due = _expiry_due(now)
+    ids = list(
+        await session.scalars(
+            sa.select(col(ContactRequest.id))
+            .where(due)
+            .order_by(col(ContactRequest.expires_at))
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    if not ids:
+        return []
+    # Claim the rows with a guarded no-op write before reading them: on PostgreSQL the rows are
+    # already locked; on SQLite this takes the write lock, so no request can accept or cancel
+    # one of them between our read and our write (pysqlite starts no transaction for a SELECT).
+    claimed = list(
+        await session.scalars(
+            sa.update(ContactRequest)
+            .where(col(ContactRequest.id).in_(ids), due)
+            .values(status=col(ContactRequest.status))
+            .returning(col(ContactRequest.id))
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if not claimed:
+        return []
+    result = await session.scalars(
+        sa.select(ContactRequest)
+        .where(col(ContactRequest.id).in_(claimed))
+        .execution_options(populate_existing=True)
+    )
+    return result.all()
+
+
+def _purge_due(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        col(ContactRequest.content_purge_at) <= now,
+        col(ContactRequest.content_purged_at).is_(None),
+        col(ContactRequest.status).not_in([RequestStatus.pending, RequestStatus.accepted]),
+    )
+
+
+async def purge_candidates(
+    session: AsyncSession, now: datetime, batch_size: int
+) -> list[tuple[uuid.UUID, tuple[datetime | None, ...]]]:
+    """(id, *DATE_FIELDS) of closed requests past ``content_purge_at``, locked, skipping
+    rows another transaction holds."""
+    result = await session.execute(
+        sa.select(col(ContactRequest.id), *_DATE_COLUMNS)
+        .where(_purge_due(now))
+        .order_by(col(ContactRequest.content_purge_at))
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    return [(row[0], tuple(row[1:])) for row in result]
+
+
+async def purge_content(
+    session: AsyncSession,
+    request_id: uuid.UUID,
+    now: datetime,
+    purged_on: datetime | None,
+    days: dict[str, datetime | None],
+) -> int:
+    """The sealed content gone and the dates cut to the day, if the row is still due (1/0)."""
+    result = await session.execute(
+        sa.update(ContactRequest)
+        .where(col(ContactRequest.id) == request_id, _purge_due(now))
+        .values(
+            message_sealed=None,
+            contact_detail_sealed=None,
+            alias_sealed=None,
+            content_purged_at=purged_on,
+            **days,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def orgs_with_requests(session: AsyncSession, limit: int) -> Sequence[str]:
+    """Every organisation that has requests (the report-cell warmer's default)."""
+    query = sa.select(col(ContactRequest.org_id)).distinct().limit(limit)
+    return (await session.execute(query)).scalars().all()

@@ -6,7 +6,7 @@ them: a copy of the ciphertext opens with the configured key. This pass gives ea
 request a data key (contact_requests/sealing.py) and re-seals its message, contact detail,
 alias and thread bodies with it, so from then on erasure and purge shred them like any other.
 
-Like the re-sealing of the other columns (core/sealed.py) it runs beside live traffic: short
+Like the re-sealing of the other columns (core/privacy/rotation.py) it runs beside live traffic: short
 batches, each its own transaction; the request rows are taken ``FOR UPDATE SKIP LOCKED`` (a
 request someone is writing to or erasing right now waits for the next run), and holding the
 row keeps a thread post or an erasure out while its values change.
@@ -22,9 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from allyapi.contact_requests.models import ContactMessage, ContactRequest
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.sealing import RequestKeys
-from allyapi.core.crypto import DATA_KEY_PREFIX, Cipher, DataKey, DecryptionError, aad_for
-from allyapi.core.models import table_of
-from allyapi.core.sealed import RotationCount
+from allyapi.core.db.models import table_of
+from allyapi.core.privacy.crypto import DATA_KEY_PREFIX, Cipher, DataKey, DecryptionError, aad_for
+from allyapi.core.privacy.rotation import RotationCount
 
 REQUESTS = table_of(ContactRequest)
 MESSAGES = table_of(ContactMessage)

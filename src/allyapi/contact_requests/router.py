@@ -31,10 +31,10 @@ from allyapi.contact_requests.schemas import (
     MessageCreate,
     MessagePublic,
 )
-from allyapi.core.idempotency import IdempotencyKeyHeader
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page
+from allyapi.core.http.idempotency import IdempotencyKeyHeader
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
 
 router = APIRouter(prefix="/contact-requests", tags=["contact requests"])
 me_router = APIRouter(prefix="/me", tags=["contact requests"])

@@ -18,8 +18,8 @@ from pydantic import Discriminator, Field, RootModel, StringConstraints, Tag, fi
 
 from allyapi.allies.schemas import AllyPublic, canonical_language
 from allyapi.contact_requests.models import RequestStatus
-from allyapi.core.errors import Problem
-from allyapi.core.schemas import LanguageTag, PublicSchema, RequestBody
+from allyapi.core.http.errors import Problem
+from allyapi.core.http.schemas import LanguageTag, PublicSchema, RequestBody
 from allyapi.resources.schemas import ResourcePublic
 
 MESSAGE_MAX = 4000

@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 
 from allyapi.contact_requests.repository import ContactRequestRepository
-from allyapi.core.crypto import Cipher, DataKey, aad_for
+from allyapi.core.privacy.crypto import Cipher, DataKey, aad_for
 
 KEYS = "contact_request_keys"
 

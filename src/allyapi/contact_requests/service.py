@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from allyapi.allies.models import Ally
 from allyapi.allies.schemas import AllyPublic
 from allyapi.contact_requests.access import Person, RequestAccess, Role
-from allyapi.contact_requests.fastcreate import create_in_one_statement
+from allyapi.contact_requests.fast_create_repository import create_in_one_statement
 from allyapi.contact_requests.lifecycle import Lifecycle
 from allyapi.contact_requests.matching import Matcher, Wanted, department_key
 from allyapi.contact_requests.models import AccessLogEntry, ContactRequest
@@ -46,12 +46,12 @@ from allyapi.contact_requests.schemas import (
 )
 from allyapi.contact_requests.sealing import RequestKeys
 from allyapi.contact_requests.views import NewRequest, Views
-from allyapi.core.crypto import Cipher, DataKey
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, body_hash
-from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
+from allyapi.core.privacy.crypto import Cipher, DataKey
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource, ResourceCategory
 from allyapi.resources.repository import ResourceRepository
@@ -321,14 +321,15 @@ class ContactRequestService:
         self, person: Person, *, page: PageRequest
     ) -> Page[ContactRequestRequesterSummary]:
         rows = await self.repo.page_of_requester(
-            person.org, person.requester_ref, limit=page.limit, before=page.after_time()
+            person.org, person.requester_ref, limit=page.fetch, before=page.after_time()
         )
-        allies = await self.repo.allies(person.org, (r.ally_id for r in rows if r.ally_id))
+        shown, next_cursor = page.split(rows, _created)
+        allies = await self.repo.allies(person.org, (r.ally_id for r in shown if r.ally_id))
         items = [
             self.views.requester_summary(row, allies.get(row.ally_id) if row.ally_id else None)
-            for row in rows[: page.limit]
+            for row in shown
         ]
-        return Page(items=items, next_cursor=page.next_cursor(rows, _created))
+        return Page(items=items, next_cursor=next_cursor)
 
     async def list_assigned(
         self, person: Person, *, status: str | None, page: PageRequest
@@ -337,10 +338,10 @@ class ContactRequestService:
         if ally is None:
             raise Forbidden("only allies have requests assigned to them")
         rows = await self.repo.page_of_ally(
-            person.org, ally.id, status=status, limit=page.limit, before=page.after_time()
+            person.org, ally.id, status=status, limit=page.fetch, before=page.after_time()
         )
-        items = [self.views.ally_summary(row) for row in rows[: page.limit]]
-        return Page(items=items, next_cursor=page.next_cursor(rows, _created))
+        shown, next_cursor = page.split(rows, _created)
+        return Page(items=[self.views.ally_summary(row) for row in shown], next_cursor=next_cursor)
 
     # Actions ------------------------------------------------------------------------------
 
@@ -378,7 +379,7 @@ class ContactRequestService:
 async def rematch_pending_of_unavailable_ally(
     session: AsyncSession, org_id: str, ally_id: uuid.UUID, settings: Settings
 ) -> int:
-    """Hand a paused or retired ally's pending requests to other allies (allies/hooks.py)."""
+    """Hand a paused or retired ally's pending requests to other allies (workflows/ally_availability.py)."""
     lifecycle = Lifecycle(
         session,
         response_window=timedelta(hours=settings.response_window_hours),

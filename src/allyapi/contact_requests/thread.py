@@ -25,10 +25,10 @@ from allyapi.contact_requests.models import ContactMessage, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.schemas import AccessLogEntryPublic, MessagePublic
 from allyapi.contact_requests.service import ContactRequestService
-from allyapi.core.errors import Conflict
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import Conflict
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.core.settings import Settings
 
 MAX_MESSAGES = 200
@@ -68,23 +68,20 @@ class ThreadService:
     async def list(self, access: RequestAccess, *, page: PageRequest) -> Page[MessagePublic]:
         await self.requests.hold_for_reading(access)
         rows = await self.repo.page_of_messages(
-            access.request.id, limit=page.limit, after=page.after_time()
+            access.request.id, limit=page.fetch, after=page.after_time()
         )
         key = await self.requests.key_of(access.request) if rows else None
         if rows:
             await self.requests.log_access(access, "read_messages")
-        return Page(
-            items=[self.views.message(row, key) for row in rows[: page.limit]],
-            next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id)),
-        )
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        return Page(items=[self.views.message(row, key) for row in shown], next_cursor=next_cursor)
 
     async def access_log(
         self, access: RequestAccess, *, page: PageRequest
     ) -> Page[AccessLogEntryPublic]:
         rows = await self.repo.page_of_access_log(
-            access.request.id, limit=page.limit, before=page.after_time()
+            access.request.id, limit=page.fetch, before=page.after_time()
         )
-        return Page(
-            items=[AccessLogEntryPublic.model_validate(row) for row in rows[: page.limit]],
-            next_cursor=page.next_cursor(rows, lambda row: (row.accessed_at, row.id)),
-        )
+        shown, next_cursor = page.split(rows, lambda row: (row.accessed_at, row.id))
+        items = [AccessLogEntryPublic.model_validate(row) for row in shown]
+        return Page(items=items, next_cursor=next_cursor)

@@ -34,8 +34,8 @@ from allyapi.contact_requests.models import (
     ContactRequest,
     ContactRequestKey,
 )
-from allyapi.core.idempotency import IdempotencyKey
-from allyapi.core.models import table_of
+from allyapi.core.db.models import table_of
+from allyapi.core.http.idempotency import IdempotencyKey
 from allyapi.feedback.models import RequestFeedback
 from allyapi.webhooks.models import WebhookDelivery
 

@@ -23,7 +23,7 @@ from allyapi.contact_requests.schemas import (
     ContactRequestRequesterView,
     MessagePublic,
 )
-from allyapi.core.crypto import Cipher, DataKey, aad_for, open_record_value
+from allyapi.core.privacy.crypto import Cipher, DataKey, aad_for, open_record_value
 from allyapi.resources.models import Resource
 from allyapi.resources.schemas import ResourcePublic
 

@@ -5,7 +5,7 @@ search text) and never headers. uvicorn's own access log is turned off by ``ally
 
 SQL never reaches a log line with its values, at any level (docs/operations.md, "Logs"):
 
-- every engine is built with ``hide_parameters=True`` (core/database.py), so SQLAlchemy's
+- every engine is built with ``hide_parameters=True`` (core/db/session.py), so SQLAlchemy's
   statement log and its exception messages print ``[SQL parameters hidden]``;
 - the loggers that would print parameters or rows below INFO are capped by a *filter* on the
   logger that creates the records: SQLAlchemy's engine logs every row it reads at DEBUG,

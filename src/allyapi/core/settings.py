@@ -36,7 +36,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from allyapi.core.models import ORG_ID_MAX
+from allyapi.core.db.models import ORG_ID_MAX
 
 DEV_SECRETS_FILE = "secrets.json"
 DEV_SECRETS = ("jwt_secret", "pseudonym_key", "data_keys")
@@ -307,7 +307,7 @@ class Settings(BaseSettings):
     @cached_property
     def cursor_key(self) -> bytes:
         """Signs pagination cursors: derived from the pseudonym key under its own label, so
-        a cursor's MAC never equals a pseudonym (core/pagination.py)."""
+        a cursor's MAC never equals a pseudonym (core/http/pagination.py)."""
         return HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"allyapi/cursor/v1"
         ).derive(self.pseudonym_key_bytes)

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from allyapi.contact_requests.deps import OVERSIGHT_ROLES
-from allyapi.core.errors import Forbidden
-from allyapi.core.pseudonym import requester_ref, subject_ref
-from allyapi.core.security import Caller, PseudonymKey
+from allyapi.core.auth.pseudonym import requester_ref, subject_ref
+from allyapi.core.auth.security import Caller, PseudonymKey
+from allyapi.core.http.errors import Forbidden
 from allyapi.export.schemas import MeExport
 from allyapi.export.service import Whose, export_document
 

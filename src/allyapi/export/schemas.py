@@ -20,7 +20,7 @@ from allyapi.contact_requests.schemas import (
     MessagePublic,
 )
 from allyapi.contact_requests.thread import MAX_MESSAGES
-from allyapi.core.schemas import PublicSchema
+from allyapi.core.http.schemas import PublicSchema
 from allyapi.feedback.schemas import RequestFeedbackPublic
 from allyapi.training.schemas import TrainingRecordPublic
 

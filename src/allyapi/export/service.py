@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from allyapi.allies.repository import AllyRepository
 from allyapi.allies.schemas import AllyOwnView
@@ -31,9 +30,9 @@ from allyapi.contact_requests.repository import ContactRequestRepository
 from allyapi.contact_requests.schemas import AccessLogEntryPublic, ContactRequestAllySummary
 from allyapi.contact_requests.service import ContactRequestService
 from allyapi.contact_requests.thread import MAX_MESSAGES
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.database import Database, make_sessionmaker
-from allyapi.core.models import today, utcnow
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.db.session import Database, make_sessionmaker
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.export.schemas import (
     PROGRAMME_FEEDBACK_NOTE,
@@ -41,11 +40,14 @@ from allyapi.export.schemas import (
     ExportedRequest,
 )
 from allyapi.feedback.models import RequestFeedback
+from allyapi.feedback.repository import feedback_of_requests
 from allyapi.feedback.schemas import RequestFeedbackPublic
 from allyapi.training.repository import RecordRepository
 from allyapi.training.schemas import TrainingRecordPublic
 
-BATCH = 50  # requests (or other rows) read and written at a time
+# Rows written at a time; each read asks one more (repositories read exactly ``limit``), which
+# tells whether another batch follows.
+BATCH = 50
 LOG_BATCH = 500
 
 
@@ -102,20 +104,20 @@ async def _requests(
     before, first = None, True
     while True:
         rows = await repo.page_of_requester(
-            whose.org, whose.requester_ref, limit=BATCH, before=before
+            whose.org, whose.requester_ref, limit=BATCH + 1, before=before
         )
         batch = rows[:BATCH]
         if not batch:
             return
         allies = await repo.allies(whose.org, (r.ally_id for r in batch if r.ally_id))
-        feedback = await _feedback_of(session, [r.id for r in batch])
+        feedback = await feedback_of_requests(session, [r.id for r in batch])
         items = []
         for request in batch:
             key = await service.key_of(request)
             view = views.for_requester(
                 request, allies.get(request.ally_id) if request.ally_id else None, None, key
             )
-            messages = await repo.page_of_messages(request.id, limit=MAX_MESSAGES, after=None)
+            messages = await repo.page_of_messages(request.id, limit=MAX_MESSAGES + 1, after=None)
             given = feedback.get(request.id)
             exported = ExportedRequest(
                 **view.model_dump(),
@@ -138,18 +140,11 @@ async def _access_log(
     entries: list[AccessLogEntryPublic] = []
     before = None
     while True:
-        rows = await service.repo.page_of_access_log(request.id, limit=LOG_BATCH, before=before)
+        rows = await service.repo.page_of_access_log(request.id, limit=LOG_BATCH + 1, before=before)
         entries += [AccessLogEntryPublic.model_validate(row) for row in rows[:LOG_BATCH]]
         if len(rows) <= LOG_BATCH:
             return entries
         before = (rows[LOG_BATCH - 1].accessed_at, rows[LOG_BATCH - 1].id)
-
-
-async def _feedback_of(
-    session: AsyncSession, request_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, RequestFeedback]:
-    query = select(RequestFeedback).where(col(RequestFeedback.request_id).in_(request_ids))
-    return {row.request_id: row for row in (await session.execute(query)).scalars()}
 
 
 def _feedback_view(row: RequestFeedback, cipher: Cipher) -> RequestFeedbackPublic:
@@ -177,7 +172,7 @@ async def _ally(session: AsyncSession, whose: Whose) -> AsyncIterator[bytes]:
     records, after, first = RecordRepository(session), None, True
     while True:
         rows = await records.page(
-            whose.org, limit=BATCH, after=after, ally_id=ally.id, course_id=None,
+            whose.org, limit=BATCH + 1, after=after, ally_id=ally.id, course_id=None,
             status=None, today=on,
         )  # fmt: skip
         batch = rows[:BATCH]
@@ -200,7 +195,9 @@ async def _assigned(
     """Requests assigned to the ally, as the ally's list shows them: no protected content."""
     repo, before, first = ContactRequestRepository(session), None, True
     while True:
-        rows = await repo.page_of_ally(whose.org, ally_id, status=None, limit=BATCH, before=before)
+        rows = await repo.page_of_ally(
+            whose.org, ally_id, status=None, limit=BATCH + 1, before=before
+        )
         batch = rows[:BATCH]
         if batch:
             items = [
@@ -218,7 +215,7 @@ async def _audit_events(session: AsyncSession, whose: Whose) -> AsyncIterator[by
     repo, before, first = AuditRepository(session), None, True
     where = AuditFilter(actor=whose.audit_ref)
     while True:
-        rows = await repo.page(whose.org, where, limit=BATCH, before=before)
+        rows = await repo.page(whose.org, where, limit=BATCH + 1, before=before)
         batch = rows[:BATCH]
         if batch:
             yield _joined([event_view(r).model_dump_json().encode() for r in batch], first)

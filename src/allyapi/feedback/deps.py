@@ -10,23 +10,29 @@ without a profile and integrations are refused too.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query
 
-from allyapi.core.database import Session
-from allyapi.core.errors import Forbidden, NotFound
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller, PseudonymKey
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import AppSettings, Caller, PseudonymKey
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import Forbidden, NotFound
 from allyapi.feedback.repository import FeedbackRepository
+from allyapi.feedback.service import FeedbackService
+from allyapi.feedback.summary import SummaryScope, SummaryService
 
 
-@dataclass(frozen=True)
-class SummaryScope:
-    org: str
-    # None: the whole programme (coordinators only).
-    ally_id: uuid.UUID | None
+async def feedback_service(session: Session, settings: AppSettings) -> FeedbackService:
+    return FeedbackService(session, settings)
+
+
+async def summary_service(session: Session, settings: AppSettings) -> SummaryService:
+    return SummaryService(session, settings)
+
+
+Feedback = Annotated[FeedbackService, Depends(feedback_service)]
+Summaries = Annotated[SummaryService, Depends(summary_service)]
 
 
 async def summary_scope(

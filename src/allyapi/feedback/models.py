@@ -36,7 +36,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX, arrival_marks, arrival_seq
+from allyapi.core.db.models import ORG_ID_MAX, arrival_marks, arrival_seq
 
 NOT_ARRIVED = sa.text("seq IS NULL")
 

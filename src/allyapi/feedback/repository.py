@@ -13,14 +13,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col, select
 
+from allyapi.aggregates.buckets import Interval, as_date, bucket_of
 from allyapi.aggregates.marks import COMMENTED, Kind
 from allyapi.aggregates.release import Level, released
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
-from allyapi.core.models import table_of
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.feedback.models import FeedbackQuota, ProgramFeedback, RequestFeedback
-from allyapi.reports.buckets import Interval, as_date, bucket_of
 
 RF = table_of(RequestFeedback)
 PF = table_of(ProgramFeedback)
@@ -272,3 +272,11 @@ class FeedbackRepository:
         )
         rows = (await self.session.execute(query)).all()
         return [(r[0], r[1]) for r in rows if r[1] is not None]
+
+
+async def feedback_of_requests(
+    session: AsyncSession, request_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, RequestFeedback]:
+    """The feedback given on each of ``request_ids`` (the right-of-access export)."""
+    query = select(RequestFeedback).where(col(RequestFeedback.request_id).in_(request_ids))
+    return {row.request_id: row for row in (await session.execute(query)).scalars()}

@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from allyapi.core.database import Autocommit, Session
-from allyapi.core.models import today
-from allyapi.core.openapi import AGGREGATE, problem_responses
-from allyapi.core.schemas import QueryDate
-from allyapi.core.security import AppSettings, EmployeeOnly
-from allyapi.feedback.deps import SummaryReader
+from allyapi.core.auth.security import EmployeeOnly
+from allyapi.core.db.models import today
+from allyapi.core.db.session import Autocommit
+from allyapi.core.http.openapi import AGGREGATE, problem_responses
+from allyapi.core.http.schemas import QueryDate
+from allyapi.feedback.deps import Feedback, Summaries, SummaryReader
 from allyapi.feedback.schemas import (
     FeedbackSummary,
     ProgramFeedbackCreate,
@@ -22,8 +22,6 @@ from allyapi.feedback.schemas import (
     RequestFeedbackCreate,
     RequestFeedbackPublic,
 )
-from allyapi.feedback.service import FeedbackService
-from allyapi.feedback.summary import SummaryService
 
 router = APIRouter(tags=["feedback"])
 
@@ -35,9 +33,8 @@ router = APIRouter(tags=["feedback"])
     responses=problem_responses(409),
 )
 async def give_request_feedback(
-    settings: AppSettings,
     caller: EmployeeOnly,
-    session: Session,
+    feedback: Feedback,
     request_id: uuid.UUID,
     body: RequestFeedbackCreate,
 ) -> RequestFeedbackPublic:
@@ -49,8 +46,7 @@ async def give_request_feedback(
     Anyone else gets 404, as for a request that does not exist. The comment is encrypted at
     rest and is shown to coordinators and the ally only in aggregate, k-anonymous.
     """
-    service = FeedbackService(session, settings)
-    return await service.give_request_feedback(caller.subject, request_id, body)
+    return await feedback.give_request_feedback(caller.subject, request_id, body)
 
 
 @router.post(
@@ -60,24 +56,21 @@ async def give_request_feedback(
     responses=problem_responses(429),
 )
 async def give_program_feedback(
-    settings: AppSettings,
     caller: EmployeeOnly,
-    session: Session,
+    feedback: Feedback,
     quota: Autocommit,
     body: ProgramFeedbackCreate,
 ) -> ProgramFeedbackReceipt:
     """Stored with no link to the person. One answer per person, category and calendar
     month (429 with `Retry-After` until the next month): the summary's cells are
     (month, category), so each answer in one is a different person."""
-    service = FeedbackService(session, settings)
-    return await service.give_program_feedback(caller.subject, body, quota)
+    return await feedback.give_program_feedback(caller.subject, body, quota)
 
 
 @router.get("/feedback/summary", summary="Feedback summary (k-anonymous)", openapi_extra=AGGREGATE)
 async def get_feedback_summary(
-    settings: AppSettings,
     scope: SummaryReader,
-    session: Session,
+    summaries: Summaries,
     from_: Annotated[
         QueryDate | None,
         Query(
@@ -101,4 +94,4 @@ async def get_feedback_summary(
     """
     last = to or today()
     first = from_ or last - timedelta(days=365)
-    return await SummaryService(session, settings).summary(scope, first, last)
+    return await summaries.summary(scope, first, last)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from allyapi.core.schemas import PublicSchema, RequestBody
+from allyapi.core.http.schemas import PublicSchema, RequestBody
 from allyapi.feedback.models import FeedbackCategory
 from allyapi.reports.anonymity import Figure
 

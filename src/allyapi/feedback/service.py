@@ -13,11 +13,12 @@ from datetime import date, datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from allyapi.aggregates.buckets import Interval, as_instant, next_bucket
 from allyapi.contact_requests.models import RequestStatus
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.errors import Conflict, NotFound, TooManyRequests
-from allyapi.core.models import today, utcnow
-from allyapi.core.pseudonym import Subject, requester_ref, subject_ref
+from allyapi.core.auth.pseudonym import Subject, requester_ref, subject_ref
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, NotFound, TooManyRequests
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.feedback.models import ProgramFeedback, RequestFeedback
 from allyapi.feedback.repository import FeedbackRepository
@@ -27,7 +28,6 @@ from allyapi.feedback.schemas import (
     RequestFeedbackCreate,
     RequestFeedbackPublic,
 )
-from allyapi.reports.buckets import Interval, as_instant, next_bucket
 
 # Programme answers per person, category and calendar month: the cells of the programme
 # summary are (month, category), so each answer in a cell is a different person (k counts

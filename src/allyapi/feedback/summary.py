@@ -1,6 +1,6 @@
 """Feedback summaries under k-anonymity (docs/aggregates.md).
 
-Ranges are snapped outward to whole calendar months (reports/buckets.py). The unit of
+Ranges are snapped outward to whole calendar months (aggregates/buckets.py). The unit of
 release is a *cell*: request feedback of one ally in one month, or programme feedback of one
 category in one month. A cell shows the feedback of its first ⌊n/k⌋·k people in the order
 they arrived (aggregates/release.py), n being its distinct people so far: distinct
@@ -25,14 +25,15 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, next_bucket, snap
 from allyapi.aggregates.release import chunk_of
-from allyapi.core.crypto import Cipher, aad_for
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
-from allyapi.feedback.deps import SummaryScope
 from allyapi.feedback.models import FeedbackCategory, ProgramFeedback, RequestFeedback
 from allyapi.feedback.repository import CommentRow, FeedbackRepository, ProgramCell, RequestCell
 from allyapi.feedback.schemas import (
@@ -44,7 +45,6 @@ from allyapi.feedback.schemas import (
     RequestFeedbackSummary,
 )
 from allyapi.reports.anonymity import Measure, figure
-from allyapi.reports.buckets import Interval, next_bucket, snap
 
 _random = secrets.SystemRandom()
 
@@ -64,6 +64,13 @@ def whole_steps(rows: Sequence[CommentRow], k_comments: int) -> list[uuid.UUID]:
         if all(member.has_comment for member in members)
         for row in members
     ]
+
+
+@dataclass(frozen=True)
+class SummaryScope:
+    org: str
+    # None: the whole programme (coordinators only).
+    ally_id: uuid.UUID | None
 
 
 class SummaryService:

@@ -12,11 +12,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from allyapi.core import metrics as prometheus
-from allyapi.core.database import Database
-from allyapi.core.errors import Unauthorized
-from allyapi.core.migrations import current_revision, head_revision
-from allyapi.core.openapi import problem_responses
-from allyapi.core.security import AppSettings
+from allyapi.core.auth.security import AppSettings
+from allyapi.core.db.migrations import current_revision, head_revision
+from allyapi.core.db.session import Database
+from allyapi.core.http.errors import Unauthorized
+from allyapi.core.http.openapi import problem_responses
 
 router = APIRouter(tags=["operations"])
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from allyapi.core.schemas import Count, PublicSchema
+from allyapi.core.http.schemas import Count, PublicSchema
 
 
 class Figure(PublicSchema):

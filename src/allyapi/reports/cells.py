@@ -8,7 +8,7 @@ writer of everything the release rule reads, and it counts its arrivals per buck
 (released figures with their populations, no rows, no people) with that count, and served
 as long as the count is unchanged: exact, never stale, and recomputed only for buckets that
 received something since. The background runner recomputes the default ranges right after
-each arrival pass (reports/warm.py), so a report rarely computes anything on its path.
+each arrival pass (jobs/aggregates.py), so a report rarely computes anything on its path.
 
 Cached cells are exactly what a live computation gives under the release rule, per fixed
 calendar bucket, so the cache changes nothing about what overlapping queries or repeated
@@ -26,11 +26,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from allyapi.aggregates.buckets import Interval, next_bucket
 from allyapi.aggregates.models import BucketArrivals
-from allyapi.core.models import table_of, utcnow
-from allyapi.core.upsert import dialect_insert
+from allyapi.core.db.models import table_of, utcnow
+from allyapi.core.db.upsert import dialect_insert
 from allyapi.reports.anonymity import Measure
-from allyapi.reports.buckets import Interval, next_bucket
 from allyapi.reports.models import ReportCellCache
 from allyapi.reports.repository import Breakdown, ReportRepository
 from allyapi.reports.schemas import GroupBy

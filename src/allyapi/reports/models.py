@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX, JSONType, utc_column
+from allyapi.core.db.models import ORG_ID_MAX, JSONType, utc_column
 
 
 class ReportCellCache(SQLModel, table=True):

@@ -27,14 +27,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from allyapi.aggregates.buckets import Interval, as_date, as_instant, bucket_of
+from allyapi.aggregates.calendar import TopicCalendar
 from allyapi.aggregates.marks import Kind
 from allyapi.aggregates.release import Level, released
 from allyapi.aggregates.sources import CR, RF
 from allyapi.allies.listing import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.reports.anonymity import Measure
-from allyapi.reports.buckets import Interval, as_date, as_instant, bucket_of
-from allyapi.reports.calendar import TopicCalendar
 from allyapi.reports.schemas import GroupBy
 
 Key = tuple[date, str | None]

@@ -7,13 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from allyapi.core.database import Session
-from allyapi.core.openapi import AGGREGATE
-from allyapi.core.schemas import QueryDate
-from allyapi.core.security import AppSettings, CoordinatorOrAnalyst
-from allyapi.reports.buckets import Interval
+from allyapi.aggregates.buckets import Interval
+from allyapi.core.auth.security import CoordinatorOrAnalyst
+from allyapi.core.http.openapi import AGGREGATE
+from allyapi.core.http.schemas import QueryDate
+from allyapi.reports.deps import Reports
 from allyapi.reports.schemas import GroupBy, ProgramReport
-from allyapi.reports.service import ReportService
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -24,9 +23,8 @@ router = APIRouter(prefix="/reports", tags=["reports"])
     openapi_extra=AGGREGATE,
 )
 async def get_program_report(
-    settings: AppSettings,
     caller: CoordinatorOrAnalyst,
-    session: Session,
+    reports: Reports,
     from_: Annotated[
         QueryDate | None,
         Query(
@@ -53,6 +51,4 @@ async def get_program_report(
     Sunday, UTC) or calendar months so overlapping queries share identical cells. At most two
     years of weeks or five years of months (422 beyond). Defaults: the year up to today.
     """
-    return await ReportService(session, settings.k_anonymity).program(
-        caller.org, from_, to, interval, group_by
-    )
+    return await reports.program(caller.org, from_, to, interval, group_by)

@@ -8,10 +8,10 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from allyapi.core.schemas import Count, PublicSchema
+from allyapi.aggregates.buckets import Interval
+from allyapi.core.http.schemas import Count, PublicSchema
 from allyapi.core.settings import K_MAX
 from allyapi.reports.anonymity import Figure
-from allyapi.reports.buckets import Interval
 
 
 class GroupBy(StrEnum):

@@ -9,7 +9,7 @@ How a suppressed cell is kept from being recovered:
    people together (reports/anonymity.py), so "total − visible cells" only ever yields an
    aggregate of ≥ k people. Done per figure, since each figure has its own population.
 3. *Overlapping queries*: ranges are snapped outward to whole ISO weeks or calendar months
-   (reports/buckets.py) and every figure belongs to exactly one bucket; there is no figure
+   (aggregates/buckets.py) and every figure belongs to exactly one bucket; there is no figure
    over the whole range. Two queries with different ``from``/``to`` therefore return the very
    same cells for the buckets they share, and no partial bucket ever exists to subtract.
    Weekly and monthly cells of the same rows are different tables of the same data: a month
@@ -19,7 +19,7 @@ How a suppressed cell is kept from being recovered:
 4. *Over time*: a cell shows the figures of its first ⌊n/k⌋·k people in arrival order, so it
    moves only in steps of k people, in the current period as in settled ones
    (aggregates/release.py); groups are released from their period's total. Topic groups
-   come from the coordinators' list in force when the period began (reports/calendar.py),
+   come from the coordinators' list in force when the period began (aggregates/calendar.py),
    never from what employees type.
 
 Range bounds: 2 years of weeks, 5 years of months (422 beyond). Defaults: the last 52 weeks
@@ -33,10 +33,10 @@ from datetime import date, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.models import today
+from allyapi.aggregates.buckets import Interval, label, next_bucket, snap
+from allyapi.aggregates.calendar import OTHER, TopicCalendar, calendar_of
+from allyapi.core.db.models import today
 from allyapi.reports.anonymity import EMPTY, Figure, breakdown, figure
-from allyapi.reports.buckets import Interval, label, next_bucket, snap
-from allyapi.reports.calendar import OTHER, TopicCalendar, calendar_of
 from allyapi.reports.cells import TOTAL, BucketCells, CellSource
 from allyapi.reports.repository import Breakdown, ReportRepository
 from allyapi.reports.schemas import (

@@ -7,7 +7,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from allyapi.core.models import TenantRow, Versioned
+from allyapi.core.db.models import TenantRow, Versioned
 
 
 class ResourceCategory(StrEnum):

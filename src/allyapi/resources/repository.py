@@ -47,7 +47,7 @@ class ResourceRepository:
             query = query.where(Resource.category == category)
         if after is not None:
             query = query.where(sa.tuple_(Resource.name, Resource.id) > after)
-        query = query.order_by(col(Resource.name), col(Resource.id)).limit(limit + 1)
+        query = query.order_by(col(Resource.name), col(Resource.id)).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def for_signposting(

@@ -9,16 +9,15 @@ from fastapi import APIRouter, Query, Response, status
 
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import CountryCode, Page
-from allyapi.core.security import CoordinatorOnly, EmployeeOrCoordinator, PseudonymKey
+from allyapi.core.auth.security import CoordinatorOnly, EmployeeOrCoordinator, PseudonymKey
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import CountryCode, Page
+from allyapi.resources.deps import Resources
 from allyapi.resources.models import ResourceCategory
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
-from allyapi.resources.service import ResourceService
 
 CREATE = "resources.create"  # the Idempotency-Key operation name
 router = APIRouter(prefix="/resources", tags=["resources"])
@@ -27,7 +26,7 @@ router = APIRouter(prefix="/resources", tags=["resources"])
 @router.get("", summary="List signposting resources")
 async def list_resources(
     caller: EmployeeOrCoordinator,
-    session: Session,
+    resources: Resources,
     page: PageQuery,
     country: Annotated[CountryCode | None, Query(description="ISO 3166-1 alpha-2")] = None,
     include_global: Annotated[
@@ -35,7 +34,7 @@ async def list_resources(
     ] = True,
     category: ResourceCategory | None = None,
 ) -> Page[ResourcePublic]:
-    return await ResourceService(session).list(
+    return await resources.list(
         caller.org,
         page=page,
         country=country,
@@ -52,7 +51,7 @@ async def list_resources(
 )
 async def create_resource(
     caller: CoordinatorOnly,
-    session: Session,
+    resources: Resources,
     body: ResourceCreate,
     response: Response,
     key: PseudonymKey,
@@ -60,7 +59,7 @@ async def create_resource(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ResourcePublic:
     scope = scope_of(caller.org, caller.subject, key, idempotency_key, CREATE, body)
-    made = await ResourceService(session).create(caller.org, body, scope)
+    made = await resources.create(caller.org, body, scope)
     resource = made.value
     mark_replay(response, made.replayed)
     await audit.record(
@@ -74,9 +73,9 @@ async def create_resource(
 
 @router.get("/{resource_id}", summary="Read a resource", responses=headers_on(200, "ETag"))
 async def get_resource(
-    caller: EmployeeOrCoordinator, session: Session, resource_id: uuid.UUID, response: Response
+    caller: EmployeeOrCoordinator, resources: Resources, resource_id: uuid.UUID, response: Response
 ) -> ResourcePublic:
-    resource = await ResourceService(session).get(caller.org, resource_id)
+    resource = await resources.get(caller.org, resource_id)
     set_etag(response, resource.id, resource.version)
     return ResourcePublic.model_validate(resource)
 
@@ -84,14 +83,14 @@ async def get_resource(
 @router.patch("/{resource_id}", summary="Change a resource", responses=headers_on(200, "ETag"))
 async def update_resource(
     caller: CoordinatorOnly,
-    session: Session,
+    resources: Resources,
     resource_id: uuid.UUID,
     body: ResourceUpdate,
     response: Response,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> ResourcePublic:
-    resource = await ResourceService(session).update(caller.org, resource_id, body, if_match)
+    resource = await resources.update(caller.org, resource_id, body, if_match)
     await audit.record(
         AuditAction.resource_update, AuditTarget.resource, resource_id, body.model_fields_set
     )
@@ -104,10 +103,10 @@ async def update_resource(
 )
 async def delete_resource(
     caller: CoordinatorOnly,
-    session: Session,
+    resources: Resources,
     resource_id: uuid.UUID,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> None:
-    await ResourceService(session).delete(caller.org, resource_id, if_match)
+    await resources.delete(caller.org, resource_id, if_match)
     await audit.record(AuditAction.resource_delete, AuditTarget.resource, resource_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, HttpUrl, StringConstraints, UrlConstraints, field_validator
 
-from allyapi.core.schemas import CountryCode, PublicSchema, RequestBody
+from allyapi.core.http.schemas import CountryCode, PublicSchema, RequestBody
 from allyapi.resources.models import ResourceCategory
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]

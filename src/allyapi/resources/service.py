@@ -6,12 +6,12 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.errors import NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.resources.models import Resource
 from allyapi.resources.repository import ResourceRepository
 from allyapi.resources.schemas import ResourceCreate, ResourcePublic, ResourceUpdate
@@ -33,14 +33,14 @@ class ResourceService:
     ) -> Page[ResourcePublic]:
         rows = await self.repo.page(
             org_id,
-            limit=page.limit,
+            limit=page.fetch,
             after=page.after_text(),
             country=country,
             include_global=include_global,
             category=category,
         )
-        items = [ResourcePublic.model_validate(row) for row in rows[: page.limit]]
-        next_cursor = page.next_cursor(rows, lambda row: (row.name, row.id))
+        shown, next_cursor = page.split(rows, lambda row: (row.name, row.id))
+        items = [ResourcePublic.model_validate(row) for row in shown]
         return Page[ResourcePublic](items=items, next_cursor=next_cursor)
 
     async def get(

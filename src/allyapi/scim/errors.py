@@ -1,13 +1,13 @@
 """SCIM errors (RFC 7644 §3.12) under ``/scim/``: the project's problems, in SCIM's shape.
 
-Everything below the routers raises the project's one error family (core/errors.py), and
+Everything below the routers raises the project's one error family (core/http/errors.py), and
 middleware (415, 405, 413, rate limits) answers problem+json before any route runs. Rather
 than a second family, ``ScimErrors`` rewrites every problem+json answer on a ``/scim/`` path
 into a SCIM Error document (``application/scim+json``), keeping the status and headers:
 
 - a 422 (a body or query that does not validate) is SCIM's ``400 invalidValue``;
 - the SCIM-only problems below carry their ``scimType``;
-- a problem's ``detail`` is kept (it never holds a submitted value; core/errors.py).
+- a problem's ``detail`` is kept (it never holds a submitted value; core/http/errors.py).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from allyapi.core.errors import PROBLEM_BASE, PROBLEM_JSON, AppError
+from allyapi.core.http.errors import PROBLEM_BASE, PROBLEM_JSON, AppError
 
 SCIM_JSON = "application/scim+json"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"

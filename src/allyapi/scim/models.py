@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX, utc_column
+from allyapi.core.db.models import ORG_ID_MAX, utc_column
 
 
 class AllyAccount(SQLModel, table=True):

@@ -1,6 +1,6 @@
 """The SCIM part of the contract: ``application/scim+json`` documents and SCIM errors.
 
-The generic contract (core/openapi.py) gives every operation its problem+json errors; under
+The generic contract (core/http/openapi.py) gives every operation its problem+json errors; under
 ``/scim/`` those answers are SCIM Error documents with SCIM's status codes (a 422 is a 400
 ``invalidValue``, scim/errors.py), and ``scim_contract`` rewrites the operations to say so.
 """

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from allyapi.allies.models import Ally
-from allyapi.core.models import table_of
-from allyapi.core.upsert import insert_ignoring_conflict
+from allyapi.core.db.models import table_of
+from allyapi.core.db.upsert import insert_ignoring_conflict
 from allyapi.scim.models import AllyAccount
 
 ACCOUNTS = table_of(AllyAccount)

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from allyapi.audit.trail import Audit
-from allyapi.core.auth import TokenVerifier
-from allyapi.core.database import Session
-from allyapi.core.errors import NotFound
-from allyapi.core.security import AppSettings, IntegrationOnly, PseudonymKey
+from allyapi.core.auth.security import AppSettings, IntegrationOnly, PseudonymKey
+from allyapi.core.auth.tokens import TokenVerifier
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import NotFound
 from allyapi.scim.documents import (
     MAX_RESULTS,
     PREFIX,

@@ -6,7 +6,7 @@
   that person has no profile. A filter that finds a person links them the same way, since
   identity providers look a user up before they decide to create one.
 - ``active: false`` (PATCH or PUT) and ``DELETE`` retire the profile exactly as a roster sync
-  retires a leaver (``AllyService.retire_leavers``: pending requests handed back, unlisting
+  retires a leaver (``AllyAvailability.retire_leavers``, workflows/ally_availability.py: pending requests handed back, unlisting
   announced). DELETE also removes the link, so the user is gone for SCIM (404 afterwards).
   Retirement is final: ``active: true`` on a retired profile is a 400 ``mutability``.
 - ``userName`` is immutable (it *is* the link); ``displayName`` is the ally's own, read-only
@@ -27,15 +27,16 @@ from allyapi.allies.models import Ally, AllyStatus
 from allyapi.allies.service import AllyService
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import AuditTrail
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.errors import NotFound
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import Subject, subject_ref
+from allyapi.core.auth.pseudonym import Subject, subject_ref
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import NotFound
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.scim.documents import MAX_USER_NAME, USER_SCHEMA, user_document
 from allyapi.scim.errors import InvalidPath, MutabilityError, ScimProblem, Uniqueness
 from allyapi.scim.models import AllyAccount
 from allyapi.scim.repository import AccountRepository, AccountRow
+from allyapi.workflows.ally_availability import AllyAvailability
 
 MAX_EXTERNAL_ID = 255
 MAX_OPERATIONS = 20
@@ -170,7 +171,8 @@ class ScimService:
         self.session = session
         self.audit = audit
         self.repo = AccountRepository(session)
-        self.allies = AllyService(session, settings)
+        self.allies = AllyService(session)
+        self.availability = AllyAvailability(self.allies, session, settings)
         self.cipher = Cipher(settings.data_key_ring)
         self.key = key
 
@@ -284,7 +286,7 @@ class ScimService:
 
     async def _retire(self, who: Provisioner, ally_id: uuid.UUID) -> None:
         """A leaver as roster sync retires one, recorded in the programme's audit trail."""
-        await self.allies.retire_leavers(who.org, [ally_id])
+        await self.availability.retire_leavers(who.org, [ally_id])
         await self.audit.record(AuditAction.ally_scim_retire, AuditTarget.ally, ally_id, ["status"])
 
     async def _reread(self, who: Provisioner, ally_id: uuid.UUID) -> AccountRow:

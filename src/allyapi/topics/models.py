@@ -12,7 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from allyapi.core.models import TenantRow, Versioned, utc_column
+from allyapi.core.db.models import TenantRow, Versioned, utc_column
 
 ACTIVE = sa.text("retired_at IS NULL")
 

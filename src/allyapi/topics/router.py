@@ -8,16 +8,15 @@ from fastapi import APIRouter, Response, status
 
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.schemas import Page
-from allyapi.core.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
+from allyapi.topics.deps import Topics
 from allyapi.topics.schemas import TopicCreate, TopicPublic, TopicUpdate
-from allyapi.topics.service import TopicService
 
 router = APIRouter(prefix="/topics", tags=["topics"])
 CREATE = "topics.create"
@@ -25,14 +24,14 @@ CREATE = "topics.create"
 
 @router.get("", summary="List the report topics")
 async def list_topics(
-    caller: EmployeeCoordinatorOrAnalyst, session: Session, page: PageQuery
+    caller: EmployeeCoordinatorOrAnalyst, topics: Topics, page: PageQuery
 ) -> Page[TopicPublic]:
     """The topics that get a group of their own in `group_by=topic` reports (at most 50).
 
     Requests and ally profiles may name any topic; one not listed here is counted under
     `(other)`. An organisation that never changed the list sees the built-in defaults.
     """
-    return await TopicService(session).list(caller.org, page=page)
+    return await topics.list(caller.org, page=page)
 
 
 @router.post(
@@ -43,7 +42,7 @@ async def list_topics(
 )
 async def create_topic(
     caller: CoordinatorOnly,
-    session: Session,
+    topics: Topics,
     body: TopicCreate,
     response: Response,
     key: PseudonymKey,
@@ -61,7 +60,7 @@ async def create_topic(
         scope = IdempotencyScope(
             caller.org, caller_ref, idempotency_key, CREATE, body_hash(body, key)
         )
-    created = await TopicService(session).create(caller.org, body, scope)
+    created = await topics.create(caller.org, body, scope)
     topic = created.topic
     if not created.replayed:
         await audit.record(
@@ -76,9 +75,9 @@ async def create_topic(
 
 @router.get("/{topic_id}", summary="Read a report topic", responses=headers_on(200, "ETag"))
 async def get_topic(
-    caller: EmployeeCoordinatorOrAnalyst, session: Session, topic_id: uuid.UUID, response: Response
+    caller: EmployeeCoordinatorOrAnalyst, topics: Topics, topic_id: uuid.UUID, response: Response
 ) -> TopicPublic:
-    topic = await TopicService(session).get(caller.org, topic_id)
+    topic = await topics.get(caller.org, topic_id)
     set_etag(response, topic.id, topic.version)
     return TopicPublic.model_validate(topic)
 
@@ -86,14 +85,14 @@ async def get_topic(
 @router.patch("/{topic_id}", summary="Change a topic's label", responses=headers_on(200, "ETag"))
 async def update_topic(
     caller: CoordinatorOnly,
-    session: Session,
+    topics: Topics,
     topic_id: uuid.UUID,
     body: TopicUpdate,
     response: Response,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> TopicPublic:
-    topic = await TopicService(session).update(caller.org, topic_id, body, if_match)
+    topic = await topics.update(caller.org, topic_id, body, if_match)
     await audit.record(AuditAction.topic_update, AuditTarget.topic, topic_id, body.model_fields_set)
     set_etag(response, topic.id, topic.version)
     return TopicPublic.model_validate(topic)
@@ -106,12 +105,12 @@ async def update_topic(
 )
 async def delete_topic(
     caller: CoordinatorOnly,
-    session: Session,
+    topics: Topics,
     topic_id: uuid.UUID,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> None:
     """Periods that began while the topic was listed keep its group; later ones count its
     requests under `(other)`."""
-    await TopicService(session).retire(caller.org, topic_id, if_match)
+    await topics.retire(caller.org, topic_id, if_match)
     await audit.record(AuditAction.topic_delete, AuditTarget.topic, topic_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, field_validator
 
-from allyapi.core.schemas import PublicSchema, RequestBody
+from allyapi.core.http.schemas import PublicSchema, RequestBody
 
 # The same shape as a contact request's topic: one word, matched case-insensitively.
 TopicKey = Annotated[

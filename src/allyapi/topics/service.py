@@ -2,7 +2,7 @@
 
 The list is bounded (``MAX_LISTED`` listed at once, ``MAX_HISTORY`` rows ever) and every
 listed topic gets its own report group, so nothing is ever folded away for space. A change
-applies from the next period on (reports/calendar.py); that is why removing a topic retires
+applies from the next period on (aggregates/calendar.py); that is why removing a topic retires
 its row instead of deleting it.
 """
 
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.errors import Conflict, NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
-from allyapi.reports.calendar import Listing
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import Conflict, NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.topics.defaults import (
     DEFAULT_TOPICS,
     EPOCH,
@@ -46,6 +46,15 @@ def default_rows(org_id: str) -> list[Topic]:
         )
         for key in DEFAULT_TOPICS
     ]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A topic as the calendar of report groups sees it (aggregates/calendar.py)."""
+
+    key: str
+    listed_from: datetime
+    retired_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -78,10 +87,9 @@ class TopicService:
         after = page.after_text()
         if after is not None:
             listed = [row for row in listed if (row.key, str(row.id)) > (after[0], str(after[1]))]
-        rows = listed[: page.limit + 1]
+        shown, next_cursor = page.split(listed[: page.fetch], lambda row: (row.key, row.id))
         return Page[TopicPublic](
-            items=[TopicPublic.model_validate(row) for row in rows[: page.limit]],
-            next_cursor=page.next_cursor(rows, lambda row: (row.key, row.id)),
+            items=[TopicPublic.model_validate(row) for row in shown], next_cursor=next_cursor
         )
 
     async def get(self, org_id: str, topic_id: uuid.UUID) -> Topic:

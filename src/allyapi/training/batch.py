@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_listing_changes
-from allyapi.core.models import utcnow
-from allyapi.core.pseudonym import Subject, subject_ref
+from allyapi.core.auth.pseudonym import Subject, subject_ref
+from allyapi.core.db.models import utcnow
 from allyapi.training.dates import expires_on
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository

@@ -18,9 +18,9 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.models import AllyStatus
-from allyapi.core.models import today
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import today
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.training.dates import RecordStatus, record_status
 from allyapi.training.models import TrainingCourse
 from allyapi.training.repository import ComplianceRepository, CourseRepository
@@ -66,13 +66,13 @@ class ComplianceService:
         rows = await self.repo.allies_page(
             org_id,
             today=on,
-            limit=page.limit,
+            limit=page.fetch,
             after=page.after_text(),
             only_non_compliant=only_non_compliant,
         )
-        shown = [(row[0], row[1], row[2], row[3]) for row in rows[: page.limit]]
+        cut, next_cursor = page.split(rows, lambda row: (row[1], row[0]))
+        shown = [(row[0], row[1], row[2], row[3]) for row in cut]
         required = list(await self.courses.required(org_id)) if shown else []
         latest = await self.repo.latest_verified(org_id, [row[0] for row in shown]) if shown else {}
         items = [_entry(row, required, latest, on) for row in shown]
-        next_cursor = page.next_cursor(rows, lambda row: (row[1], row[0]))
         return Page[ComplianceEntry](items=items, next_cursor=next_cursor)

@@ -12,21 +12,45 @@ from typing import Annotated
 from fastapi import Depends
 from pydantic import BaseModel
 
-from allyapi.core.auth import Principal
-from allyapi.core.database import Session
-from allyapi.core.errors import Forbidden
-from allyapi.core.idempotency import IdempotencyScope, scope_of
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.security import Caller, PseudonymKey
-from allyapi.training.service import RecordService, TrainingActor
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.security import Caller, PseudonymKey
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.session import Session
+from allyapi.core.http.errors import Forbidden
+from allyapi.core.http.idempotency import IdempotencyScope, scope_of
+from allyapi.training.batch import BatchService
+from allyapi.training.compliance import ComplianceService
+from allyapi.training.service import CourseService, RecordService, TrainingActor
 
 
-async def coordinator_or_ally(caller: Caller, session: Session, key: PseudonymKey) -> TrainingActor:
+async def course_service(session: Session) -> CourseService:
+    return CourseService(session)
+
+
+async def record_service(session: Session) -> RecordService:
+    return RecordService(session)
+
+
+async def batch_service(session: Session, key: PseudonymKey) -> BatchService:
+    return BatchService(session, key)
+
+
+async def compliance_service(session: Session) -> ComplianceService:
+    return ComplianceService(session)
+
+
+Courses = Annotated[CourseService, Depends(course_service)]
+Records = Annotated[RecordService, Depends(record_service)]
+Batches = Annotated[BatchService, Depends(batch_service)]
+Compliance = Annotated[ComplianceService, Depends(compliance_service)]
+
+
+async def coordinator_or_ally(caller: Caller, records: Records, key: PseudonymKey) -> TrainingActor:
     if caller.has("coordinator"):
         return TrainingActor(org=caller.org, coordinator=True, ally_id=None)
     if caller.has("employee"):
         ref = subject_ref(key, "ally", caller.subject)
-        ally_id = await RecordService(session).ally_of(caller.org, ref)
+        ally_id = await records.ally_of(caller.org, ref)
         if ally_id is not None:
             return TrainingActor(org=caller.org, coordinator=False, ally_id=ally_id)
     raise Forbidden("training records are for coordinators and the ally concerned")
@@ -42,5 +66,5 @@ def idempotency_scope(
     operation: str,
     body: BaseModel,
 ) -> IdempotencyScope | None:
-    """The caller's Idempotency-Key for one create (core/idempotency.py)."""
+    """The caller's Idempotency-Key for one create (core/http/idempotency.py)."""
     return scope_of(caller.org, caller.subject, key, idempotency_key, operation, body)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlmodel import Field
 
-from allyapi.core.models import TenantRow, Versioned, utc_column
+from allyapi.core.db.models import TenantRow, Versioned, utc_column
 
 
 class TrainingCourse(TenantRow, Versioned, table=True):

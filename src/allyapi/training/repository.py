@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from allyapi.allies.listing import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import json_array_contains, utcnow
 from allyapi.training.dates import RecordStatus, expiring_horizon
 from allyapi.training.models import TrainingCourse, TrainingRecord
+from allyapi.webhooks.models import WebhookMarker, WebhookSubscription
 
 # Bound parameters per IN list: far below every backend's limit, and few round trips.
 CHUNK = 500
@@ -91,7 +93,7 @@ class CourseRepository:
             query = query.where(TrainingCourse.required == required)
         if after is not None:
             query = query.where(sa.tuple_(TrainingCourse.name, TrainingCourse.id) > after)
-        query = query.order_by(col(TrainingCourse.name), col(TrainingCourse.id)).limit(limit + 1)
+        query = query.order_by(col(TrainingCourse.name), col(TrainingCourse.id)).limit(limit)
         return (await self.session.execute(query)).scalars().all()
 
     async def by_ids(
@@ -207,7 +209,7 @@ class RecordRepository:
         if after is not None:
             query = query.where(sa.tuple_(TrainingRecord.created_at, TrainingRecord.id) > after)
         query = query.order_by(col(TrainingRecord.created_at), col(TrainingRecord.id))
-        return (await self.session.execute(query.limit(limit + 1))).scalars().all()
+        return (await self.session.execute(query.limit(limit))).scalars().all()
 
     async def by_external_ids(
         self, org_id: str, external_ids: Iterable[str]
@@ -275,7 +277,7 @@ class ComplianceRepository:
             query = query.where(missing_required_training(today))
         if after is not None:
             query = query.where(sa.tuple_(Ally.display_name, Ally.id) > after)
-        query = query.order_by(col(Ally.display_name), col(Ally.id)).limit(limit + 1)
+        query = query.order_by(col(Ally.display_name), col(Ally.id)).limit(limit)
         return (await self.session.execute(query)).all()
 
     async def latest_verified(
@@ -306,3 +308,54 @@ class ComplianceRepository:
         for ally_id, course_id, never_expires, latest in await self.session.execute(query):
             found[(ally_id, course_id)] = None if never_expires else latest
         return found
+
+
+async def expiring_to_announce(
+    session: AsyncSession, on: date, horizon: timedelta, event: str, batch_size: int
+) -> Sequence[TrainingRecord]:
+    """Verified records of active or paused allies expiring within ``horizon`` of ``on``, not
+    superseded by a later record of the same course, in orgs subscribed to ``event``, whose
+    window has no marker yet (``training.expiring``, jobs/training_expiring.py)."""
+    later = aliased(TrainingRecord)
+    superseded = (
+        sa.select(sa.literal(1))
+        .where(
+            col(later.ally_id) == col(TrainingRecord.ally_id),
+            col(later.course_id) == col(TrainingRecord.course_id),
+            col(later.verified).is_(True),
+            sa.or_(
+                col(later.expires_on).is_(None),
+                col(later.expires_on) > col(TrainingRecord.expires_on),
+            ),
+        )
+        .exists()
+    )
+    marked = (
+        sa.select(sa.literal(1))
+        .where(
+            col(WebhookMarker.org_id) == col(TrainingRecord.org_id),
+            col(WebhookMarker.event_type) == event,
+            col(WebhookMarker.subject_id) == col(TrainingRecord.id),
+            col(WebhookMarker.window) == sa.cast(col(TrainingRecord.expires_on), sa.String),
+        )
+        .exists()
+    )
+    subscribed = sa.select(col(WebhookSubscription.org_id)).where(
+        json_array_contains(col(WebhookSubscription.events), event)
+    )
+    query = (
+        sa.select(TrainingRecord)
+        .join(Ally, col(Ally.id) == col(TrainingRecord.ally_id))
+        .where(
+            col(TrainingRecord.verified).is_(True),
+            col(TrainingRecord.expires_on) >= on,
+            col(TrainingRecord.expires_on) <= on + horizon,
+            col(Ally.status).in_([AllyStatus.active, AllyStatus.paused]),
+            col(TrainingRecord.org_id).in_(subscribed),
+            ~superseded,
+            ~marked,
+        )
+        .order_by(col(TrainingRecord.expires_on), col(TrainingRecord.id))
+        .limit(batch_size)
+    )
+    return (await session.scalars(query)).all()

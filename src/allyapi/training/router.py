@@ -10,25 +10,29 @@ from fastapi import APIRouter, Query, Response, status
 
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit
-from allyapi.core.auth import Principal
-from allyapi.core.database import Session
-from allyapi.core.etag import IfMatch, set_etag
-from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay
-from allyapi.core.models import today
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page
-from allyapi.core.security import (
+from allyapi.core.auth.security import (
     Caller,
     CoordinatorOnly,
     EmployeeOrCoordinator,
     IntegrationOrCoordinator,
     PseudonymKey,
 )
-from allyapi.training.batch import BatchService
-from allyapi.training.compliance import ComplianceService
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.models import today
+from allyapi.core.http.etag import IfMatch, set_etag
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
 from allyapi.training.dates import RecordStatus
-from allyapi.training.deps import CoordinatorOrAlly, idempotency_scope
+from allyapi.training.deps import (
+    Batches,
+    Compliance,
+    CoordinatorOrAlly,
+    Courses,
+    Records,
+    idempotency_scope,
+)
 from allyapi.training.models import TrainingRecord
 from allyapi.training.schemas import (
     ComplianceEntry,
@@ -40,7 +44,7 @@ from allyapi.training.schemas import (
     TrainingRecordCreate,
     TrainingRecordPublic,
 )
-from allyapi.training.service import CourseService, RecordService, TrainingActor
+from allyapi.training.service import TrainingActor
 
 # What a batch row sets on the record it writes (the audit trail's ``changed``).
 BATCH_FIELDS = ("completed_on", "course_id", "evidence_ref", "expires_on", "external_id")
@@ -62,11 +66,11 @@ def _record_response(record: TrainingRecord, response: Response) -> TrainingReco
 @router.get("/training-courses", summary="List the training catalogue")
 async def list_training_courses(
     caller: EmployeeOrCoordinator,
-    session: Session,
+    courses: Courses,
     page: PageQuery,
     required: Annotated[bool | None, Query(description="Only required (or optional) ones")] = None,
 ) -> Page[TrainingCoursePublic]:
-    return await CourseService(session).list(caller.org, page=page, required=required)
+    return await courses.list(caller.org, page=page, required=required)
 
 
 @router.post(
@@ -77,7 +81,7 @@ async def list_training_courses(
 )
 async def create_training_course(
     caller: CoordinatorOnly,
-    session: Session,
+    courses: Courses,
     body: TrainingCourseCreate,
     response: Response,
     key: PseudonymKey,
@@ -85,7 +89,7 @@ async def create_training_course(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
     scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
-    made = await CourseService(session).create(caller.org, body, scope)
+    made = await courses.create(caller.org, body, scope)
     course = made.value
     mark_replay(response, made.replayed)
     await audit.record(
@@ -103,9 +107,9 @@ async def create_training_course(
     responses=headers_on(200, "ETag"),
 )
 async def get_training_course(
-    caller: EmployeeOrCoordinator, session: Session, course_id: uuid.UUID, response: Response
+    caller: EmployeeOrCoordinator, courses: Courses, course_id: uuid.UUID, response: Response
 ) -> TrainingCoursePublic:
-    course = await CourseService(session).get(caller.org, course_id)
+    course = await courses.get(caller.org, course_id)
     set_etag(response, course.id, course.version)
     return TrainingCoursePublic.model_validate(course)
 
@@ -117,14 +121,14 @@ async def get_training_course(
 )
 async def update_training_course(
     caller: CoordinatorOnly,
-    session: Session,
+    courses: Courses,
     course_id: uuid.UUID,
     body: TrainingCourseUpdate,
     response: Response,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> TrainingCoursePublic:
-    course = await CourseService(session).update(caller.org, course_id, body, if_match)
+    course = await courses.update(caller.org, course_id, body, if_match)
     await audit.record(
         AuditAction.course_update, AuditTarget.training_course, course_id, body.model_fields_set
     )
@@ -138,7 +142,7 @@ async def update_training_course(
 )
 async def list_training_records(
     actor: CoordinatorOrAlly,
-    session: Session,
+    records: Records,
     page: PageQuery,
     ally_id: uuid.UUID | None = None,
     course_id: uuid.UUID | None = None,
@@ -147,7 +151,7 @@ async def list_training_records(
         Query(alias="status", description="`expiring`: expires within 60 days"),
     ] = None,
 ) -> Page[TrainingRecordPublic]:
-    return await RecordService(session).list(
+    return await records.list(
         actor,
         page=page,
         ally_id=ally_id,
@@ -164,8 +168,8 @@ async def list_training_records(
 )
 async def create_training_record(
     actor: CoordinatorOrAlly,
+    records: Records,
     caller: Caller,
-    session: Session,
     body: TrainingRecordCreate,
     response: Response,
     key: PseudonymKey,
@@ -174,7 +178,7 @@ async def create_training_record(
 ) -> TrainingRecordPublic:
     """Only a coordinator's (verified) record is a programme action for the audit trail."""
     scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
-    made = await RecordService(session).create(actor, body, scope)
+    made = await records.create(actor, body, scope)
     record = made.value
     mark_replay(response, made.replayed)
     if actor.coordinator:
@@ -192,13 +196,12 @@ async def create_training_record(
 )
 async def batch_upsert_training_records(
     caller: IntegrationOrCoordinator,
-    session: Session,
-    key: PseudonymKey,
+    batches: Batches,
     body: TrainingRecordBatch,
     audit: Audit,
 ) -> TrainingRecordBatchResult:
     """Rows created or updated are in the audit trail; unchanged ones and errors are not."""
-    result = await BatchService(session, key).upsert(caller.org, body.rows, caller.other)
+    result = await batches.upsert(caller.org, body.rows, caller.other)
     written = [row.id for row in result.results if row.status in ("created", "updated")]
     await audit.record_many(
         AuditAction.record_batch_upsert, AuditTarget.training_record, written, BATCH_FIELDS
@@ -212,9 +215,9 @@ async def batch_upsert_training_records(
     responses=headers_on(200, "ETag"),
 )
 async def get_training_record(
-    actor: CoordinatorOrAlly, session: Session, record_id: uuid.UUID, response: Response
+    actor: CoordinatorOrAlly, records: Records, record_id: uuid.UUID, response: Response
 ) -> TrainingRecordPublic:
-    record = await RecordService(session).get(actor, record_id)
+    record = await records.get(actor, record_id)
     return _record_response(record, response)
 
 
@@ -225,13 +228,13 @@ async def get_training_record(
 )
 async def verify_training_record(
     caller: CoordinatorOnly,
-    session: Session,
+    records: Records,
     record_id: uuid.UUID,
     response: Response,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> TrainingRecordPublic:
-    record = await RecordService(session).verify(_as_coordinator(caller), record_id, if_match)
+    record = await records.verify(_as_coordinator(caller), record_id, if_match)
     await audit.record(
         AuditAction.record_verify, AuditTarget.training_record, record_id, ["verified"]
     )
@@ -245,12 +248,12 @@ async def verify_training_record(
 )
 async def delete_training_record(
     caller: CoordinatorOnly,
-    session: Session,
+    records: Records,
     record_id: uuid.UUID,
     audit: Audit,
     if_match: IfMatch = None,
 ) -> None:
-    await RecordService(session).delete(_as_coordinator(caller), record_id, if_match)
+    await records.delete(_as_coordinator(caller), record_id, if_match)
     await audit.record(AuditAction.record_delete, AuditTarget.training_record, record_id)
 
 
@@ -260,12 +263,10 @@ async def delete_training_record(
 )
 async def get_training_compliance(
     caller: CoordinatorOnly,
-    session: Session,
+    compliance: Compliance,
     page: PageQuery,
     only_non_compliant: Annotated[
         bool, Query(description="Only allies with a missing or expired required course")
     ] = False,
 ) -> Page[ComplianceEntry]:
-    return await ComplianceService(session).page(
-        caller.org, page=page, only_non_compliant=only_non_compliant
-    )
+    return await compliance.page(caller.org, page=page, only_non_compliant=only_non_compliant)

@@ -19,8 +19,8 @@ from pydantic import (
 from pydantic.json_schema import SkipJsonSchema
 
 from allyapi.allies.models import AllyStatus
-from allyapi.core.models import today
-from allyapi.core.schemas import PublicSchema, RequestBody
+from allyapi.core.db.models import today
+from allyapi.core.http.schemas import PublicSchema, RequestBody
 from allyapi.training.dates import EARLIEST_COMPLETION, RecordStatus, record_status
 from allyapi.training.models import TrainingRecord
 

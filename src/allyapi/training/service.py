@@ -23,12 +23,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_listing_changes
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.etag import check_if_match
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made
-from allyapi.core.models import today, utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.schemas import Page
+from allyapi.core.db.models import today, utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.http.etag import check_if_match
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
 from allyapi.training.dates import RecordStatus, expires_on
 from allyapi.training.models import TrainingCourse, TrainingRecord
 from allyapi.training.repository import AllyLookup, CourseRepository, RecordRepository
@@ -77,10 +77,10 @@ class CourseService:
         self, org_id: str, *, page: PageRequest, required: bool | None
     ) -> Page[TrainingCoursePublic]:
         rows = await self.repo.page(
-            org_id, limit=page.limit, after=page.after_text(), required=required
+            org_id, limit=page.fetch, after=page.after_text(), required=required
         )
-        items = [TrainingCoursePublic.model_validate(row) for row in rows[: page.limit]]
-        next_cursor = page.next_cursor(rows, lambda row: (row.name, row.id))
+        shown, next_cursor = page.split(rows, lambda row: (row.name, row.id))
+        items = [TrainingCoursePublic.model_validate(row) for row in shown]
         return Page[TrainingCoursePublic](items=items, next_cursor=next_cursor)
 
     async def get(
@@ -169,15 +169,15 @@ class RecordService:
         on = today()
         rows = await self.repo.page(
             actor.org,
-            limit=page.limit,
+            limit=page.fetch,
             after=page.after_time(),
             ally_id=ally_id,
             course_id=course_id,
             status=status,
             today=on,
         )
-        items = [TrainingRecordPublic.of(row, on) for row in rows[: page.limit]]
-        next_cursor = page.next_cursor(rows, lambda row: (row.created_at, row.id))
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        items = [TrainingRecordPublic.of(row, on) for row in shown]
         return Page[TrainingRecordPublic](items=items, next_cursor=next_cursor)
 
     async def get(

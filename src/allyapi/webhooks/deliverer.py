@@ -35,9 +35,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from allyapi.core.crypto import Cipher, DecryptionError
-from allyapi.core.database import Database
-from allyapi.core.models import utcnow
+from allyapi.core.db.models import utcnow
+from allyapi.core.db.session import Database
+from allyapi.core.privacy.crypto import Cipher, DecryptionError
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 from allyapi.webhooks.service import secret_aad

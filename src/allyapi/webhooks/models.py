@@ -15,7 +15,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from allyapi.core.models import ORG_ID_MAX, TenantRow, json_column, utc_column
+from allyapi.core.db.models import ORG_ID_MAX, TenantRow, json_column, utc_column
 
 EVENT_TYPES = (
     "ally.listed",

@@ -16,19 +16,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from allyapi.core.models import json_array_contains, utcnow
+from allyapi.core.db.models import utcnow
 from allyapi.webhooks.models import (
     EVENT_TYPES,
     MAX_BODY_CHARS,
     PER_REQUEST_EVENTS,
     DeliveryStatus,
     WebhookDelivery,
-    WebhookSubscription,
 )
+from allyapi.webhooks.repository import subscribers
 
 # The only keys each event may carry: a new key is a deliberate change here, never a leak.
 ALLOWED_DATA: dict[str, frozenset[str]] = {
@@ -39,18 +37,6 @@ ALLOWED_DATA: dict[str, frozenset[str]] = {
     "contact_request.expired": frozenset({"contact_request_id", "ally_id"}),
 }
 assert set(ALLOWED_DATA) == set(EVENT_TYPES)
-
-
-# Built once: this lookup runs in every create's transaction.
-_SUBSCRIBERS = sa.select(col(WebhookSubscription.id)).where(
-    col(WebhookSubscription.org_id) == sa.bindparam("org_id", type_=sa.String()),
-    json_array_contains(
-        col(WebhookSubscription.events), sa.bindparam("event_type", type_=sa.String())
-    ),
-)
-# Per-request events go to subscriptions owned by an integration client only, whatever their
-# ``events`` say: a row written before that rule (or by hand) cannot reach programme staff.
-_OWNED_SUBSCRIBERS = _SUBSCRIBERS.where(col(WebhookSubscription.owner_ref).is_not(None))
 
 
 def payload(
@@ -88,9 +74,8 @@ async def enqueue_each(
             raise ValueError(f"{event_type} may not carry {sorted(extra)}")
     if not items:
         return []
-    lookup = _OWNED_SUBSCRIBERS if event_type in PER_REQUEST_EVENTS else _SUBSCRIBERS
-    subscriptions = list(
-        await session.scalars(lookup, {"org_id": org_id, "event_type": event_type})
+    subscriptions = await subscribers(
+        session, org_id, event_type, owned_only=event_type in PER_REQUEST_EVENTS
     )
     if not subscriptions:
         return []

@@ -4,29 +4,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Response, status
 
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit
-from allyapi.core.database import Session
-from allyapi.core.idempotency import IdempotencyKeyHeader, mark_replay
-from allyapi.core.openapi import headers_on, problem_responses
-from allyapi.core.pagination import PageQuery
-from allyapi.core.schemas import Page
-from allyapi.core.security import AppSettings, IntegrationOrCoordinator
+from allyapi.core.auth.security import IntegrationOrCoordinator
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay
+from allyapi.core.http.openapi import headers_on, problem_responses
+from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.schemas import Page
+from allyapi.webhooks.deps import Webhooks
 from allyapi.webhooks.schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
-from allyapi.webhooks.service import WebhookService
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-
-
-async def webhook_service(session: Session, settings: AppSettings) -> WebhookService:
-    return WebhookService(session, settings)
-
-
-Service = Annotated[WebhookService, Depends(webhook_service)]
 
 
 @router.post(
@@ -37,7 +28,7 @@ Service = Annotated[WebhookService, Depends(webhook_service)]
 )
 async def create_webhook(
     caller: IntegrationOrCoordinator,
-    service: Service,
+    webhooks: Webhooks,
     body: WebhookCreate,
     response: Response,
     audit: Audit,
@@ -47,7 +38,7 @@ async def create_webhook(
     a token with the coordinator or analyst role that asks for one gets a 403. The client that
     creates a subscription owns it; only the owner sees the deliveries of per-request events
     in the delivery log."""
-    made = await service.create(caller, body, idempotency_key)
+    made = await webhooks.create(caller, body, idempotency_key)
     await audit.record(
         AuditAction.webhook_create, AuditTarget.webhook, made.value.id, ["url", "events"], once=True
     )
@@ -58,9 +49,9 @@ async def create_webhook(
 
 @router.get("", summary="List the organisation's webhook subscriptions")
 async def list_webhooks(
-    caller: IntegrationOrCoordinator, service: Service, page: PageQuery
+    caller: IntegrationOrCoordinator, webhooks: Webhooks, page: PageQuery
 ) -> Page[WebhookPublic]:
-    return await service.list(caller.org, page=page)
+    return await webhooks.list(caller.org, page=page)
 
 
 @router.delete(
@@ -69,22 +60,22 @@ async def list_webhooks(
     summary="Unsubscribe (pending deliveries and the delivery log go too)",
 )
 async def delete_webhook(
-    caller: IntegrationOrCoordinator, service: Service, webhook_id: uuid.UUID, audit: Audit
+    caller: IntegrationOrCoordinator, webhooks: Webhooks, webhook_id: uuid.UUID, audit: Audit
 ) -> None:
-    await service.delete(caller.org, webhook_id)
+    await webhooks.delete(caller.org, webhook_id)
     await audit.record(AuditAction.webhook_delete, AuditTarget.webhook, webhook_id)
 
 
 @router.get("/{webhook_id}/deliveries", summary="Delivery log, newest first")
 async def list_webhook_deliveries(
     caller: IntegrationOrCoordinator,
-    service: Service,
+    webhooks: Webhooks,
     webhook_id: uuid.UUID,
     page: PageQuery,
 ) -> Page[DeliveryPublic]:
     """Per-request events' deliveries appear only to the integration client owning the
     subscription."""
-    return await service.deliveries(caller, webhook_id, page=page)
+    return await webhooks.deliveries(caller, webhook_id, page=page)
 
 
 @router.post(
@@ -95,12 +86,12 @@ async def list_webhook_deliveries(
 )
 async def retry_webhook_delivery(
     caller: IntegrationOrCoordinator,
-    service: Service,
+    webhooks: Webhooks,
     webhook_id: uuid.UUID,
     delivery_id: uuid.UUID,
     audit: Audit,
 ) -> DeliveryPublic:
-    delivery = await service.retry(caller, webhook_id, delivery_id)
+    delivery = await webhooks.retry(caller, webhook_id, delivery_id)
     await audit.record(
         AuditAction.webhook_delivery_retry, AuditTarget.webhook_delivery, delivery_id, ["status"]
     )

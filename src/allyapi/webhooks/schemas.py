@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from allyapi.core.schemas import PublicSchema, RequestBody
+from allyapi.core.http.schemas import PublicSchema, RequestBody
 from allyapi.webhooks.models import MAX_URL_CHARS
 
 EventType = Literal[

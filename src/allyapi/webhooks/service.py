@@ -25,14 +25,14 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.core.auth import Principal
-from allyapi.core.crypto import Cipher, aad_for
-from allyapi.core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.idempotency import Idempotency, IdempotencyScope, Made, body_hash
-from allyapi.core.models import utcnow
-from allyapi.core.pagination import PageRequest
-from allyapi.core.pseudonym import subject_ref
-from allyapi.core.schemas import Page
+from allyapi.core.auth.pseudonym import subject_ref
+from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.models import utcnow
+from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made, body_hash
+from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.schemas import Page
+from allyapi.core.privacy.crypto import Cipher, aad_for
 from allyapi.core.settings import Settings
 from allyapi.webhooks.models import (
     PER_REQUEST_EVENTS,
@@ -134,11 +134,10 @@ class WebhookService:
         return row
 
     async def list(self, org_id: str, *, page: PageRequest) -> Page[WebhookPublic]:
-        rows = await self.repo.page(org_id, limit=page.limit, after=page.after_time())
-        items = [WebhookPublic.model_validate(_public_fields(row)) for row in rows[: page.limit]]
-        return Page[WebhookPublic](
-            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
-        )
+        rows = await self.repo.page(org_id, limit=page.fetch, after=page.after_time())
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        items = [WebhookPublic.model_validate(_public_fields(row)) for row in shown]
+        return Page[WebhookPublic](items=items, next_cursor=next_cursor)
 
     async def delete(self, org_id: str, webhook_id: uuid.UUID) -> None:
         await self.repo.delete(await self.get(org_id, webhook_id))
@@ -155,14 +154,13 @@ class WebhookService:
         rows = await self.repo.deliveries(
             caller.org,
             webhook_id,
-            limit=page.limit,
+            limit=page.fetch,
             before=page.after_time(),
             per_request=self._owns(caller, row),
         )
-        items = [DeliveryPublic.model_validate(row) for row in rows[: page.limit]]
-        return Page[DeliveryPublic](
-            items=items, next_cursor=page.next_cursor(rows, lambda row: (row.created_at, row.id))
-        )
+        shown, next_cursor = page.split(rows, lambda row: (row.created_at, row.id))
+        items = [DeliveryPublic.model_validate(row) for row in shown]
+        return Page[DeliveryPublic](items=items, next_cursor=next_cursor)
 
     async def retry(
         self, caller: Principal, webhook_id: uuid.UUID, delivery_id: uuid.UUID
