@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -68,7 +69,7 @@ class AuditEventPublic(PublicSchema):
     action: AuditAction
     target_type: AuditTarget
     target_id: str | None = Field(default=None, max_length=64)
-    changed: list[str] = Field(
+    changed: list[Annotated[str, Field(max_length=100)]] = Field(
         max_length=50, description="Names of the fields the action set; never their values"
     )
 

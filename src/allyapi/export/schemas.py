@@ -7,7 +7,7 @@ a test validates a streamed document against ``MeExport``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -39,13 +39,18 @@ ALLY_NOTE = (
     "access log)."
 )
 
+# The document is streamed, so no list is held in memory; this only declares a bound far above
+# any real history (a clients' generator may size buffers by it).
+EXPORT_LIST_MAX = 1_000_000
+
 
 class ExportedRequest(ContactRequestRequesterView):
     """A request you made: what you typed, its thread, who read it, your feedback."""
 
     messages: list[MessagePublic] = Field(max_length=MAX_MESSAGES)
     access_log: list[AccessLogEntryPublic] = Field(
-        description="Every read of this request's content by the ally, newest first"
+        max_length=EXPORT_LIST_MAX,
+        description="Every read of this request's content by the ally, newest first",
     )
     feedback: RequestFeedbackPublic | None = None
 
@@ -54,8 +59,8 @@ class ExportedAlly(PublicSchema):
     """Your ally profile (any status), your training records, the requests assigned to you."""
 
     profile: AllyOwnView
-    training_records: list[TrainingRecordPublic]
-    assigned_requests: list[ContactRequestAllySummary]
+    training_records: list[TrainingRecordPublic] = Field(max_length=EXPORT_LIST_MAX)
+    assigned_requests: list[ContactRequestAllySummary] = Field(max_length=EXPORT_LIST_MAX)
 
 
 class MeExport(PublicSchema):
@@ -66,9 +71,14 @@ class MeExport(PublicSchema):
     programme_feedback_included: Literal[False] = Field(
         description="Always false: anonymous programme feedback is linked to no one"
     )
-    notes: list[str] = Field(max_length=5, description="What the document leaves out, and why")
-    requests: list[ExportedRequest] = Field(description="Requests you made, newest first")
+    notes: list[Annotated[str, Field(max_length=1000)]] = Field(
+        max_length=5, description="What the document leaves out, and why"
+    )
+    requests: list[ExportedRequest] = Field(
+        max_length=EXPORT_LIST_MAX, description="Requests you made, newest first"
+    )
     ally: ExportedAlly | None = Field(description="null when you never volunteered as an ally")
     audit_events: list[AuditEventPublic] = Field(
-        description="Programme actions you took as a coordinator, newest first"
+        max_length=EXPORT_LIST_MAX,
+        description="Programme actions you took as a coordinator, newest first",
     )

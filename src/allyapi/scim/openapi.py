@@ -103,9 +103,9 @@ SCHEMAS: dict[str, Any] = {
         "required": ["schemas", "totalResults", "Resources"],
         "properties": {
             "schemas": _URN_LIST,
-            "totalResults": {"type": "integer", "minimum": 0},
-            "startIndex": {"type": "integer", "minimum": 1},
-            "itemsPerPage": {"type": "integer", "minimum": 0},
+            "totalResults": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+            "startIndex": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+            "itemsPerPage": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
             "Resources": {"type": "array", "maxItems": 100, "items": {"type": "object"}},
         },
     },
