@@ -12,9 +12,10 @@ programme      anonymous programme answer   the answer  month × category
 =============  ===========================  ==========  =================================
 
 Each source knows which rows are still to arrive, which already arrived (with their marks)
-in a range of days, the cells of a row, and how to store a row's arrival. A person is
-*unknown* once the request behind the row was erased (or, for wellbeing, the ally profile
-deleted): see aggregates/marks.py for why that matters.
+in a range of days, the cells of a row, and how to store a row's arrival (the statements are
+in aggregates/sources_repository.py). A person is *unknown* once the request behind the row
+was erased (or, for wellbeing, the ally profile deleted): see aggregates/marks.py for why
+that matters.
 """
 
 from __future__ import annotations
@@ -24,21 +25,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.aggregates.buckets import Interval, as_instant, bucket_start, next_bucket
+from allyapi.aggregates import sources_repository as repository
+from allyapi.aggregates.buckets import Interval, bucket_start, next_bucket
 from allyapi.aggregates.calendar import TopicCalendar
-from allyapi.aggregates.marks import ABSORBED_ANY, Kind
-from allyapi.contact_requests.models import ContactRequest, RequestStatus
-from allyapi.core.db.models import table_of
-from allyapi.feedback.models import ProgramFeedback, RequestFeedback
-
-CR = table_of(ContactRequest)
-RF = table_of(RequestFeedback)
-PF = table_of(ProgramFeedback)
+from allyapi.aggregates.marks import Kind
+from allyapi.aggregates.sources_repository import FeedbackRecord, RequestRecord
 
 
 @dataclass(frozen=True)
@@ -74,10 +68,6 @@ def day_span(days: Sequence[date]) -> tuple[date, date]:
     return min(starts), max(ends)
 
 
-def _absorbed_in(marks: Any) -> Any:
-    return marks.op("&")(ABSORBED_ANY) != 0
-
-
 def _day(value: datetime | date) -> date:
     return value.date() if isinstance(value, datetime) else value
 
@@ -106,24 +96,15 @@ class Source(ABC):
 
 
 class RequestSource(Source):
-    """One event of a contact request; cells are the request's creation (cohort) cells."""
+    """One event of a contact request (when it is due: aggregates/sources_repository.py);
+    cells are the request's creation (cohort) cells."""
 
-    def __init__(self, name: str, due: Any, event_at: Any, *, by_ally: bool = False) -> None:
+    def __init__(self, name: str, *, by_ally: bool = False) -> None:
         self.name = name
-        self.seq = CR.c[f"{name}_seq"]
-        self.marks = CR.c[f"{name}_marks"]
-        self.due = sa.and_(due, self.seq.is_(None))
-        self.event_at = event_at
         self.by_ally = by_ally
 
-    def _columns(self) -> list[Any]:
-        return [
-            CR.c.id, CR.c.created_at, CR.c.accepted_at, CR.c.requester_ref, CR.c.erased_at,
-            CR.c.urgency, CR.c.topic, CR.c.ally_id,
-        ]  # fmt: skip
-
-    def _row(self, found: Any) -> Row:
-        (row_id, created, accepted, ref, erased, urgency, topic, ally) = found[:8]
+    def _row(self, found: RequestRecord) -> Row:
+        (row_id, created, accepted, ref, erased, urgency, topic, ally) = found
         if self.by_ally:
             person = None if ally is None else str(ally)
         else:
@@ -134,46 +115,20 @@ class RequestSource(Source):
         return Row(row_id, _day(created), person, urgency, topic, hours=hours)
 
     async def pending(self, session: AsyncSession, org: str, limit: int) -> list[Row]:
-        query = (
-            sa.select(*self._columns())
-            .where(CR.c.org_id == org, self.due)
-            .order_by(self.event_at, CR.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        return [self._row(found) for found in (await session.execute(query)).all()]
+        found = await repository.pending_requests(session, org, self.name, limit)
+        return [self._row(record) for record in found]
 
     async def arrived(
         self, session: AsyncSession, org: str, span: tuple[date, date], persons: set[str]
     ) -> list[tuple[Row, int]]:
-        if self.by_ally:
-            allies = [uuid.UUID(person) for person in persons]
-            who = sa.or_(CR.c.ally_id.in_(allies), CR.c.ally_id.is_(None))
-        else:
-            who = sa.or_(CR.c.requester_ref.in_(sorted(persons)), CR.c.erased_at.is_not(None))
-        query = sa.select(*self._columns(), self.marks).where(
-            CR.c.org_id == org,
-            CR.c.created_at >= as_instant(span[0]),
-            CR.c.created_at < as_instant(span[1]),
-            self.seq.is_not(None),
-            sa.or_(who, _absorbed_in(self.marks)),
+        found = await repository.arrived_requests(
+            session, org, self.name, span, persons, by_ally=self.by_ally
         )
-        return [(self._row(found), found[-1]) for found in (await session.execute(query)).all()]
+        return [(self._row(record), marks) for record, marks in found]
 
     async def store(self, session: AsyncSession, rows: list[tuple[Row, int, int]]) -> None:
-        values: dict[str, Any] = {
-            self.seq.name: sa.bindparam("_seq"),
-            self.marks.name: sa.bindparam("_marks"),
-        }
-        if self.name == "accepted":
-            values["accept_hours"] = sa.bindparam("_hours")
-        statement = sa.update(CR).where(CR.c.id == sa.bindparam("_id")).values(values)
-        await session.execute(
-            statement,
-            [
-                {"_id": r.id, "_seq": seq, "_marks": marks, "_hours": r.hours}
-                for r, seq, marks in rows
-            ],
+        await repository.store_request_arrivals(
+            session, self.name, [(r.id, seq, marks, r.hours) for r, seq, marks in rows]
         )
 
 
@@ -190,15 +145,9 @@ class FeedbackSource(Source):
             cells[Kind.month_ally_comments] = (month, row.ally)
         return cells
 
-    def _select(self, *extra: Any) -> Any:
-        return sa.select(
-            RF.c.id, RF.c.created_on, CR.c.requester_ref, CR.c.erased_at, CR.c.urgency,
-            RF.c.topic, RF.c.ally_id, RF.c.comment_sealed.is_not(None), *extra,
-        ).join(CR, CR.c.id == RF.c.request_id)  # fmt: skip
-
     @staticmethod
-    def _row(found: Any) -> Row:
-        row_id, day, ref, erased, urgency, topic, ally, commented = found[:8]
+    def _row(found: FeedbackRecord) -> Row:
+        row_id, day, ref, erased, urgency, topic, ally, commented = found
         person = None if erased is not None else ref
         return Row(
             row_id, day, person, urgency, topic, "" if ally is None else str(ally),
@@ -206,30 +155,19 @@ class FeedbackSource(Source):
         )  # fmt: skip
 
     async def pending(self, session: AsyncSession, org: str, limit: int) -> list[Row]:
-        query = (
-            self._select()
-            .where(RF.c.org_id == org, RF.c.seq.is_(None))
-            .order_by(RF.c.created_on, RF.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=RF)
-        )
-        return [self._row(found) for found in (await session.execute(query)).all()]
+        found = await repository.pending_feedback(session, org, limit)
+        return [self._row(record) for record in found]
 
     async def arrived(
         self, session: AsyncSession, org: str, span: tuple[date, date], persons: set[str]
     ) -> list[tuple[Row, int]]:
-        who = sa.or_(CR.c.requester_ref.in_(sorted(persons)), CR.c.erased_at.is_not(None))
-        query = self._select(RF.c.marks).where(
-            RF.c.org_id == org,
-            RF.c.created_on >= span[0],
-            RF.c.created_on < span[1],
-            RF.c.seq.is_not(None),
-            sa.or_(who, _absorbed_in(RF.c.marks)),
-        )
-        return [(self._row(found), found[-1]) for found in (await session.execute(query)).all()]
+        found = await repository.arrived_feedback(session, org, span, persons)
+        return [(self._row(record), marks) for record, marks in found]
 
     async def store(self, session: AsyncSession, rows: list[tuple[Row, int, int]]) -> None:
-        await _store_seq(session, RF, rows)
+        await repository.store_feedback_arrivals(
+            session, [(r.id, seq, marks) for r, seq, marks in rows]
+        )
 
 
 class ProgrammeSource(Source):
@@ -247,16 +185,10 @@ class ProgrammeSource(Source):
         return cells
 
     async def pending(self, session: AsyncSession, org: str, limit: int) -> list[Row]:
-        query = (
-            sa.select(PF.c.id, PF.c.created_on, PF.c.category, PF.c.comment_sealed.is_not(None))
-            .where(PF.c.org_id == org, PF.c.seq.is_(None))
-            .order_by(PF.c.created_on, PF.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        found = await repository.pending_programme(session, org, limit)
         return [
             Row(row_id, day, str(row_id), category=category, commented=bool(commented))
-            for row_id, day, category, commented in (await session.execute(query)).all()
+            for row_id, day, category, commented in found
         ]
 
     async def arrived(
@@ -265,32 +197,16 @@ class ProgrammeSource(Source):
         return []
 
     async def store(self, session: AsyncSession, rows: list[tuple[Row, int, int]]) -> None:
-        await _store_seq(session, PF, rows)
-
-
-async def _store_seq(
-    session: AsyncSession, table: sa.Table, rows: list[tuple[Row, int, int]]
-) -> None:
-    statement = (
-        sa.update(table)
-        .where(table.c.id == sa.bindparam("_id"))
-        .values(seq=sa.bindparam("_seq"), marks=sa.bindparam("_marks"))
-    )
-    await session.execute(
-        statement, [{"_id": r.id, "_seq": seq, "_marks": marks} for r, seq, marks in rows]
-    )
+        await repository.store_programme_arrivals(
+            session, [(r.id, seq, marks) for r, seq, marks in rows]
+        )
 
 
 SOURCES: tuple[Source, ...] = (
-    RequestSource("created", sa.true(), CR.c.created_at),
-    RequestSource("accepted", CR.c.accepted_at.is_not(None), CR.c.accepted_at),
-    RequestSource("completed", CR.c.status == RequestStatus.completed, CR.c.closed_at),
-    RequestSource(
-        "wellbeing",
-        sa.and_(CR.c.status == RequestStatus.completed, CR.c.wellbeing.is_not(None)),
-        CR.c.closed_at,
-        by_ally=True,
-    ),
+    RequestSource("created"),
+    RequestSource("accepted"),
+    RequestSource("completed"),
+    RequestSource("wellbeing", by_ally=True),
     FeedbackSource(),
     ProgrammeSource(),
 )

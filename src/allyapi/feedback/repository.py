@@ -15,7 +15,8 @@ from sqlmodel import col, select
 
 from allyapi.aggregates.buckets import Interval, as_date, bucket_of
 from allyapi.aggregates.marks import COMMENTED, Kind
-from allyapi.aggregates.release import Level, released
+from allyapi.aggregates.release import Level
+from allyapi.aggregates.release_repository import released
 from allyapi.allies.models import Ally
 from allyapi.contact_requests.models import ContactRequest
 from allyapi.core.db.models import table_of

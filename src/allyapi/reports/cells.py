@@ -14,7 +14,8 @@ Cached cells are exactly what a live computation gives under the release rule, p
 calendar bucket, so the cache changes nothing about what overlapping queries or repeated
 reads can reveal. The key of a cell names the rule, k and (by topic) the bucket's topic
 groups, so a change of k or of the groups never serves a stale shape. A computation that
-races with an arrival stores the count it started from, so it is recomputed next time.
+races with an arrival stores the count it started from, so it is recomputed next time. The
+statements (counts read, cells loaded and upserted) are in reports/cells_repository.py.
 """
 
 from __future__ import annotations
@@ -23,23 +24,17 @@ import hashlib
 from datetime import date
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.aggregates.buckets import Interval, next_bucket
-from allyapi.aggregates.models import BucketArrivals
-from allyapi.core.db.models import table_of, utcnow
-from allyapi.core.db.upsert import dialect_insert
 from allyapi.reports.anonymity import Measure
-from allyapi.reports.models import ReportCellCache
+from allyapi.reports.cells_repository import ReportCellRepository, StoredCells
 from allyapi.reports.repository import Breakdown, ReportRepository
 from allyapi.reports.schemas import GroupBy
 
 CHUNK_BUCKETS = {Interval.week: 13, Interval.month: 3}
 TOTAL = ""  # the key of a bucket's total row; group keys are never empty
 RULE = "r2"  # bumped when what a cell holds changes meaning
-CELLS = table_of(ReportCellCache)
-ARRIVALS = table_of(BucketArrivals)
 
 # group key (TOTAL for the period's total) -> metric -> measure
 BucketCells = dict[str, dict[str, Measure]]
@@ -91,8 +86,8 @@ def runs(buckets: list[date], interval: Interval) -> list[list[date]]:
 
 class CellSource:
     def __init__(self, session: AsyncSession, repo: ReportRepository) -> None:
-        self.session = session
         self.repo = repo
+        self.stored = ReportCellRepository(session)
 
     async def cells(self, org: str, starts: list[date], ask: Breakdown) -> dict[date, BucketCells]:
         keys = {bucket: breakdown_key(ask, bucket) for bucket in starts}
@@ -117,29 +112,19 @@ class CellSource:
 
     async def _arrivals(self, org: str, interval: Interval, starts: list[date]) -> dict[date, int]:
         """Read *before* computing: a cell is labelled with the count it may lag behind."""
-        query = sa.select(ARRIVALS.c.bucket, ARRIVALS.c.arrivals).where(
-            ARRIVALS.c.org_id == org,
-            ARRIVALS.c.interval == interval.value,
-            ARRIVALS.c.bucket >= starts[0],
-            ARRIVALS.c.bucket <= starts[-1],
-        )
-        found = {row[0]: int(row[1]) for row in (await self.session.execute(query)).all()}
+        found = await self.stored.arrivals(org, interval, starts[0], starts[-1])
         return {bucket: found.get(bucket, 0) for bucket in starts}
 
     async def _load(
         self, org: str, interval: Interval, keys: dict[date, str], arrivals: dict[date, int]
     ) -> dict[date, BucketCells]:
-        query = sa.select(CELLS.c.bucket, CELLS.c.breakdown, CELLS.c.arrivals, CELLS.c.cells).where(
-            CELLS.c.org_id == org,
-            CELLS.c.interval == interval.value,
-            CELLS.c.breakdown.in_(sorted(set(keys.values()))),
-            CELLS.c.bucket >= min(keys),
-            CELLS.c.bucket <= max(keys),
-        )
+        """The stored cells still valid: of this breakdown's key, at the bucket's count."""
+        found = await self.stored.load(org, interval, keys.values(), min(keys), max(keys))
         return {
-            bucket: _decode(cells)
-            for bucket, breakdown, count, cells in (await self.session.execute(query)).all()
-            if keys.get(bucket) == breakdown and arrivals.get(bucket) == count
+            stored.bucket: _decode(stored.cells)
+            for stored in found
+            if keys.get(stored.bucket) == stored.breakdown
+            and arrivals.get(stored.bucket) == stored.arrivals
         }
 
     async def _store(
@@ -150,31 +135,12 @@ class CellSource:
         arrivals: dict[date, int],
         cells: dict[date, BucketCells],
     ) -> None:
-        """Upsert; a computation that started from an older count never replaces a newer one."""
-        if not cells:
-            return
-        now = utcnow()
-        rows = [
-            {
-                "org_id": org,
-                "interval": interval.value,
-                "breakdown": keys[bucket],
-                "bucket": bucket,
-                "computed_at": now,
-                "arrivals": arrivals[bucket],
-                "cells": _encode(bucket_cells),
-            }
-            for bucket, bucket_cells in cells.items()
-        ]
-        statement = dialect_insert(self.repo.dialect, CELLS).values(rows)
-        excluded = statement.excluded
-        statement = statement.on_conflict_do_update(
-            index_elements=[CELLS.c.org_id, CELLS.c.interval, CELLS.c.breakdown, CELLS.c.bucket],
-            set_={
-                "computed_at": excluded.computed_at,
-                "arrivals": excluded.arrivals,
-                "cells": excluded.cells,
-            },
-            where=excluded.arrivals >= CELLS.c.arrivals,
+        """Each computed bucket, labelled with the count read before computing it."""
+        await self.stored.store(
+            org,
+            interval,
+            [
+                StoredCells(bucket, keys[bucket], arrivals[bucket], _encode(bucket_cells))
+                for bucket, bucket_cells in cells.items()
+            ],
         )
-        await self.session.execute(statement)

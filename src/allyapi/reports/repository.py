@@ -30,8 +30,9 @@ from sqlmodel import col
 from allyapi.aggregates.buckets import Interval, as_date, as_instant, bucket_of
 from allyapi.aggregates.calendar import TopicCalendar
 from allyapi.aggregates.marks import Kind
-from allyapi.aggregates.release import Level, released
-from allyapi.aggregates.sources import CR, RF
+from allyapi.aggregates.release import Level
+from allyapi.aggregates.release_repository import released
+from allyapi.aggregates.sources_repository import CR, RF
 from allyapi.allies.listing import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.reports.anonymity import Measure
