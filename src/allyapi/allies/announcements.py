@@ -1,6 +1,6 @@
 """``ally.listed`` / ``ally.unlisted``: once per flip of an ally's *listed* state, whatever flips it.
 
-*Listed* (allies/listing.py) moves with the status, ``accepting``, the org's required courses,
+*Listed* (allies/listing_repository.py) moves with the status, ``accepting``, the org's required courses,
 training records and the calendar. Rather than teaching every write which transitions matter,
 each row stores the state last announced (``listed_announced``) and
 ``announce_listing_changes`` compares it with the state now, in one conditional UPDATE::
@@ -28,7 +28,7 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.listing import ALLIES, listed_clause
+from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
 from allyapi.webhooks.outbox import enqueue_each

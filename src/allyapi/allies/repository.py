@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from allyapi.allies.availability import available_in, moments_param
-from allyapi.allies.listing import ALLIES, listed_clause
+from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.allies.models import BANDS, FULL, Ally, AllyStatus
 from allyapi.core.db.models import json_array_contains, json_array_has_language
 from allyapi.core.db.session import Database
@@ -51,7 +51,7 @@ PUBLIC_PROFILE_COLUMNS = (
     "availability",
     "accepting",
 )
-LISTED = "listed"  # computed from the row and its training (listing.py), not a column
+LISTED = "listed"  # computed from the row and its training (listing_repository.py), not a column
 COORDINATOR_VIEW_COLUMNS = (
     *PUBLIC_PROFILE_COLUMNS,
     "status",

@@ -32,7 +32,7 @@ from allyapi.aggregates.calendar import TopicCalendar
 from allyapi.aggregates.marks import Kind
 from allyapi.aggregates.release import Level, released
 from allyapi.aggregates.sources import CR, RF
-from allyapi.allies.listing import listed_clause, missing_required_training
+from allyapi.allies.listing_repository import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.reports.anonymity import Measure
 from allyapi.reports.schemas import GroupBy

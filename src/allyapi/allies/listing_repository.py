@@ -1,8 +1,10 @@
-"""*Listed* exactly as docs/allies.md defines it, computed in SQL at read time.
+"""*Listed* exactly as docs/allies.md defines it: the SQL clause every ally query shares.
 
 Listed = ``active`` and ``accepting`` and every *required* course of the org has a current
 (verified, unexpired) record. Because it is evaluated on every read against today's date,
-a required course expiring unlists the ally without anyone doing anything.
+a required course expiring unlists the ally without anyone doing anything. The clause is
+written on table columns, so ORM and Core statements (the directory, the create path, the
+reports, the announcements' conditional UPDATE) all build on the same expression.
 """
 
 from __future__ import annotations
