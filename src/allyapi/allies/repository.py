@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
-from allyapi.allies.availability import available_in, moments_param
+from allyapi.allies.availability import moments_param
+from allyapi.allies.availability_repository import available_in
 from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.allies.models import BANDS, FULL, Ally, AllyStatus
 from allyapi.core.db.models import json_array_contains, json_array_has_language
@@ -74,7 +75,8 @@ class DirectoryFilter:
     q: str | None = None
     accepting: bool | None = None
     # Available at an instant: its local weekday and minute in each zone of the org, as the
-    # JSON list ``available_in`` binds (allies/availability.py).
+    # JSON list ``available_in`` binds (allies/availability.py,
+    # allies/availability_repository.py).
     moments: str | None = None
 
 
