@@ -211,6 +211,11 @@ class AllyRepository:
                 .execution_options(synchronize_session=False)
             )
 
+    async def any_in_org(self, org_id: str) -> bool:
+        """Whether the org has an ally at all, whatever its status."""
+        query = select(Ally.id).where(Ally.org_id == org_id).limit(1)
+        return (await self.session.execute(query)).first() is not None
+
     def add(self, ally: Ally) -> None:
         self.session.add(ally)
 
