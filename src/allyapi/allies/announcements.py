@@ -1,10 +1,10 @@
 """``ally.listed`` / ``ally.unlisted``: once per flip of an ally's *listed* state, whatever flips it.
 
-*Listed* (allies/listing_repository.py) moves with the status, ``accepting``, the org's required courses,
-training records and the calendar. Rather than teaching every write which transitions matter,
-each row stores the state last announced (``listed_announced``) and
-``announce_listing_changes`` compares it with the state now, in one conditional UPDATE
-(allies/listing_repository.py)::
+*Listed* moves with the status, ``accepting``, the org's required courses, training records
+and the calendar. Rather than teaching every write which transitions matter, each row stores
+the state last announced (``listed_announced``) and ``announce_listing_changes`` compares it
+with the state now, in one conditional UPDATE (allies/listing_repository.py, beside the
+*listed* clause itself)::
 
     UPDATE allies SET listed_announced = <listed>
     WHERE org_id = :org AND id IN (...) AND listed_announced IS DISTINCT FROM <listed>
