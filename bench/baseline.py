@@ -53,7 +53,8 @@ PUBLIC = (
     "allies.location, allies.timezone, allies.languages, allies.topics, allies.bio, "
     "allies.contact_channels, allies.availability, allies.accepting"
 )
-# The directory's listed clause has a planner fence in its inner EXISTS (allies/listing.py).
+# The directory's listed clause has a planner fence in its inner EXISTS
+# (allies/listing_repository.py).
 LISTED_PAGE = LISTED.replace("$1::DATE)))))", "$1::DATE) LIMIT ALL OFFSET 0))))")
 # An employee's page selects exactly the public profile's columns (allies/service.py).
 DIRECTORY = f"""SELECT {PUBLIC} FROM allies

@@ -24,7 +24,7 @@ down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# *Listed* as of today (allies/listing.py), in SQL both databases run.
+# *Listed* as of today (allies/listing_repository.py), in SQL both databases run.
 _LISTED = """
     status = 'active' AND accepting AND NOT EXISTS (
         SELECT 1 FROM training_courses c

@@ -27,7 +27,7 @@ depends_on: str | Sequence[str] | None = None
 
 TABLES = ("allies", "training_courses", "training_records")
 # What the directory shows, filters on or decides *listed* from (allies/schemas.py,
-# allies/listing.py). Not open_requests, updated_at or version alone.
+# allies/listing_repository.py). Not open_requests, updated_at or version alone.
 SHOWN = (
     "org_id", "display_name", "pronouns", "job_title", "department", "location", "timezone",
     "languages", "topics", "bio", "contact_channels", "availability", "accepting", "status",

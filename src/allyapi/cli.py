@@ -199,7 +199,7 @@ def cmd_rotate_keys(settings: Settings, _: argparse.Namespace) -> int:
 
 def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
     """A consistent copy of the embedded SQLite database, safe while servers write to it."""
-    from allyapi.backup import BackupRefused, backup_sqlite
+    from allyapi.core.db.backup import BackupRefused, backup_sqlite
 
     try:
         written = backup_sqlite(settings.effective_database_url, args.path)

@@ -1,20 +1,24 @@
-"""A demo organisation: a course, listed allies, signposting resources, and tokens per role."""
+"""A demo organisation: a course, listed allies, signposting resources, and tokens per role.
+
+Written through the domains' repositories, in one transaction: all of it or none.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
-
 from allyapi.allies.availability import store_windows
 from allyapi.allies.models import Ally, AllyStatus
+from allyapi.allies.repository import AllyRepository
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.tokens import dev_subject, mint_dev_token
 from allyapi.core.db.models import today, utcnow
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 from allyapi.resources.models import Resource
+from allyapi.resources.repository import ResourceRepository
 from allyapi.training.models import TrainingCourse, TrainingRecord
+from allyapi.training.repository import CourseRepository, RecordRepository
 
 DEMO_ALLIES = [
     (
@@ -101,8 +105,8 @@ async def seed_demo(settings: Settings, org: str) -> bool:
     database = Database(settings)
     try:
         async with database.sessionmaker() as session:
-            existing = await session.execute(select(Ally.id).where(Ally.org_id == org).limit(1))
-            if existing.first() is not None:
+            allies = AllyRepository(session)
+            if await allies.any_in_org(org):
                 return False
             course = TrainingCourse(
                 org_id=org,
@@ -111,8 +115,9 @@ async def seed_demo(settings: Settings, org: str) -> bool:
                 validity_months=36,
                 required=True,
             )
-            session.add(course)
+            CourseRepository(session).add(course)
             now = utcnow()
+            records = RecordRepository(session)
             for sub, name, pronouns, dept, location, tz, languages, topics in DEMO_ALLIES:
                 ally = Ally(
                     org_id=org,
@@ -137,11 +142,11 @@ async def seed_demo(settings: Settings, org: str) -> bool:
                     approved_at=now,
                     search_text=" ".join([name, "volunteer ally", dept, location, *topics]).lower(),
                 )
-                session.add(ally)
+                allies.add(ally)
                 await session.flush()
                 await store_windows(session, org, ally.id, ally.timezone, ally.availability)
                 completed = today() - timedelta(days=90)
-                session.add(
+                records.add(
                     TrainingRecord(
                         org_id=org,
                         ally_id=ally.id,
@@ -152,8 +157,9 @@ async def seed_demo(settings: Settings, org: str) -> bool:
                         verified_at=now,
                     )
                 )
+            resources = ResourceRepository(session)
             for name, category, country, url, phone, hours in DEMO_RESOURCES:
-                session.add(
+                resources.add(
                     Resource(
                         org_id=org,
                         name=name,

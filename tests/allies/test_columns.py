@@ -8,7 +8,7 @@ than the answer shows.
 
 from __future__ import annotations
 
-from allyapi.allies.listing import ALLIES
+from allyapi.allies.listing_repository import ALLIES
 from allyapi.allies.repository import COORDINATOR_VIEW_COLUMNS, LISTED, PUBLIC_PROFILE_COLUMNS
 from allyapi.allies.schemas import AllyCoordinatorView, AllyOwnView, AllyPublic
 from allyapi.contact_requests.repository import PUBLIC_PROFILE

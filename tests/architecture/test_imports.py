@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "allyapi"
-ABOVE_DOMAINS = ("workflows", "jobs", "ops", "app", "cli", "maintenance", "demo", "backup")
+ABOVE_DOMAINS = ("workflows", "jobs", "ops", "app", "cli", "maintenance", "demo")
 NOT_DOMAINS = frozenset({"core", *ABOVE_DOMAINS})
 HTTP_EDGE = frozenset({"router.py", "deps.py"})
 # SCIM deprovisioning is the ally-availability workflow's caller (retire, hand back, announce).

@@ -34,3 +34,15 @@ def test_the_pattern_tells_sql_from_methods_of_the_same_name() -> None:
         "@router.delete(",
     ):
         assert not sql.search(line), line
+
+
+def test_a_statement_outside_a_repository_is_an_offence(tmp_path: Path) -> None:
+    check = runpy.run_path(str(SCRIPT))
+    module = tmp_path / "service.py"
+    module.write_text("rows = await self.session.execute(select(Ally))\n")
+    assert check["offences"](module)
+    assert not check["allowed"]("allies/service.py")
+    assert not check["allowed"]("jobs/webhooks.py")
+    assert check["allowed"]("allies/repository.py")
+    assert check["allowed"]("allies/listing_repository.py")
+    assert check["allowed"]("core/db/backup.py")

@@ -1,9 +1,10 @@
 """``ally.listed`` / ``ally.unlisted``: once per flip of an ally's *listed* state, whatever flips it.
 
-*Listed* (allies/listing.py) moves with the status, ``accepting``, the org's required courses,
-training records and the calendar. Rather than teaching every write which transitions matter,
-each row stores the state last announced (``listed_announced``) and
-``announce_listing_changes`` compares it with the state now, in one conditional UPDATE::
+*Listed* moves with the status, ``accepting``, the org's required courses, training records
+and the calendar. Rather than teaching every write which transitions matter, each row stores
+the state last announced (``listed_announced``) and ``announce_listing_changes`` compares it
+with the state now, in one conditional UPDATE (allies/listing_repository.py, beside the
+*listed* clause itself)::
 
     UPDATE allies SET listed_announced = <listed>
     WHERE org_id = :org AND id IN (...) AND listed_announced IS DISTINCT FROM <listed>
@@ -25,21 +26,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from allyapi.allies.listing import ALLIES, listed_clause
+from allyapi.allies.listing_repository import claim_unannounced, record_listed_flips
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
 from allyapi.webhooks.outbox import enqueue_each
 
-CHUNK = 1000  # ids per statement: well under both databases' bind-parameter limits
 BATCH_SIZE = 200
 MAX_BATCHES = 50
-
-
-def _flipped(on: date) -> sa.ColumnElement[bool]:
-    return ALLIES.c.listed_announced.is_distinct_from(listed_clause(on))
 
 
 async def announce_listing_changes(
@@ -51,25 +46,10 @@ async def announce_listing_changes(
 ) -> int:
     """Announce every flip of *listed* among ``ally_ids`` (None: every ally of the org) since
     the last announcement; returns how many flips this transaction announced."""
-    listed = listed_clause(on or today())
-    update = (
-        sa.update(ALLIES)
-        .where(ALLIES.c.org_id == org_id, ALLIES.c.listed_announced.is_distinct_from(listed))
-        .values(listed_announced=listed)
-        .returning(ALLIES.c.id, ALLIES.c.listed_announced)
-    )
-    if ally_ids is None:
-        rows = list((await session.execute(update)).all())
-    else:
-        ids = sorted(set(ally_ids))  # one lock order for every writer
-        rows = []
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            result = await session.execute(update.where(ALLIES.c.id.in_(chunk)))
-            rows.extend(result.all())
+    rows = await record_listed_flips(session, org_id, ally_ids, on or today())
     by_state: dict[bool, list[dict[str, object]]] = defaultdict(list)
     for ally_id, now_listed in sorted(rows, key=lambda row: str(row[0])):
-        by_state[bool(now_listed)].append({"ally_id": ally_id})
+        by_state[now_listed].append({"ally_id": ally_id})
     for now_listed, items in by_state.items():
         event = "ally.listed" if now_listed else "ally.unlisted"
         await enqueue_each(session, org_id, event, items)
@@ -79,15 +59,8 @@ async def announce_listing_changes(
 async def announce_due_batch(session: AsyncSession, on: date) -> int:
     """Up to ``BATCH_SIZE`` allies whose listed state differs from the one announced, locked
     with SKIP LOCKED (a request writing one of them announces it itself), then announced."""
-    due = (
-        sa.select(ALLIES.c.org_id, ALLIES.c.id)
-        .where(_flipped(on))
-        .order_by(ALLIES.c.id)
-        .limit(BATCH_SIZE)
-        .with_for_update(of=ALLIES, skip_locked=True)
-    )
     by_org: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for org_id, ally_id in (await session.execute(due)).all():
+    for org_id, ally_id in await claim_unannounced(session, on, BATCH_SIZE):
         by_org[org_id].append(ally_id)
     announced = 0
     for org_id, ids in by_org.items():

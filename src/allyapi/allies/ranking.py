@@ -28,8 +28,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from allyapi.allies.bands_repository import database_time, stale_band_rows, upsert_bands
 from allyapi.allies.models import FULL
-from allyapi.allies.repository import database_time, stale_band_rows, upsert_bands
 from allyapi.core.db.session import Database
 from allyapi.core.settings import Settings
 

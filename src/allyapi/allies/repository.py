@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -19,12 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
-from allyapi.allies.availability import available_in, moments_param
-from allyapi.allies.listing import ALLIES, listed_clause
+from allyapi.allies.availability import moments_param
+from allyapi.allies.availability_repository import available_in
+from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.allies.models import BANDS, FULL, Ally, AllyStatus
 from allyapi.core.db.models import json_array_contains, json_array_has_language
-from allyapi.core.db.session import Database
-from allyapi.core.db.upsert import dialect_insert
 
 # Allies without a snapshot yet sort after the ranked ones of their band (tie-breaks are
 # below 2**63).
@@ -51,7 +50,7 @@ PUBLIC_PROFILE_COLUMNS = (
     "availability",
     "accepting",
 )
-LISTED = "listed"  # computed from the row and its training (listing.py), not a column
+LISTED = "listed"  # computed from the row and its training (listing_repository.py), not a column
 COORDINATOR_VIEW_COLUMNS = (
     *PUBLIC_PROFILE_COLUMNS,
     "status",
@@ -74,7 +73,8 @@ class DirectoryFilter:
     q: str | None = None
     accepting: bool | None = None
     # Available at an instant: its local weekday and minute in each zone of the org, as the
-    # JSON list ``available_in`` binds (allies/availability.py).
+    # JSON list ``available_in`` binds (allies/availability.py,
+    # allies/availability_repository.py).
     moments: str | None = None
 
 
@@ -211,6 +211,11 @@ class AllyRepository:
                 .execution_options(synchronize_session=False)
             )
 
+    async def any_in_org(self, org_id: str) -> bool:
+        """Whether the org has an ally at all, whatever its status."""
+        query = select(Ally.id).where(Ally.org_id == org_id).limit(1)
+        return (await self.session.execute(query)).first() is not None
+
     def add(self, ally: Ally) -> None:
         self.session.add(ally)
 
@@ -289,42 +294,3 @@ _FILTERS: dict[str, Any] = {
 
 def _escape_like(text: str) -> str:
     return text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-
-
-# The suggestions' band snapshot (allies/ranking.py) ----------------------------------------
-
-
-async def database_time(database: Database) -> datetime:
-    """The database's clock, as every replica sees the same one."""
-    async with database.autocommit.connect() as connection:
-        now = await connection.scalar(sa.select(sa.func.current_timestamp(type_=sa.DateTime())))
-    assert isinstance(now, datetime)
-    return now if now.tzinfo else now.replace(tzinfo=UTC)
-
-
-async def stale_band_rows(database: Database, epoch: int) -> list[tuple[uuid.UUID, int, int]]:
-    """(id, open requests, capacity) of every non-retired ally whose band is from an earlier
-    period than ``epoch`` (or missing)."""
-    stale = (
-        sa.select(ALLIES.c.id, ALLIES.c.open_requests, ALLIES.c.max_open_requests)
-        .select_from(ALLIES.outerjoin(BANDS, BANDS.c.ally_id == ALLIES.c.id))
-        .where(
-            ALLIES.c.status != AllyStatus.retired,
-            sa.or_(BANDS.c.epoch.is_(None), BANDS.c.epoch < epoch),
-        )
-    )
-    async with database.autocommit.connect() as connection:
-        return [(row[0], row[1], row[2]) for row in await connection.execute(stale)]
-
-
-async def upsert_bands(database: Database, values: list[dict[str, Any]]) -> None:
-    """One chunk of snapshots in its own short transaction; a row only moves forward to a
-    later period (``WHERE epoch < excluded.epoch``)."""
-    insert = dialect_insert(database.dialect, BANDS)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[BANDS.c.ally_id],
-        set_={name: insert.excluded[name] for name in ("band", "tiebreak", "epoch")},
-        where=BANDS.c.epoch < insert.excluded.epoch,
-    )
-    async with database.engine.begin() as connection:
-        await connection.execute(upsert, values)

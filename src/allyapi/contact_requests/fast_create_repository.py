@@ -31,7 +31,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from allyapi.allies.listing import ALLIES, listed_clause
+from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.contact_requests.repository import KEYS, LOADS, PUBLIC_PROFILE, REQUESTS
 from allyapi.core.db.models import json_array_contains, table_of
 from allyapi.core.http.idempotency import KEY_TTL, IdempotencyKey, IdempotencyScope

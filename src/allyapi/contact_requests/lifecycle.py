@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from allyapi.contact_requests.matching import Matcher, Wanted
 from allyapi.contact_requests.models import ContactRequest, RequestStatus
 from allyapi.contact_requests.repository import ContactRequestRepository
-from allyapi.contact_requests.traces import RequestTraces
+from allyapi.contact_requests.traces_repository import RequestTraces
 from allyapi.core.db.session import checkpoint_after_commit
 from allyapi.core.http.errors import Conflict
 from allyapi.webhooks.events import contact_request_assigned, contact_request_expired

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from allyapi.allies.listing import ALLIES, listed_clause, missing_required_training
+from allyapi.allies.listing_repository import ALLIES, listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.allies.repository import PUBLIC_PROFILE_COLUMNS
 from allyapi.contact_requests.models import (

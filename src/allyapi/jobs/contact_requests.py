@@ -31,7 +31,7 @@ from allyapi.contact_requests.repository import (
     purge_candidates,
     purge_content,
 )
-from allyapi.contact_requests.traces import RequestTraces
+from allyapi.contact_requests.traces_repository import RequestTraces
 from allyapi.core.db.models import utcnow
 from allyapi.core.db.session import Database, checkpoint_sqlite_wal
 from allyapi.core.http.idempotency import delete_expired_keys
@@ -70,7 +70,7 @@ async def purge_batch(session: AsyncSession, now: datetime, batch_size: int) -> 
         return 0
     # Thread, access log, data key, per-request deliveries and the feedback comment first:
     # they are protected content or link to it, and a request whose row says "purged" must
-    # never still have them (traces.py).
+    # never still have them (traces_repository.py).
     await RequestTraces(session).delete_content([request_id for request_id, _ in rows])
     purged = 0
     for request_id, dates in rows:

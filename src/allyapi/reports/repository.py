@@ -33,7 +33,7 @@ from allyapi.aggregates.marks import Kind
 from allyapi.aggregates.release import Level
 from allyapi.aggregates.release_repository import released
 from allyapi.aggregates.sources_repository import CR, RF
-from allyapi.allies.listing import listed_clause, missing_required_training
+from allyapi.allies.listing_repository import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.reports.anonymity import Measure
 from allyapi.reports.schemas import GroupBy

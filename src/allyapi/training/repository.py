@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from allyapi.allies.listing import listed_clause, missing_required_training
+from allyapi.allies.listing_repository import listed_clause, missing_required_training
 from allyapi.allies.models import Ally, AllyStatus
 from allyapi.core.db.models import json_array_contains, utcnow
 from allyapi.training.dates import RecordStatus, expiring_horizon

@@ -16,6 +16,9 @@ guard runs again before each send, and the connection goes to exactly the addres
 vetted (ssrf.PinnedBackend: no second DNS lookup to rebind). Failures back off exponentially
 with ±20 % jitter (10 s, 20 s, 40 s, … capped at 1 h); after ``max_attempts`` the delivery is ``failed`` and
 stays in the log for a manual retry. Finished deliveries are pruned after 30 days.
+
+The statements (the claim, the guarded outcome, the prune) are in webhooks/delivery_repository.py;
+the batches and the transaction of each are here.
 """
 
 from __future__ import annotations
@@ -24,22 +27,23 @@ import asyncio
 import logging
 import random
 import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpcore
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from allyapi.core.db.models import utcnow
 from allyapi.core.db.session import Database
 from allyapi.core.privacy.crypto import Cipher, DecryptionError
 from allyapi.core.settings import Settings
-from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
+from allyapi.webhooks.delivery_repository import (
+    Claim,
+    claim_due,
+    prune_finished,
+    record_outcome,
+)
+from allyapi.webhooks.models import DeliveryStatus
 from allyapi.webhooks.service import secret_aad
 from allyapi.webhooks.signing import headers
 from allyapi.webhooks.ssrf import PINS, BlockedUrl, PinnedBackend, resolve_for_delivery
@@ -71,17 +75,6 @@ def new_client(network: httpcore.AsyncNetworkBackend | None = None) -> httpx.Asy
     return httpx.AsyncClient(
         transport=transport, timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False
     )
-
-
-@dataclass(frozen=True)
-class Claim:
-    delivery_id: uuid.UUID
-    attempt: int
-    event_id: uuid.UUID
-    body: str
-    url: str
-    secret_sealed: str
-    subscription_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -134,43 +127,8 @@ class Deliverer:
         return total
 
     async def claim(self, now: datetime) -> list[Claim]:
-        due = sa.and_(
-            col(WebhookDelivery.status) == DeliveryStatus.pending,
-            col(WebhookDelivery.next_attempt_at) <= now,
-        )
         async with self.database.sessionmaker() as session, session.begin():
-            ids = list(
-                await session.scalars(
-                    sa.select(col(WebhookDelivery.id))
-                    .where(due)
-                    .order_by(col(WebhookDelivery.next_attempt_at))
-                    .limit(self.batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            )
-            if not ids:
-                return []
-            claimed = (
-                await session.execute(
-                    sa.update(WebhookDelivery)
-                    .where(col(WebhookDelivery.id).in_(ids), due)
-                    .values(
-                        attempts=col(WebhookDelivery.attempts) + 1,
-                        last_attempt_at=now,
-                        next_attempt_at=now + self.lease,
-                        updated_at=now,
-                    )
-                    .returning(
-                        col(WebhookDelivery.id),
-                        col(WebhookDelivery.attempts),
-                        col(WebhookDelivery.event_id),
-                        col(WebhookDelivery.body),
-                        col(WebhookDelivery.subscription_id),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-            ).all()
-            return await _with_targets(session, claimed)
+            return await claim_due(session, now, self.batch_size, self.lease)
 
     async def send(self, claim: Claim) -> Outcome:
         try:
@@ -218,52 +176,8 @@ class Deliverer:
                     values |= {"status": DeliveryStatus.failed, "next_attempt_at": None}
                 else:
                     values["next_attempt_at"] = now + self.backoff(claim.attempt)
-                await session.execute(
-                    sa.update(WebhookDelivery)
-                    .where(
-                        col(WebhookDelivery.id) == claim.delivery_id,
-                        col(WebhookDelivery.attempts) == claim.attempt,
-                        col(WebhookDelivery.status) == DeliveryStatus.pending,
-                    )
-                    .values(**values)
-                    .execution_options(synchronize_session=False)
-                )
+                await record_outcome(session, claim, values)
 
     async def prune(self, now: datetime) -> None:
         async with self.database.sessionmaker() as session, session.begin():
-            await session.execute(
-                sa.delete(WebhookDelivery).where(
-                    col(WebhookDelivery.status) != DeliveryStatus.pending,
-                    col(WebhookDelivery.updated_at) < now - KEEP_FINISHED,
-                )
-            )
-
-
-async def _with_targets(
-    session: AsyncSession, claimed: Sequence[sa.Row[uuid.UUID, int, uuid.UUID, str, uuid.UUID]]
-) -> list[Claim]:
-    """The URL and sealed secret of each claimed delivery's subscription (one query)."""
-    subscription_ids = {row[4] for row in claimed}
-    targets = {
-        row[0]: (row[1], row[2])
-        for row in await session.execute(
-            sa.select(
-                col(WebhookSubscription.id),
-                col(WebhookSubscription.url),
-                col(WebhookSubscription.secret_sealed),
-            ).where(col(WebhookSubscription.id).in_(subscription_ids))
-        )
-    }
-    return [
-        Claim(
-            delivery_id=row[0],
-            attempt=row[1],
-            event_id=row[2],
-            body=row[3],
-            url=targets[row[4]][0],
-            secret_sealed=targets[row[4]][1],
-            subscription_id=row[4],
-        )
-        for row in claimed
-        if row[4] in targets
-    ]
+            await prune_finished(session, now - KEEP_FINISHED)

@@ -1,16 +1,24 @@
-"""*Listed* exactly as docs/allies.md defines it, computed in SQL at read time.
+"""*Listed* exactly as docs/allies.md defines it: the SQL clause every ally query shares.
 
 Listed = ``active`` and ``accepting`` and every *required* course of the org has a current
 (verified, unexpired) record. Because it is evaluated on every read against today's date,
-a required course expiring unlists the ally without anyone doing anything.
+a required course expiring unlists the ally without anyone doing anything. The clause is
+written on table columns, so ORM and Core statements (the directory, the create path, the
+reports) all build on the same expression. Below it, the statements of the listing
+announcements (allies/announcements.py): the state last announced, compared with *listed* now
+and moved in one conditional UPDATE, and the periodic check's claim of allies whose state
+differs.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from allyapi.allies.models import Ally, AllyStatus
@@ -22,6 +30,7 @@ from allyapi.training.models import TrainingCourse, TrainingRecord
 ALLIES = table_of(Ally)
 COURSES = table_of(TrainingCourse)
 RECORDS = table_of(TrainingRecord)
+CHUNK = 1000  # ids per statement: well under both databases' bind-parameter limits
 
 
 def current_record_clause(today: date) -> ColumnElement[bool]:
@@ -75,3 +84,54 @@ def listed_clause(today: date, *, per_row: bool = False) -> ColumnElement[bool]:
         ALLIES.c.accepting.is_(True),
         ~missing_required_training(today, per_row=per_row),
     )
+
+
+# The listing announcements' statements (allies/announcements.py) ----------------------------
+
+
+def _flipped(on: date) -> ColumnElement[bool]:
+    return ALLIES.c.listed_announced.is_distinct_from(listed_clause(on))
+
+
+async def record_listed_flips(
+    session: AsyncSession, org_id: str, ally_ids: Iterable[uuid.UUID] | None, on: date
+) -> list[tuple[uuid.UUID, bool]]:
+    """Set ``listed_announced`` to *listed* on ``on`` where the two differ, among ``ally_ids``
+    (None: every ally of the org); (id, listed now) of each row this UPDATE changed.
+
+    The WHERE repeats the difference, so of two writers of one row only the first changes it
+    (PostgreSQL re-checks the WHERE after waiting for the row lock).
+    """
+    listed = listed_clause(on)
+    update = (
+        sa.update(ALLIES)
+        .where(ALLIES.c.org_id == org_id, ALLIES.c.listed_announced.is_distinct_from(listed))
+        .values(listed_announced=listed)
+        .returning(ALLIES.c.id, ALLIES.c.listed_announced)
+    )
+    if ally_ids is None:
+        rows = list((await session.execute(update)).all())
+    else:
+        ids = sorted(set(ally_ids))  # one lock order for every writer
+        rows = []
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            result = await session.execute(update.where(ALLIES.c.id.in_(chunk)))
+            rows.extend(result.all())
+    return [(row[0], bool(row[1])) for row in rows]
+
+
+async def claim_unannounced(
+    session: AsyncSession, on: date, limit: int
+) -> list[tuple[str, uuid.UUID]]:
+    """(org id, ally id) of up to ``limit`` allies whose listed state on ``on`` differs from
+    the one announced, in id order, locked with SKIP LOCKED (a row some writer holds is left
+    to it)."""
+    due = (
+        sa.select(ALLIES.c.org_id, ALLIES.c.id)
+        .where(_flipped(on))
+        .order_by(ALLIES.c.id)
+        .limit(limit)
+        .with_for_update(of=ALLIES, skip_locked=True)
+    )
+    return [(row[0], row[1]) for row in (await session.execute(due)).all()]
