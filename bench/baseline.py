@@ -9,11 +9,12 @@ database costs:
 
 - ``GET /v1/allies``: the directory page with the *listed* clause, the language filter and
   the keyset order, ``limit + 1`` rows, answered as the same public-profile JSON.
-- ``POST /v1/contact-requests`` with an ``ally_id``: the same statements in the same order
-  (write rate-limit upsert in autocommit; then, in one transaction, the idempotency claim
-  upsert, the requester-cap upsert, the ally-capacity UPDATE ... RETURNING the profile, the
-  INSERT and the webhook subscription lookup) and the same crypto: three AES-GCM seals bound to the row and
-  the HMAC references. The comparison is "the same SQL"; encryption and HMACs are part of what
+- ``POST /v1/contact-requests`` with an ``ally_id``: the write rate-limit upsert, then our
+  one statement (claim, requester cap, ally slot, row, data key, webhook deliveries as
+  data-modifying CTEs), compiled to text by SQLAlchemy once per day from the very function
+  our app uses and run with plain asyncpg in autocommit; and the same crypto: a data key per
+  request, three AES-GCM seals bound to the row, the data key sealed under the ring, the
+  HMAC references. The comparison is "the same SQL"; encryption and HMACs are part of what
   the request must do (docs/privacy.md, P1, P4), so the baseline pays them too.
 
 What it leaves out is what we are measuring the cost of: JWT verification (the caller is the
@@ -25,19 +26,24 @@ and problem+json errors. Never deploy it: it trusts headers and checks nothing.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import asyncpg
 from fastapi import FastAPI, Request, Response
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
+from allyapi.contact_requests.fast_create_repository import create_statement
 from allyapi.core.auth.pseudonym import Subject, requester_ref, subject_ref
-from allyapi.core.privacy.crypto import Cipher, aad_for
+from allyapi.core.db.driver import DriverStatement
+from allyapi.core.privacy.crypto import Cipher, DataKey, aad_for
 from allyapi.core.settings import load_settings
 
 LISTED = """allies.status = 'active' AND allies.accepting IS true AND NOT (EXISTS (
@@ -71,33 +77,14 @@ RATE = (
     "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
     "RETURNING count"
 )
-IDEM_CLAIM = (
-    "INSERT INTO idempotency_keys (org_id, caller_ref, key, operation, request_hash, "
-    "resource_id, status_code, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, 201, "
-    "$7, $8) ON CONFLICT (org_id, caller_ref, key) DO UPDATE SET operation = "
-    "excluded.operation, request_hash = excluded.request_hash, resource_id = "
-    "excluded.resource_id, status_code = excluded.status_code, created_at = "
-    "excluded.created_at, expires_at = excluded.expires_at "
-    "WHERE idempotency_keys.expires_at <= excluded.created_at RETURNING idempotency_keys.key"
-)
-LOAD_CLAIM = (
-    "INSERT INTO requester_loads (org_id, requester_ref, open_requests) VALUES ($1, $2, 1) "
-    "ON CONFLICT (org_id, requester_ref) DO UPDATE SET open_requests = "
-    "requester_loads.open_requests + 1 WHERE requester_loads.open_requests < $3 "
-    "RETURNING requester_loads.open_requests"
-)
-ALLY_CLAIM = f"""UPDATE allies SET open_requests = allies.open_requests + 1
-WHERE allies.org_id = $2 AND allies.id = $3
-  AND allies.open_requests < allies.max_open_requests AND {LISTED} RETURNING {PUBLIC}"""
-INSERT = """INSERT INTO contact_requests (id, org_id, ally_id, topic, urgency, language,
-  preferred_channel, anonymous, created_at, expires_at, message_sealed, contact_detail_sealed,
-  alias_sealed, status, accepted_at, closed_at, requester_ref, version, updated_at,
-  declined_by, signposted_resource_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-  $12, $13, 'pending', NULL, NULL, $14, 1, $9, '[]', '[]')"""
-HOOKS = (
-    "SELECT id FROM webhook_subscriptions WHERE org_id = $1 "
-    "AND events @> CAST(jsonb_build_array($2::VARCHAR) AS JSONB)"
-)
+# The create is our one statement (contact_requests/fast_create_repository.py), compiled to
+# text once per day by SQLAlchemy for the asyncpg dialect, then run here with plain asyncpg.
+COLUMNS = (
+    "alias_sealed", "ally_id", "anonymous", "contact_detail_sealed", "created_at", "declined_by",
+    "expires_at", "id", "language", "message_sealed", "org_id", "preferred_channel",
+    "requester_ref", "signposted_resource_ids", "status", "topic", "updated_at", "urgency",
+    "version", "accepted_at", "closed_at",
+)  # fmt: skip
 JSON_FIELDS = ("languages", "topics", "contact_channels", "availability")
 PUBLIC_FIELDS = [part.strip().removeprefix("allies.") for part in PUBLIC.split(",")]
 
@@ -160,8 +147,14 @@ async def create(request: Request) -> Response:
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
         await conn.fetchval(RATE, subject_ref(KEY, "rate", Subject(org, sub, None)), "writes")
-        async with conn.transaction():
-            return await _create(conn, org, sub, key, body, raw, now)
+        return await _create(conn, org, sub, key, body, raw, now)  # one statement, autocommit
+
+
+@lru_cache(maxsize=2)
+def statement(today: date) -> DriverStatement:
+    return DriverStatement.compile(
+        create_statement(today, True, tuple(sorted(COLUMNS))), asyncpg_dialect.dialect()
+    )
 
 
 async def _create(
@@ -170,31 +163,45 @@ async def _create(
     person = Subject(org, sub, None)  # the legacy issuer
     caller, ref = subject_ref(KEY, "idem", person), requester_ref(KEY, person)
     ally_id, today, row_id = uuid.UUID(body["ally_id"]), now.date(), uuid.uuid4()
-    digest = hashlib.sha256(raw).hexdigest()
-    claimed = await conn.fetchval(
-        IDEM_CLAIM, org, caller, key, "contact_requests.create", digest, row_id, now,
-        now + timedelta(hours=24),
-    )  # fmt: skip
-    if claimed is None:
-        return answer({"status": 422}, 422)
-    if await conn.fetchval(LOAD_CLAIM, org, ref, MAX_OPEN) is None:
-        return answer({"status": 429}, 429)
-    ally = await conn.fetchrow(ALLY_CLAIM, today, org, ally_id)
-    if ally is None:
-        return answer({"status": 409}, 409)
+    digest = hmac.new(KEY, raw, hashlib.sha256).hexdigest()
+    data_key = DataKey.generate()
 
     def seal(field: str) -> str | None:
         text = body.get(field)
-        return (
-            None if text is None else cipher.seal(text, aad_for("contact_requests", row_id, field))
-        )
+        return data_key.seal_optional(text, aad_for("contact_requests", row_id, field))
 
-    await conn.execute(
-        INSERT, row_id, org, ally_id, body["topic"], body["urgency"], body.get("language"),
-        body.get("preferred_channel"), bool(body.get("anonymous")), now,
-        now + timedelta(hours=72), seal("message"), seal("contact_detail"), seal("alias"), ref,
+    row = {
+        "id": row_id, "org_id": org, "ally_id": ally_id, "topic": body["topic"],
+        "urgency": body["urgency"], "language": body.get("language"),
+        "preferred_channel": body.get("preferred_channel"),
+        "anonymous": bool(body.get("anonymous")), "created_at": now,
+        "expires_at": now + timedelta(hours=72), "message_sealed": seal("message"),
+        "contact_detail_sealed": seal("contact_detail"), "alias_sealed": seal("alias"),
+        "status": "pending", "accepted_at": None, "closed_at": None, "requester_ref": ref,
+        "version": 1, "updated_at": now, "declined_by": [], "signposted_resource_ids": [],
+    }  # fmt: skip
+    event_id = uuid.uuid4()
+    event = {
+        "id": str(event_id), "type": "contact_request.assigned", "org": org,
+        "created_at": now.isoformat(), "data": {"contact_request_id": str(row_id)},
+    }  # fmt: skip
+    params = {f"r_{name}": value for name, value in row.items()}
+    params.update(
+        load_org=org, load_ref=ref, cap=MAX_OPEN, slot_org=org, slot_ally=ally_id,
+        key_sealed=cipher.seal_data_key(data_key, aad_for("contact_request_keys", row_id, "key")),
+        event_id=event_id, event_type="contact_request.assigned",
+        event_body=json.dumps(event, separators=(",", ":"), sort_keys=True),
+        k_org_id=org, k_caller_ref=caller, k_key=key, k_operation="contact_requests.create",
+        k_request_hash=digest, k_resource_id=row_id, k_status_code=201, k_created_at=now,
+        k_expires_at=now + timedelta(hours=24),
     )  # fmt: skip
-    await conn.fetch(HOOKS, org, "contact_request.assigned")
+    compiled = statement(today)
+    try:
+        ally = await conn.fetchrow(compiled.sql, *compiled.arguments(params))
+    except asyncpg.DivisionByZeroError:
+        return answer({"status": 409}, 409)
+    if ally is None or ally["id"] is None:
+        return answer({"status": 409}, 409)
     view = {
         "id": str(row_id), "status": "pending", "ally_id": str(ally_id), "topic": body["topic"],
         "urgency": body["urgency"], "language": body.get("language"),

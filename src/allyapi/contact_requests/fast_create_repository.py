@@ -26,13 +26,16 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.contact_requests.repository import KEYS, LOADS, PUBLIC_PROFILE, REQUESTS
+from allyapi.core.db.driver import DriverStatement, sqlstate_of
 from allyapi.core.db.models import json_array_contains, table_of
 from allyapi.core.http.idempotency import KEY_TTL, IdempotencyKey, IdempotencyScope
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
@@ -59,8 +62,16 @@ def _count(cte: sa.CTE) -> sa.ScalarSelect[int]:
 
 
 @lru_cache(maxsize=16)
+def driver_statement(
+    today: date, claimed: bool, columns: tuple[str, ...], dialect: Dialect
+) -> DriverStatement:
+    """The statement compiled once per day, key or not, set of columns and engine."""
+    return DriverStatement.compile(create_statement(today, claimed, columns), dialect)
+
+
 def create_statement(today: date, claimed: bool, columns: tuple[str, ...]) -> sa.Select[Any]:
-    """Built once per day (``listed`` is in it), key or not, and set of request columns."""
+    """The statement for ``today`` (``listed`` is in it), with a key claim or not, inserting
+    ``columns``; compiled and cached by ``driver_statement``."""
     gate: sa.CTE | None = None
     if claimed:
         claim = pg_insert(CLAIMS).values({c.name: _p(f"k_{c.name}", c) for c in CLAIMS.c})
@@ -237,12 +248,12 @@ async def create_in_one_statement(
             k_created_at=now,
             k_expires_at=now + KEY_TTL,
         )
-    statement = create_statement(today, scope is not None, columns)
+    statement = driver_statement(today, scope is not None, columns, connection.dialect)
     try:
-        row = (await connection.execute(statement, params)).one()
-    except DBAPIError as exc:
-        if getattr(exc.orig, "sqlstate", None) == DIVISION_BY_ZERO:
+        row = await statement.fetchrow(connection, params)
+    except (DBAPIError, asyncpg.PostgresError) as exc:
+        if sqlstate_of(exc) == DIVISION_BY_ZERO:
             return None
         raise
-    profile = dict(zip(PUBLIC_PROFILE, row[3:], strict=True))
+    profile = dict(zip(PUBLIC_PROFILE, tuple(row.values())[3:], strict=True))
     return None if profile["id"] is None else profile

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar
 
@@ -96,7 +97,7 @@ class PeriodicRunner:
                 logger.warning("background job %s cancelled at shutdown", self.name)
 
 
-class Job:
+class Job(ABC):
     """One kind of background work; subclasses set ``name`` and implement ``run``."""
 
     name: ClassVar[str]
@@ -105,10 +106,11 @@ class Job:
         """Seconds between runs in a server; 0 leaves the job to ``allyapi purge`` (cron)."""
         return settings.jobs_interval_seconds
 
+    @abstractmethod
     async def run(self, database: Database, settings: Settings) -> object:
-        raise NotImplementedError
+        """One pass of the job's work; what it returns is only logged by tests and tools."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: most jobs hold nothing open
         """Release what ``run`` opened (a client); called once when the server stops."""
 
 

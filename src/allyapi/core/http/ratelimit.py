@@ -25,18 +25,21 @@ issuer, never the raw ``sub``, and not joinable with any other reference. Attemp
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy import text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import Caller
 from allyapi.core.auth.tokens import Principal
+from allyapi.core.db.driver import ConnectionLost, DriverStatement
 from allyapi.core.db.session import Database, is_sqlite
 from allyapi.core.http.errors import TooManyRequests
 from allyapi.core.settings import Settings
@@ -70,6 +73,23 @@ SWEPT_WINDOWS: dict[str, int] = {}  # database URL -> the last window this proce
 def increment_statement(database_url: str) -> sa.TextClause:
     now = _NOW["sqlite" if is_sqlite(database_url) else "postgresql"]
     return text(_INCREMENT.format(now=now, width=WINDOW_SECONDS))
+
+
+@lru_cache(maxsize=4)
+def driver_increment(dialect: Dialect) -> DriverStatement:
+    """PostgreSQL: the upsert run on the driver's connection, the first statement of every
+    write (core/db/driver.py)."""
+    return DriverStatement.compile(
+        text(_INCREMENT.format(now=_NOW["postgresql"], width=WINDOW_SECONDS)), dialect
+    )
+
+
+async def _increment(
+    database: Database, connection: AsyncConnection, params: dict[str, str]
+) -> Any:
+    if database.dialect == "postgresql":
+        return await driver_increment(connection.dialect).fetchrow(connection, params)
+    return (await connection.execute(increment_statement(database.url), params)).one()
 
 
 class RateLimitBucket(SQLModel, table=True):
@@ -114,22 +134,19 @@ async def count_request_at(database: Database, key: str, policy: str) -> tuple[i
     for attempt in range(2):
         try:
             async with database.autocommit.connect() as connection:
-                row = (
-                    await connection.execute(
-                        increment_statement(database.url), {"key": key, "policy": policy}
-                    )
-                ).one()
+                row = await _increment(database, connection, {"key": key, "policy": policy})
                 count, window, now = int(row[0]), int(row[1]), int(row[2])
                 if count == 1 and SWEPT_WINDOWS.get(database.url, 0) < window:
                     SWEPT_WINDOWS[database.url] = window
                     await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
             return count, window, now
-        except DBAPIError as exc:
+        except (DBAPIError, ConnectionLost) as exc:
             # The first statement of most requests: a connection the server closed a moment
             # ago can still look alive at checkout (its EOF not yet read, core/db/session.py).
             # Such a connection is invalidated; one more try gets a live one. At worst the
             # first try had counted already, and the caller is charged one request more.
-            if attempt or not exc.connection_invalidated:
+            lost = isinstance(exc, ConnectionLost) or exc.connection_invalidated
+            if attempt or not lost:
                 raise
     raise AssertionError("unreachable")
 
