@@ -11,14 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from allyapi.audit.trail import Audit
-from allyapi.core.auth.security import AppSettings, IntegrationOnly, PseudonymKey
-from allyapi.core.auth.tokens import TokenVerifier
-from allyapi.core.db.session import Session
 from allyapi.core.http.errors import NotFound
+from allyapi.scim.deps import Provisioning, Scim
 from allyapi.scim.documents import (
     MAX_RESULTS,
     PREFIX,
@@ -41,7 +38,7 @@ from allyapi.scim.openapi import (
     USER_RESPONSES,
     discovery_responses,
 )
-from allyapi.scim.service import Provisioner, ScimService, Shape
+from allyapi.scim.service import ScimService, Shape
 
 router = APIRouter(prefix="/scim/v2", tags=["scim"])
 
@@ -50,21 +47,6 @@ class ScimJSONResponse(JSONResponse):
     media_type = SCIM_JSON
 
 
-async def a_provisioner(caller: IntegrationOnly, request: Request) -> Provisioner:
-    verifier: TokenVerifier = request.app.state.verifier
-    return Provisioner(caller.org, tuple(verifier.pseudonym_issuers(caller.org)))
-
-
-Provisioning = Annotated[Provisioner, Depends(a_provisioner)]
-
-
-async def scim_service(
-    session: Session, settings: AppSettings, key: PseudonymKey, audit: Audit
-) -> ScimService:
-    return ScimService(session, settings, key, audit)
-
-
-Scim = Annotated[ScimService, Depends(scim_service)]
 AttributesQuery = Annotated[str | None, Query(max_length=1000, description=ATTRIBUTES)]
 ExcludedQuery = Annotated[
     str | None, Query(alias="excludedAttributes", max_length=1000, description=EXCLUDED)
