@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from allyapi.audit.deps import AuditEvents
 from allyapi.audit.repository import AuditFilter
 from allyapi.audit.schemas import AuditAction, AuditEventPublic, AuditTarget
-from allyapi.audit.service import audit_page
 from allyapi.core.auth.security import CoordinatorOnly
-from allyapi.core.db.session import Session
 from allyapi.core.http.errors import InvalidInput
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page, QueryInstant
@@ -24,7 +23,7 @@ Instant = QueryInstant | None
 @router.get("", summary="The programme's audit trail, newest first")
 async def list_audit_events(
     caller: CoordinatorOnly,
-    session: Session,
+    events: AuditEvents,
     page: PageQuery,
     actor: Annotated[
         str | None,
@@ -51,4 +50,4 @@ async def list_audit_events(
         since=since,
         until=until,
     )
-    return await audit_page(session, caller.org, where, page)
+    return await events.page(caller.org, where, page)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from allyapi.contact_requests.deps import OVERSIGHT_ROLES
-from allyapi.core.auth.pseudonym import requester_ref, subject_ref
-from allyapi.core.auth.security import Caller, PseudonymKey
-from allyapi.core.http.errors import Forbidden
+from allyapi.export.deps import Exports, PersonExporting
 from allyapi.export.schemas import MeExport
-from allyapi.export.service import Whose, export_document
 
 router = APIRouter(prefix="/me", tags=["export"])
-PERSON_ROLES = ("employee", "coordinator", "analyst")
 
 
 @router.get(
@@ -22,7 +17,7 @@ PERSON_ROLES = ("employee", "coordinator", "analyst")
     response_class=StreamingResponse,
     responses={200: {"model": MeExport, "content": {"application/json": {}}}},
 )
-async def export_my_data(caller: Caller, key: PseudonymKey, request: Request) -> StreamingResponse:
+async def export_my_data(whose: PersonExporting, exports: Exports) -> StreamingResponse:
     """Your own data only, never anyone else's: as a requester, each request with what you
     typed, its thread, its access log and your feedback; as an ally, your profile, training
     records and the requests assigned to you (without their content). Programme actions you
@@ -34,19 +29,8 @@ async def export_my_data(caller: Caller, key: PseudonymKey, request: Request) ->
     reach individual requests (export with your employee-only session). Reading your own
     requests here is not an ally's access: the access log gains nothing.
     """
-    if caller.has("integration") or not caller.has(*PERSON_ROLES):
-        raise Forbidden("the export is for people: integration clients hold no personal data")
-    who = caller.subject
-    whose = Whose(
-        org=caller.org,
-        requester_ref=requester_ref(key, who),
-        ally_ref=subject_ref(key, "ally", who),
-        audit_ref=subject_ref(key, "audit", who),
-        requests_included=not caller.has(*OVERSIGHT_ROLES),
-    )
-    state = request.app.state
     return StreamingResponse(
-        export_document(state.database, state.settings, whose),
+        exports.document(whose),
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )

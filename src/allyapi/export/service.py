@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.repository import AllyRepository
 from allyapi.allies.schemas import AllyOwnView
-from allyapi.allies.service import managed_view
+from allyapi.allies.views import managed_view
 from allyapi.audit.repository import AuditFilter, AuditRepository
 from allyapi.audit.schemas import event_view
 from allyapi.contact_requests.models import ContactRequest
@@ -63,6 +63,17 @@ class Whose:
 
     def __repr__(self) -> str:
         return f"Whose(org={self.org!r})"
+
+
+class ExportService:
+    """The right-of-access document, streamed on a session of its own (see above)."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+
+    def document(self, whose: Whose) -> AsyncIterator[bytes]:
+        return export_document(self.database, self.settings, whose)
 
 
 def _json(value: object) -> bytes:
