@@ -62,7 +62,7 @@ PUBLIC = (
 # The directory's listed clause has a planner fence in its inner EXISTS
 # (allies/listing_repository.py).
 LISTED_PAGE = LISTED.replace("$1::DATE)))))", "$1::DATE) LIMIT ALL OFFSET 0))))")
-# An employee's page selects exactly the public profile's columns (allies/service.py).
+# An employee's page selects exactly the public profile's columns (allies/directory.py).
 DIRECTORY = f"""SELECT {PUBLIC} FROM allies
 WHERE allies.org_id = $2 AND {LISTED_PAGE}
   AND (allies.languages @> CAST(jsonb_build_array($3::VARCHAR) AS JSONB))

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import allyapi.allies.service as ally_service
+import allyapi.allies.directory as ally_directory
 from allyapi.core.db.directory_cache import TTL_SECONDS, touches_directory
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
@@ -147,7 +147,7 @@ async def test_a_new_day_is_a_new_page(
     await ready(client, database, tokens.employee)
     assert await names(client, tokens.employee) == ["Alex"]
     with directory_queries(database) as seen:
-        monkeypatch.setattr(ally_service, "today", lambda: today().replace(year=today().year + 1))
+        monkeypatch.setattr(ally_directory, "today", lambda: today().replace(year=today().year + 1))
         assert await names(client, tokens.employee) == ["Alex"]
     assert len(seen) == 1
 

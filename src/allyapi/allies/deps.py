@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from allyapi.allies.directory import DirectoryService
 from allyapi.allies.service import AllyService
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import (
@@ -46,7 +47,12 @@ async def ally_service(session: Session) -> AllyService:
     return AllyService(session)
 
 
+async def directory_service(request: Request) -> DirectoryService:
+    return DirectoryService(request.app.state.database)
+
+
 Allies = Annotated[AllyService, Depends(ally_service)]
+Directory = Annotated[DirectoryService, Depends(directory_service)]
 
 
 def _actor(principal: Principal, key: bytes) -> AllyActor:

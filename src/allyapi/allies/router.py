@@ -10,16 +10,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import AfterValidator, Field
 
 from allyapi.allies.deps import (
     Allies,
     CoordinatorOrTheAllyThemselves,
+    Directory,
     Employee,
     EmployeeOrCoordinatorActor,
     IntegrationOrg,
 )
+from allyapi.allies.directory import available_instant
 from allyapi.allies.models import AllyStatus
 from allyapi.allies.repository import DirectoryFilter, SuggestionQuery
 from allyapi.allies.schemas import (
@@ -35,13 +37,8 @@ from allyapi.allies.schemas import (
     canonical_language,
     check_timezone,
 )
-from allyapi.allies.service import (
-    AllyRow,
-    available_instant,
-    directory,
-    managed_view,
-    public_view,
-)
+from allyapi.allies.service import AllyRow
+from allyapi.allies.views import managed_view, public_view
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit, AuditTrail
 from allyapi.core.auth.security import CoordinatorOnly, PseudonymKey
@@ -135,7 +132,7 @@ DIRECTORY_RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 async def list_allies(
     actor: EmployeeOrCoordinatorActor,
-    request: Request,
+    directory: Directory,
     page: PageQuery,
     language: LanguageQuery = None,
     topic: TopicQuery = None,
@@ -175,8 +172,7 @@ async def list_allies(
         q=q.lower() if q else None,
         accepting=accepting,
     )
-    found = await directory(
-        request.app.state.database,
+    found = await directory.page(
         actor.org,
         where,
         coordinator=actor.is_coordinator,

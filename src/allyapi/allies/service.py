@@ -15,41 +15,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime
-from typing import Any, TypeVar
 
-import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from allyapi.allies.announcements import announce_listing_changes
-from allyapi.allies.availability import moments_param, store_windows
+from allyapi.allies.availability import store_windows
 from allyapi.allies.models import Ally, AllyStatus, PausedBy
 from allyapi.allies.repository import (
-    COORDINATOR_VIEW_COLUMNS,
-    PUBLIC_PROFILE_COLUMNS,
     AllyRepository,
-    DirectoryFilter,
     SuggestionQuery,
-    directory_page,
 )
 from allyapi.allies.schemas import (
-    AllyCoordinatorView,
     AllyCreate,
     AllyPublic,
     AllyUpdate,
     RosterSyncResult,
 )
+from allyapi.allies.views import public_view
 from allyapi.core.auth.pseudonym import Subject, subject_ref
-from allyapi.core.db.directory_cache import CachedPage
 from allyapi.core.db.models import today, utcnow
-from allyapi.core.db.session import Database
-from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
+from allyapi.core.http.errors import Conflict, Forbidden, NotFound
 from allyapi.core.http.etag import check_if_match
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made
-from allyapi.core.http.pagination import PageRequest
-from allyapi.core.http.schemas import Page
 
 # Transition name → (states it may start from, state it ends in).
 TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
@@ -64,79 +52,6 @@ TRANSITIONS: dict[str, tuple[frozenset[str], AllyStatus]] = {
 SEARCH_TEXT_MAX = 4000
 
 AllyRow = tuple[Ally, bool]  # the ally and whether it is listed today
-V = TypeVar("V", bound=AllyCoordinatorView)
-
-
-def managed_view(ally: Ally | sa.Row[Any], listed: bool, schema: type[V]) -> V:
-    """The coordinator's or the ally's own view; ``listed`` comes from SQL, not the row."""
-    fields = {name: getattr(ally, name) for name in schema.model_fields if name != "listed"}
-    return schema.model_validate({**fields, "listed": listed})
-
-
-def public_view(ally: Ally | sa.Row[Any]) -> AllyPublic:
-    return AllyPublic.model_validate(ally)
-
-
-def available_instant(at: datetime | None, now: bool | None) -> datetime | None:
-    """The instant the directory filters availability by: ``available_at``, or the present
-    for ``available_now=true`` (``false`` filters nothing); both at once is a 422."""
-    if at is not None and now is not None:
-        raise InvalidInput(
-            "available_at and available_now exclude each other", loc=("query", "available_now")
-        )
-    if at is not None:
-        return at
-    return utcnow() if now else None
-
-
-async def directory(
-    database: Database,
-    org_id: str,
-    where: DirectoryFilter,
-    *,
-    coordinator: bool,
-    page: PageRequest,
-    at: datetime | None = None,
-) -> CachedPage:
-    """Listed allies for everyone; coordinators may ask for any ``status`` instead. ``at``:
-    only allies available then (allies/availability.py).
-
-    The page as JSON bytes, from this process's cache when it holds the organisation's
-    current version of it (core/db/directory_cache.py); otherwise one Core statement on an
-    autocommit connection (``directory_page``), after a short read of the org's time zones
-    when ``at`` is given, validated once and stored. The caller's role has been checked
-    already; everything the key holds is what the page depends on, and nothing in it belongs
-    to one caller.
-    """
-    if where.status is not None and not coordinator:
-        raise Forbidden("only coordinators may filter the directory by status")
-    cache = database.directory_cache
-    if database.directory_listener is not None:
-        database.directory_listener.ensure_started()
-    on, after = today(), page.after_text()
-    # A new directory filter is one more field of DirectoryFilter: in the key and the query.
-    # Availability depends on the time: windows are whole minutes, so the instant rounded
-    # down to its minute decides the page exactly, and is the key's part for it. The org's
-    # time zones it is read against change only with a profile, which bumps the version.
-    if at is not None:
-        at = at.replace(second=0, microsecond=0)
-    key = (org_id, cache.version(org_id), on, coordinator, where, at, page.limit, after)
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    fields = COORDINATOR_VIEW_COLUMNS if coordinator else PUBLIC_PROFILE_COLUMNS
-    async with database.autocommit.connect() as reader:
-        if at is not None:
-            where = replace(where, moments=await moments_param(reader, org_id, at))
-        rows = await directory_page(
-            reader, fields, org_id, on, where, limit=page.fetch, after=after
-        )
-    shown, next_cursor = page.split(rows, lambda row: (row["display_name"], row["id"]))
-    # The whole page validated in one call from plain dicts (pydantic-core's fast path) and
-    # serialised once: cache hits send these bytes as they are.
-    page_type = Page[AllyCoordinatorView] if coordinator else Page[AllyPublic]
-    shaped = page_type.model_validate({"items": shown, "next_cursor": next_cursor})
-    return cache.put(key, shaped.model_dump_json().encode())
 
 
 def _refresh_derived(ally: Ally) -> None:
