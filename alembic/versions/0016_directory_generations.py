@@ -13,6 +13,8 @@ commit. Ally updates that change nothing the directory shows or filters on (an a
 
 SQLite: a later migration that rebuilds ``allies`` or the training tables with
 ``batch_alter_table`` drops their triggers and must create them again (``create_triggers``).
+A later migration that adds a column the directory shows recreates them with it
+(``create_triggers(SHOWN + (...))``), or other processes hear of its changes only at the TTL.
 """
 
 from collections.abc import Sequence
@@ -53,19 +55,19 @@ $$
 """
 
 
-def _changed(old: str, new: str) -> str:
-    return " OR ".join(f"{old}.{c} IS DISTINCT FROM {new}.{c}" for c in SHOWN)
+def _changed(old: str, new: str, shown: Sequence[str]) -> str:
+    return " OR ".join(f"{old}.{c} IS DISTINCT FROM {new}.{c}" for c in shown)
 
 
-def _sqlite_changed() -> str:
-    return " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in SHOWN)
+def _sqlite_changed(shown: Sequence[str]) -> str:
+    return " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in shown)
 
 
-def create_triggers() -> None:
+def create_triggers(shown: Sequence[str] = SHOWN) -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_FUNCTION)
         for table in TABLES:
-            when = f" WHEN ({_changed('OLD', 'NEW')})" if table == "allies" else ""
+            when = f" WHEN ({_changed('OLD', 'NEW', shown)})" if table == "allies" else ""
             op.execute(
                 f"CREATE TRIGGER {table}_directory_update AFTER UPDATE ON {table} "
                 f"FOR EACH ROW{when} EXECUTE FUNCTION allyapi_directory_changed()"
@@ -81,7 +83,7 @@ def create_triggers() -> None:
         " WHERE org_id = {row}.org_id;"
     )
     for table in TABLES:
-        when = f" WHEN {_sqlite_changed()}" if table == "allies" else ""
+        when = f" WHEN {_sqlite_changed(shown)}" if table == "allies" else ""
         for event, row in (("INSERT", "NEW"), ("DELETE", "OLD"), ("UPDATE", "NEW")):
             op.execute(
                 f"CREATE TRIGGER {table}_directory_{event.lower()} AFTER {event} ON {table} "

@@ -8,6 +8,7 @@ another view or organisation, or a page to a caller not allowed to read it
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import allyapi.allies.directory as ally_directory
+from allyapi.allies.repository import COORDINATOR_VIEW_COLUMNS, LISTED
 from allyapi.core.db.directory_cache import TTL_SECONDS, touches_directory
 from allyapi.core.db.models import today
 from allyapi.core.db.session import Database
@@ -217,3 +219,25 @@ def test_what_counts_as_a_directory_change() -> None:
     )
     assert not touches_directory("SELECT allies.id FROM allies")
     assert not touches_directory("UPDATE contact_requests SET status=$1 WHERE ally_id = $2")
+
+
+# The trigger's definition as the database keeps it (migration 0016 and any that recreate it).
+TRIGGER_SQL = {
+    "sqlite": "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = :name",
+    "postgresql": "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgname = :name",
+}
+
+
+async def test_other_processes_hear_of_a_change_to_every_field_the_directory_shows(
+    database: Database,
+) -> None:
+    """An ally update fires the generation trigger only when a listed column changes: a
+    column a view reads but the trigger omits would reach other processes only at the TTL."""
+    async with database.engine.connect() as connection:
+        definition = await connection.scalar(
+            text(TRIGGER_SQL[database.dialect]), {"name": "allies_directory_update"}
+        )
+    assert definition
+    for name in COORDINATOR_VIEW_COLUMNS:
+        if name not in ("id", LISTED):
+            assert re.search(rf"\b{name}\b", definition), name
