@@ -40,6 +40,7 @@ import asyncpg
 from fastapi import FastAPI, Request, Response
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 
+from allyapi.allies.repository import PUBLIC_PROFILE_COLUMNS
 from allyapi.contact_requests.fast_create_repository import create_statement
 from allyapi.core.auth.pseudonym import Subject, requester_ref, subject_ref
 from allyapi.core.db.driver import DriverStatement
@@ -54,11 +55,8 @@ LISTED = """allies.status = 'active' AND allies.accepting IS true AND NOT (EXIST
         AND training_records.course_id = training_courses.id
         AND training_records.verified IS true
         AND (training_records.expires_on IS NULL OR training_records.expires_on > $1::DATE)))))"""
-PUBLIC = (
-    "allies.id, allies.display_name, allies.pronouns, allies.job_title, allies.department, "
-    "allies.location, allies.timezone, allies.languages, allies.topics, allies.bio, "
-    "allies.contact_channels, allies.availability, allies.accepting"
-)
+# The public profile's columns, in the order our directory selects them.
+PUBLIC = ", ".join(f"allies.{name}" for name in PUBLIC_PROFILE_COLUMNS)
 # The directory's listed clause has a planner fence in its inner EXISTS
 # (allies/listing_repository.py).
 LISTED_PAGE = LISTED.replace("$1::DATE)))))", "$1::DATE) LIMIT ALL OFFSET 0))))")
