@@ -2,12 +2,19 @@
 
     .venv/bin/python bench/inproc.py directory       # or: create
     .venv/bin/python bench/inproc.py create --requests 3000 --concurrency 16
+    .venv/bin/python bench/inproc.py create --phases      # where the CPU goes, per phase
 
 Calls the ASGI app directly (a minimal ASGI scope, the same headers and bodies as bench/run.py)
 with ``--concurrency`` requests in flight, against the bench database, and prints this
 process's CPU time per request (``time.process_time``: the database's work is not counted)
 and the wall-clock rate. A quick, repeatable A/B while changing a hot path; bench/run.py stays
 the measurement of record (real uvicorn, wrk, the baseline beside it).
+
+``--phases`` times named phases in process, one request at a time (so a phase's CPU is
+its own): the token check, the rate-limit count, body validation, the service call, the
+statements run on the driver, response serialisation, and the whole ASGI call; the rest
+of the total is routing, dependency solving and middleware. Timers (``time.thread_time``
+deltas) wrap those functions; cProfile is not used, so the figures carry little overhead.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import pstats
 import sys
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +93,61 @@ def requests_for(load: workloads.Workload, count: int) -> list[tuple[dict[str, A
     return out
 
 
+PHASES: dict[str, float] = defaultdict(float)
+
+
+def timed(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` (a coroutine function) with its CPU time added to ``PHASES[name]``."""
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return await function(*args, **kwargs)
+        finally:
+            PHASES[name] += time.thread_time() - started
+
+    return wrapper
+
+
+def install_phase_timers() -> None:
+    import fastapi.dependencies.utils as fastapi_dependencies
+    import fastapi.routing as fastapi_routing
+
+    from allyapi.allies.directory import DirectoryService
+    from allyapi.contact_requests.service import ContactRequestService
+    from allyapi.core.auth.tokens import TokenVerifier
+    from allyapi.core.db.driver import DriverStatement
+    from allyapi.core.http import ratelimit
+
+    patches: list[tuple[Any, str, str]] = [
+        (TokenVerifier, "verify_async", "token check"),
+        (ratelimit, "count_request", "write count (rate limit)"),
+        (fastapi_dependencies, "request_body_to_args", "body validation"),
+        (ContactRequestService, "create", "service: create (all of it)"),
+        (DirectoryService, "page", "service: directory (all of it)"),
+        (DriverStatement, "fetchrow", "statements on the driver"),
+        (fastapi_routing, "serialize_response", "response serialisation"),
+    ]
+    for owner, attribute, name in patches:
+        setattr(owner, attribute, timed(name, getattr(owner, attribute)))
+
+
+def print_phases(count: int) -> None:
+    total = PHASES.pop("total")
+    print(f"{'phase':<28}{'µs CPU/request':>16}{'share':>8}")
+    for name, seconds in sorted(PHASES.items(), key=lambda item: -item[1]):
+        print(f"{name:<28}{seconds / count * 1e6:>16,.0f}{seconds / total:>8.0%}")
+    print(f"{'whole ASGI call':<28}{total / count * 1e6:>16,.0f}{1:>8.0%}")
+
+
 async def worker(
     app: Any, queue: list[tuple[dict[str, Any], bytes]], statuses: dict[int, int]
 ) -> None:
     while queue:
         scope, body = queue.pop()
+        started = time.thread_time()
         status = await call(app, dict(scope, state={}), body)
+        PHASES["total"] += time.thread_time() - started
         statuses[status] = statuses.get(status, 0) + 1
 
 
@@ -97,6 +155,9 @@ async def main_async(args: argparse.Namespace) -> None:
     settings = seed.bench_settings()
     allies, _ = await fixtures(settings)
     os.environ.update(bench_env(seed.bench_url(), settings))
+    if args.phases:
+        install_phase_timers()
+        args.concurrency = 1
     app = create_app(load_settings())
     if args.endpoint == "directory":
         load = workloads.directory(settings, "directory", seed.BIG, DIRECTORY_PATH)
@@ -104,6 +165,7 @@ async def main_async(args: argparse.Namespace) -> None:
         load = workloads.create(settings, seed.BIG, allies, workloads.REQUESTERS)
     async with app.router.lifespan_context(app):
         for label, count in (("warm-up", args.requests // 5), ("measured", args.requests)):
+            PHASES.clear()
             queue = requests_for(load, count)
             statuses: dict[int, int] = {}
 
@@ -120,6 +182,8 @@ async def main_async(args: argparse.Namespace) -> None:
             if profiler is not None:
                 stats = pstats.Stats(profiler).sort_stats(args.cprofile)
                 stats.print_stats(args.top)
+        if args.phases:
+            print_phases(args.requests)
 
 
 def main() -> None:
@@ -131,6 +195,9 @@ def main() -> None:
         "--cprofile", choices=["tottime", "cumulative"], help="profile the measured phase"
     )
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--phases", action="store_true", help="CPU per named phase, one request at a time"
+    )
     asyncio.run(main_async(parser.parse_args()))
 
 
