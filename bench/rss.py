@@ -58,10 +58,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{served:>10,} {errors:>8} {0:>8.1f} {rss:>8.1f} {peak:>8.1f}", flush=True)
         while served < args.requests:
             for script, seconds in scripts:
-                requests, _, _, _, failed = await asyncio.to_thread(
-                    run_wrk, url, script, seconds, args.connections
-                )
-                served, errors = served + requests, errors + failed
+                run = await asyncio.to_thread(run_wrk, url, script, seconds, args.connections)
+                served, errors = served + run.requests, errors + run.errors
             rss, peak = memory_mb(server.pid)
             minutes = (time.monotonic() - started) / 60
             print(f"{served:>10,} {errors:>8} {minutes:>8.1f} {rss:>8.1f} {peak:>8.1f}", flush=True)

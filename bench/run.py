@@ -7,7 +7,7 @@
 Both servers run under uvicorn with the same settings (1 worker, no access log, uvloop +
 httptools as uvicorn picks them), pinned to core 0 with ``taskset``; the load generator runs
 on core 1 (wrk when installed, else loader.py). Printed per endpoint: req/s and the ratio
-ours/baseline, p50/p99 latency, server CPU µs per request (utime+stime from /proc/<pid>/stat
+ours/baseline, p50/p90/p99/max latency, server CPU µs per request (utime+stime from /proc/<pid>/stat
 over the run / requests), non-2xx answers; then the p99 at half the baseline's maximum rate
 (open loop, loader.py), the directory at page 1 vs page 1,000 and with 10 vs 10,000 allies,
 and each server's peak RSS (VmHWM).
@@ -55,7 +55,9 @@ class Sample:
     requests: int
     seconds: float
     p50: float
+    p90: float
     p99: float
+    max: float
     errors: int
     cpu_seconds: float
 
@@ -79,21 +81,23 @@ async def measure(
     cpu_before = server.cpu_seconds()
     if opts.use_wrk and rate is None:
         script = workloads.lua_script(load, opts.scratch)
-        stats = await asyncio.to_thread(
+        run = await asyncio.to_thread(
             run_wrk, f"http://{HOST}:{server.port}", script, opts.seconds, opts.connections
         )
-        requests, seconds, p50, p99, errors = stats
+        requests, seconds, errors = run.requests, run.seconds, run.errors
+        p50, p90, p99, slowest = run.p50, run.p90, run.p99, run.max
     else:
         result = await run_load(
             HOST, server.port, workloads.request_maker(load, os.urandom(8).hex()),
             seconds=opts.seconds, connections=64 if rate else opts.connections, rate=rate,
         )  # fmt: skip
         requests, seconds, errors = result.requests, result.seconds, result.errors
-        p50, p99 = result.percentile(50), result.percentile(99)
+        p50, p90, p99 = result.percentile(50), result.percentile(90), result.percentile(99)
+        slowest = max(result.latencies_ms, default=float("nan"))
     cpu = server.cpu_seconds() - cpu_before
     server.served += requests
     server.errors += errors
-    return Sample(load.name, server.name, requests, seconds, p50, p99, errors, cpu)
+    return Sample(load.name, server.name, requests, seconds, p50, p90, p99, slowest, errors, cpu)
 
 
 def combine(samples: Sequence[Sample]) -> Sample:
@@ -101,7 +105,8 @@ def combine(samples: Sequence[Sample]) -> Sample:
     return Sample(
         first.endpoint, first.server, sum(s.requests for s in samples),
         sum(s.seconds for s in samples), statistics.median(s.p50 for s in samples),
-        statistics.median(s.p99 for s in samples), sum(s.errors for s in samples),
+        statistics.median(s.p90 for s in samples), statistics.median(s.p99 for s in samples),
+        max(s.max for s in samples), sum(s.errors for s in samples),
         sum(s.cpu_seconds for s in samples),
     )  # fmt: skip
 
@@ -112,14 +117,18 @@ def cpu_us(sample: Sample) -> str:
 
 def table(title: str, rows: Sequence[tuple[Sample, Sample | None]]) -> None:
     print(f"\n{title}")
-    head = "endpoint        server     req/s   ours/base   p50 ms   p99 ms   CPU µs/req   non-2xx"
+    head = (
+        "endpoint        server     req/s   ours/base   p50 ms   p90 ms   p99 ms   max ms"
+        "   CPU µs/req   non-2xx"
+    )
     print(head)
     print("-" * len(head))
     for sample, base in rows:
         ratio = f"{sample.rps / base.rps:.2f}x" if base and base.rps else ""
         print(
             f"{sample.endpoint:<15} {sample.server:<8} {sample.rps:>8,.0f} {ratio:>10} "
-            f"{sample.p50:>8.2f} {sample.p99:>8.2f} {cpu_us(sample):>12} {sample.errors:>9}"
+            f"{sample.p50:>8.2f} {sample.p90:>8.2f} {sample.p99:>8.2f} {sample.max:>8.1f} "
+            f"{cpu_us(sample):>12} {sample.errors:>9}"
         )
     sys.stdout.flush()
 

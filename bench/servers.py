@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from allyapi.core.settings import Settings
@@ -131,10 +132,25 @@ def _latency_ms(text: str, percentile: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
 
 
-def run_wrk(
-    url: str, script: Path, seconds: float, connections: int
-) -> tuple[int, float, float, float, int]:
-    """(requests, seconds, p50 ms, p99 ms, non-2xx) of one wrk run on the load core."""
+def _max_ms(text: str) -> float:
+    """wrk's "Latency avg stdev max" line: the slowest answer of the run."""
+    match = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", text, re.MULTILINE)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    requests: int
+    seconds: float
+    p50: float
+    p90: float
+    p99: float
+    max: float
+    errors: int
+
+
+def run_wrk(url: str, script: Path, seconds: float, connections: int) -> WrkRun:
+    """One wrk run on the load core: latencies in ms, ``errors`` the non-2xx answers."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{max(seconds, 1):g}s", "--latency"]
     command += ["-s", str(script), url]
     if can_pin():
@@ -145,10 +161,12 @@ def run_wrk(
         raise RuntimeError(f"unexpected wrk output:\n{out}")
     unit = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[done.group(3)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return (
-        int(done.group(1)),
-        float(done.group(2)) * unit,
-        _latency_ms(out, "50"),
-        _latency_ms(out, "99"),
-        int(errors.group(1)) if errors else 0,
+    return WrkRun(
+        requests=int(done.group(1)),
+        seconds=float(done.group(2)) * unit,
+        p50=_latency_ms(out, "50"),
+        p90=_latency_ms(out, "90"),
+        p99=_latency_ms(out, "99"),
+        max=_max_ms(out),
+        errors=int(errors.group(1)) if errors else 0,
     )

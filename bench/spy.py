@@ -98,8 +98,13 @@ async def main_async(args: argparse.Namespace) -> None:
              "-f", "raw", "-o", str(args.raw), "--nonblocking"],
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
-        requests, seconds, p50, p99, errors = await asyncio.to_thread(
-            run_wrk, url, script, args.seconds, args.connections
+        run = await asyncio.to_thread(run_wrk, url, script, args.seconds, args.connections)
+        requests, seconds, p50, p99, errors = (
+            run.requests,
+            run.seconds,
+            run.p50,
+            run.p99,
+            run.errors,
         )
         await asyncio.to_thread(spy.wait)
     finally:
