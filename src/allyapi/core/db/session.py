@@ -249,16 +249,30 @@ def checkpoint_after_commit(session: AsyncSession) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session. One the route never used (the create's one-statement path,
+    a refusal before any read) is neither committed nor closed: it holds no connection and
+    no objects, and those two calls were a measurable part of the create (bench/RESULTS.md)."""
     database: Database = request.app.state.database
-    async with database.sessionmaker() as session:
-        try:
-            yield session
+    session = database.sessionmaker()
+    used = True
+    try:
+        yield session
+        used = _touched(session)
+        if used:
             await session.commit()
-        except BaseException:
-            await _rollback_quietly(session)
-            raise
-        if session.info.pop(_AFTER_COMMIT, False):
-            await checkpoint_sqlite_wal(database)
+    except BaseException:
+        await _rollback_quietly(session)
+        raise
+    finally:
+        if used:
+            await session.close()
+    if session.info.pop(_AFTER_COMMIT, False):
+        await checkpoint_sqlite_wal(database)
+
+
+def _touched(session: AsyncSession) -> bool:
+    """Whether the session began a transaction or holds objects a commit would write."""
+    return bool(session.in_transaction() or session.new or session.dirty or session.deleted)
 
 
 async def _rollback_quietly(session: AsyncSession) -> None:
