@@ -258,10 +258,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--allies", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--orgs", type=int, default=4, help="organisations (at least 2 useful)")
-    parser.add_argument("--smoke", action="store_true", help="tiny data: 40 allies, 400 requests")
+    parser.add_argument("--smoke", action="store_true", help="tiny data: 200 allies, 400 requests")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.allies, args.requests, args.orgs = 40, 400, 3
+        # 200 allies x 50 slots: a smoke run's creates (ours and the baseline's) never fill them.
+        args.allies, args.requests, args.orgs = 200, 400, 3
     url, settings = bench_url(), bench_settings()
     started = time.perf_counter()
     asyncio.run(recreate(url))
