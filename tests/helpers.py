@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import httpx
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.tokens import dev_subject, mint_dev_token
@@ -65,3 +69,19 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     assert body["type"].startswith("https://")
     assert body["title"]
     return body
+
+
+async def backend_pid(engine: AsyncEngine) -> int:
+    """The PostgreSQL backend of the connection ``engine``'s pool hands out next."""
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+
+
+async def terminate_backend(url: str, pid: int) -> None:
+    """What a server restart or an administrator does to one connection."""
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(dsn)
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()

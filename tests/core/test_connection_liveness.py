@@ -11,12 +11,11 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from allyapi.core.db import session as database_module
 from allyapi.core.db.session import make_engine
+from tests.helpers import backend_pid, terminate_backend
 
 pytestmark = pytest.mark.postgres_only
 
@@ -28,39 +27,25 @@ async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def _backend_pid(engine: AsyncEngine) -> int:
-    async with engine.connect() as connection:
-        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-
-
-async def _terminate(url: str, pid: int) -> None:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn)
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
-
-
 async def test_a_connection_the_server_closed_is_replaced_before_use(
     engine: AsyncEngine, migrated_url: str
 ) -> None:
-    first = await _backend_pid(engine)
-    await _terminate(migrated_url, first)
+    first = await backend_pid(engine)
+    await terminate_backend(migrated_url, first)
     await asyncio.sleep(0.2)  # the server's goodbye and EOF reach the event loop
-    assert await _backend_pid(engine) != first
+    assert await backend_pid(engine) != first
 
 
 async def test_a_silently_dropped_idle_connection_fails_its_ping_and_is_replaced(
     engine: AsyncEngine, migrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = await _backend_pid(engine)
-    await _terminate(migrated_url, first)
+    first = await backend_pid(engine)
+    await terminate_backend(migrated_url, first)
     await asyncio.sleep(0.2)
     # A dropped route sends no EOF: the client cannot know without asking.
     monkeypatch.setattr(asyncpg.connection.Connection, "is_closed", lambda self: False)
     monkeypatch.setattr(database_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-    assert await _backend_pid(engine) != first
+    assert await backend_pid(engine) != first
 
 
 async def test_a_busy_connection_is_not_pinged(
@@ -75,9 +60,9 @@ async def test_a_busy_connection_is_not_pinged(
         return await fetchrow(self, query, *args, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(asyncpg.connection.Connection, "fetchrow", counting)
-    first = await _backend_pid(engine)
-    assert await _backend_pid(engine) == first
+    first = await backend_pid(engine)
+    assert await backend_pid(engine) == first
     assert pings == []
     monkeypatch.setattr(database_module, "PING_AFTER_IDLE_SECONDS", 0.0)
-    assert await _backend_pid(engine) == first  # idle "too long": pinged, alive, kept
+    assert await backend_pid(engine) == first  # idle "too long": pinged, alive, kept
     assert pings == [";"]

@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from allyapi.core.db import session as database_module
 from allyapi.core.db.driver import ConnectionLost, DriverStatement, sqlstate_of
 from allyapi.core.db.session import Database
 from allyapi.core.http.ratelimit import count_request
 from allyapi.core.settings import Settings
+from tests.helpers import backend_pid, terminate_backend
 
 pytestmark = pytest.mark.postgres_only
 
@@ -37,18 +36,12 @@ async def own_database(settings: Settings) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def _backend_pid(database: Database) -> int:
-    async with database.autocommit.connect() as connection:
-        return int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
-
-
-async def _terminate(url: str, pid: int) -> None:
-    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(dsn)
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
+async def _kill_the_pooled_connection(database: Database, url: str) -> int:
+    """Terminate the backend of the pool's one connection; its pid."""
+    pid = await backend_pid(database.autocommit)
+    await terminate_backend(url, pid)
+    await asyncio.sleep(0.2)  # the server's goodbye and EOF reach the event loop
+    return pid
 
 
 async def test_the_driver_answers_what_sqlalchemy_answers(own_database: Database) -> None:
@@ -73,9 +66,7 @@ async def test_a_refusal_inside_the_statement_keeps_its_sqlstate(own_database: D
 async def test_a_connection_that_dies_under_a_statement_is_discarded(
     own_database: Database, migrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = await _backend_pid(own_database)
-    await _terminate(migrated_url, first)
-    await asyncio.sleep(0.2)
+    first = await _kill_the_pooled_connection(own_database, migrated_url)
     # As if the goodbye had not been read yet: the checkout's check lets it through.
     monkeypatch.setattr(asyncpg.connection.Connection, "is_closed", lambda self: False)
     monkeypatch.setattr(database_module, "_has_unread_input", lambda driver: False)
@@ -83,15 +74,13 @@ async def test_a_connection_that_dies_under_a_statement_is_discarded(
         async with own_database.autocommit.connect() as connection:
             await DriverStatement.compile(sa.select(1), connection.dialect).fetchrow(connection, {})
     monkeypatch.undo()
-    assert await _backend_pid(own_database) != first
+    assert await backend_pid(own_database.autocommit) != first
 
 
 async def test_the_write_count_retries_once_on_a_connection_that_died(
     own_database: Database, migrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = await _backend_pid(own_database)
-    await _terminate(migrated_url, first)
-    await asyncio.sleep(0.2)
+    first = await _kill_the_pooled_connection(own_database, migrated_url)
     monkeypatch.setattr(database_module, "_has_unread_input", lambda driver: False)
     real = asyncpg.connection.Connection.is_closed
     calls: list[bool] = []
@@ -103,4 +92,4 @@ async def test_the_write_count_retries_once_on_a_connection_that_died(
     monkeypatch.setattr(asyncpg.connection.Connection, "is_closed", alive_at_the_first_checkout)
     count, _ = await count_request(own_database, "driver-retry", "writes")
     assert count == 1
-    assert await _backend_pid(own_database) != first
+    assert await backend_pid(own_database.autocommit) != first
