@@ -30,17 +30,15 @@ import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from allyapi.allies.listing_repository import ALLIES, listed_clause
 from allyapi.contact_requests.repository import KEYS, LOADS, PUBLIC_PROFILE, REQUESTS
 from allyapi.core.db.driver import DriverStatement, sqlstate_of
 from allyapi.core.db.models import json_array_contains, table_of
-from allyapi.core.http.idempotency import KEY_TTL, IdempotencyKey, IdempotencyScope
+from allyapi.core.http.idempotency import KEY_TTL, IdempotencyScope, claim_upsert
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
-CLAIMS = table_of(IdempotencyKey)
 DELIVERIES = table_of(WebhookDelivery)
 SUBSCRIPTIONS = table_of(WebhookSubscription)
 DIVISION_BY_ZERO = "22012"
@@ -74,26 +72,7 @@ def create_statement(today: date, claimed: bool, columns: tuple[str, ...]) -> sa
     ``columns``; compiled and cached by ``driver_statement``."""
     gate: sa.CTE | None = None
     if claimed:
-        claim = pg_insert(CLAIMS).values({c.name: _p(f"k_{c.name}", c) for c in CLAIMS.c})
-        gate = (
-            claim.on_conflict_do_update(
-                index_elements=[CLAIMS.c.org_id, CLAIMS.c.caller_ref, CLAIMS.c.key],
-                set_={
-                    name: claim.excluded[name]
-                    for name in (
-                        "operation",
-                        "request_hash",
-                        "resource_id",
-                        "status_code",
-                        "created_at",
-                        "expires_at",
-                    )
-                },
-                where=CLAIMS.c.expires_at <= claim.excluded.created_at,
-            )
-            .returning(CLAIMS.c.key)
-            .cte("claimed")
-        )
+        gate = claim_upsert("postgresql", prefix="k_").cte("claimed")
 
     load_values = sa.select(
         _p("load_org", LOADS.c.org_id), _p("load_ref", LOADS.c.requester_ref), ONE
@@ -251,7 +230,7 @@ async def create_in_one_statement(
     statement = driver_statement(today, scope is not None, columns, connection.dialect)
     try:
         row = await statement.fetchrow(connection, params)
-    except (DBAPIError, asyncpg.PostgresError) as exc:
+    except asyncpg.PostgresError as exc:  # the driver's own errors (core/db/driver.py)
         if sqlstate_of(exc) == DIVISION_BY_ZERO:
             return None
         raise

@@ -235,18 +235,25 @@ _TAKEN_OVER = (
 )
 
 
-@lru_cache(maxsize=4)
-def _claim_statement(dialect: str) -> Any:
-    """Built once per dialect; every value is a bound parameter."""
+def claim_upsert(dialect: str, prefix: str = "") -> Any:
+    """The claim: insert the key, or take over one that has expired; it returns the key only
+    when this statement claimed it. Its parameters are the columns' names after ``prefix``
+    (the create's single statement binds them as ``k_*``, beside other tables' values)."""
     keys = table_of(IdempotencyKey)
     insert = dialect_insert(dialect, keys).values(
-        {column.name: sa.bindparam(column.name, type_=column.type) for column in keys.c}
+        {column.name: sa.bindparam(prefix + column.name, type_=column.type) for column in keys.c}
     )
     return insert.on_conflict_do_update(
         index_elements=[keys.c.org_id, keys.c.caller_ref, keys.c.key],
         set_={name: insert.excluded[name] for name in _TAKEN_OVER},
         where=keys.c.expires_at <= insert.excluded.created_at,
     ).returning(keys.c.key)
+
+
+@lru_cache(maxsize=4)
+def _claim_statement(dialect: str) -> Any:
+    """Built once per dialect; every value is a bound parameter."""
+    return claim_upsert(dialect)
 
 
 async def delete_expired_keys(session: AsyncSession, *, now: datetime, batch_size: int) -> int:
