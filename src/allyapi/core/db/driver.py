@@ -53,7 +53,7 @@ class DriverStatement:
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         """The positional values for ``params`` (the statement's own bound values included)."""
-        values = self.compiled.construct_params(dict(params)) or {}
+        values = self.compiled.construct_params(params) or {}
         return [
             values[name] if process is None else process(values[name])
             for name, process in zip(self.names, self.processors, strict=True)
