@@ -8,10 +8,9 @@ from fastapi import APIRouter, Response, status
 
 from allyapi.audit.schemas import AuditAction, AuditTarget
 from allyapi.audit.trail import Audit
-from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import CoordinatorOnly, EmployeeCoordinatorOrAnalyst, PseudonymKey
 from allyapi.core.http.etag import IfMatch, set_etag
-from allyapi.core.http.idempotency import IdempotencyKeyHeader, IdempotencyScope, body_hash
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, scope_of
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page
@@ -54,12 +53,7 @@ async def create_topic(
 
     The topic gets its own group in report periods that begin after now: the groups of a
     period that has begun never change."""
-    scope = None
-    if idempotency_key is not None:
-        caller_ref = subject_ref(key, "idem", caller.subject)
-        scope = IdempotencyScope(
-            caller.org, caller_ref, idempotency_key, CREATE, body_hash(body, key)
-        )
+    scope = scope_of(caller.org, caller.subject, key, idempotency_key, CREATE, body)
     created = await topics.create(caller.org, body, scope)
     topic = created.topic
     if not created.replayed:

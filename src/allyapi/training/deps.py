@@ -10,14 +10,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends
-from pydantic import BaseModel
 
 from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import Caller, PseudonymKey
-from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.session import Session
 from allyapi.core.http.errors import Forbidden
-from allyapi.core.http.idempotency import IdempotencyScope, scope_of
 from allyapi.training.batch import BatchService
 from allyapi.training.compliance import ComplianceService
 from allyapi.training.service import CourseService, RecordService, TrainingActor
@@ -57,14 +54,3 @@ async def coordinator_or_ally(caller: Caller, records: Records, key: PseudonymKe
 
 
 CoordinatorOrAlly = Annotated[TrainingActor, Depends(coordinator_or_ally)]
-
-
-def idempotency_scope(
-    caller: Principal,
-    key: bytes,
-    idempotency_key: str | None,
-    operation: str,
-    body: BaseModel,
-) -> IdempotencyScope | None:
-    """The caller's Idempotency-Key for one create (core/http/idempotency.py)."""
-    return scope_of(caller.org, caller.subject, key, idempotency_key, operation, body)

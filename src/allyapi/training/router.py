@@ -20,7 +20,7 @@ from allyapi.core.auth.security import (
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.models import today
 from allyapi.core.http.etag import IfMatch, set_etag
-from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay
+from allyapi.core.http.idempotency import IdempotencyKeyHeader, mark_replay, scope_of
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
 from allyapi.core.http.schemas import Page
@@ -31,7 +31,6 @@ from allyapi.training.deps import (
     CoordinatorOrAlly,
     Courses,
     Records,
-    idempotency_scope,
 )
 from allyapi.training.models import TrainingRecord
 from allyapi.training.schemas import (
@@ -88,7 +87,9 @@ async def create_training_course(
     audit: Audit,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingCoursePublic:
-    scope = idempotency_scope(caller, key, idempotency_key, "training-courses.create", body)
+    scope = scope_of(
+        caller.org, caller.subject, key, idempotency_key, "training-courses.create", body
+    )
     made = await courses.create(caller.org, body, scope)
     course = made.value
     mark_replay(response, made.replayed)
@@ -177,7 +178,9 @@ async def create_training_record(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> TrainingRecordPublic:
     """Only a coordinator's (verified) record is a programme action for the audit trail."""
-    scope = idempotency_scope(caller, key, idempotency_key, "training-records.create", body)
+    scope = scope_of(
+        caller.org, caller.subject, key, idempotency_key, "training-records.create", body
+    )
     made = await records.create(actor, body, scope)
     record = made.value
     mark_replay(response, made.replayed)

@@ -29,7 +29,7 @@ from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.models import utcnow
 from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound
-from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, Made, body_hash
+from allyapi.core.http.idempotency import Idempotency, Made, scope_of
 from allyapi.core.http.pagination import PageRequest
 from allyapi.core.http.schemas import Page
 from allyapi.core.privacy.crypto import Cipher, aad_for
@@ -86,16 +86,10 @@ class WebhookService:
                 "staff: " + ", ".join(per_request)
             )
         owner = self.owner_ref(caller)
-        if idempotency_key is None:
+        key = self.settings.pseudonym_key_bytes
+        scope = scope_of(org_id, caller.subject, key, idempotency_key, CREATE, body)
+        if scope is None:
             return Made(await self._create(org_id, body, owner))
-        caller_ref = subject_ref(self.settings.pseudonym_key_bytes, "idem", caller.subject)
-        scope = IdempotencyScope(
-            org_id,
-            caller_ref,
-            idempotency_key,
-            CREATE,
-            body_hash(body, self.settings.pseudonym_key_bytes),
-        )
         replay = await Idempotency(self.session).claim(scope)
         if replay is not None:
             row = await self.get(org_id, replay.resource_id)
