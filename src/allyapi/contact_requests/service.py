@@ -50,6 +50,7 @@ from allyapi.core.db.models import today, utcnow
 from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.ratelimit import PendingWrite
 from allyapi.core.http.schemas import Page
 from allyapi.core.privacy.crypto import Cipher, DataKey
 from allyapi.core.settings import Settings
@@ -116,8 +117,14 @@ class ContactRequestService:
     # Create -------------------------------------------------------------------------------
 
     async def create(
-        self, person: Person, body: ContactRequestBody, idempotency_key: str | None
+        self,
+        person: Person,
+        body: ContactRequestBody,
+        idempotency_key: str | None,
+        write: PendingWrite | None = None,
     ) -> Created:
+        """``write``: the caller's write count when this create is to take it (PostgreSQL,
+        core/http/ratelimit.py): in the one statement, else before anything is written."""
         request_id = uuid.uuid4()  # first: the key's claim and the seals are bound to it
         scope = None
         if idempotency_key is not None:
@@ -126,9 +133,11 @@ class ContactRequestService:
                 body_hash(body, self.settings.pseudonym_key_bytes),
             )  # fmt: skip
         if self.fast is not None and body.ally_id is not None:
-            created = await self._create_at_once(person, body, request_id, scope)
+            created = await self._create_at_once(person, body, request_id, scope, write)
             if created is not None:
                 return created
+        if write is not None:
+            await write.settle()  # 429 first, as when the rate-limit dependency counts
         if scope is not None:
             replay = await Idempotency(self.session).claim(scope, resource=(request_id, 201))
             if replay is not None:
@@ -148,6 +157,7 @@ class ContactRequestService:
         body: ContactRequestBody,
         request_id: uuid.UUID,
         scope: IdempotencyScope | None,
+        write: PendingWrite | None,
     ) -> Created | None:
         """The hot path on PostgreSQL: every rule in one statement (fastcreate.py). None when
         it stored nothing: the transactional path then decides the refusal or the replay."""
@@ -170,6 +180,7 @@ class ContactRequestService:
                 key_sealed=self.keys.seal(key, request_id),
                 event=(event_id, event[0], event_body),
                 scope=scope,
+                write=write,
             )
         if profile is None:
             return None

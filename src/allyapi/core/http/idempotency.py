@@ -235,14 +235,20 @@ _TAKEN_OVER = (
 )
 
 
-def claim_upsert(dialect: str, prefix: str = "") -> Any:
+def claim_upsert(dialect: str, prefix: str = "", where: Any = None) -> Any:
     """The claim: insert the key, or take over one that has expired; it returns the key only
     when this statement claimed it. Its parameters are the columns' names after ``prefix``
-    (the create's single statement binds them as ``k_*``, beside other tables' values)."""
+    (the create's single statement binds them as ``k_*``, beside other tables' values);
+    ``where``: a condition the claim is made under (the create's write count)."""
     keys = table_of(IdempotencyKey)
-    insert = dialect_insert(dialect, keys).values(
-        {column.name: sa.bindparam(prefix + column.name, type_=column.type) for column in keys.c}
-    )
+    values = {
+        column.name: sa.bindparam(prefix + column.name, type_=column.type) for column in keys.c
+    }
+    insert = dialect_insert(dialect, keys)
+    if where is None:
+        insert = insert.values(values)
+    else:
+        insert = insert.from_select(list(values), sa.select(*values.values()).where(where))
     return insert.on_conflict_do_update(
         index_elements=[keys.c.org_id, keys.c.caller_ref, keys.c.key],
         set_={name: insert.excluded[name] for name in _TAKEN_OVER},
