@@ -45,7 +45,7 @@ from allyapi.contact_requests.schemas import (
     Urgency,
 )
 from allyapi.contact_requests.sealing import RequestKeys
-from allyapi.contact_requests.views import NewRequest, Views
+from allyapi.contact_requests.views import SEALED_FIELDS, NewRequest, Views
 from allyapi.core.db.models import today, utcnow
 from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
@@ -83,6 +83,11 @@ class Created:
 
 def _created(row: Any) -> tuple[datetime, uuid.UUID]:
     return row.created_at, row.id
+
+
+def _sent(body: ContactRequestBody) -> dict[str, str | None]:
+    """The free text as sent, for the create's answer (views.py, ``for_requester``)."""
+    return {field: getattr(body, field) for field in SEALED_FIELDS}
 
 
 def cipher_of(settings: Settings) -> Cipher:
@@ -148,7 +153,7 @@ class ContactRequestService:
                 return Created(view, replay.status_code, replayed=True)
         new, ally, key = await self._create(person, body, request_id)
         resources = await self._urgent_resources(new.urgency, new.org_id, person)
-        view = self.views.for_requester(new, ally, resources, key)
+        view = self.views.for_requester(new, ally, resources, key, _sent(body))
         return Created(view, 201, replayed=False)
 
     async def _create_at_once(
@@ -185,7 +190,8 @@ class ContactRequestService:
         if profile is None:
             return None
         resources = await self._urgent_resources(new.urgency, new.org_id, person)
-        return Created(self.views.for_requester(new, profile, resources, key), 201, replayed=False)
+        view = self.views.for_requester(new, profile, resources, key, _sent(body))
+        return Created(view, 201, replayed=False)
 
     def _new_request(
         self, person: Person, body: ContactRequestBody, request_id: uuid.UUID, ally_id: uuid.UUID
