@@ -112,7 +112,7 @@ class Views:
         (``SEALED_FIELDS``), answered as is: opening what was sealed a moment ago is work
         the create need not do."""
 
-        def text(field: str) -> str | None:
+        def free_text(field: str) -> str | None:
             return sent[field] if sent is not None else self.open(request, field, key)
 
         return ContactRequestRequesterView.model_validate(
@@ -123,9 +123,9 @@ class Views:
                 "language": request.language,
                 "preferred_channel": request.preferred_channel,
                 "anonymous": request.anonymous,
-                "message": text("message"),
-                "contact_detail": text("contact_detail"),
-                "alias": text("alias"),
+                "message": free_text("message"),
+                "contact_detail": free_text("contact_detail"),
+                "alias": free_text("alias"),
                 "resources": None
                 if resources is None
                 else [ResourcePublic.model_validate(r) for r in resources],
