@@ -9,9 +9,9 @@ database costs:
 
 - ``GET /v1/allies``: the directory page with the *listed* clause, the language filter and
   the keyset order, ``limit + 1`` rows, answered as the same public-profile JSON.
-- ``POST /v1/contact-requests`` with an ``ally_id``: the write rate-limit upsert, then our
-  one statement (claim, requester cap, ally slot, row, data key, webhook deliveries as
-  data-modifying CTEs), compiled to text by SQLAlchemy once per day from the very function
+- ``POST /v1/contact-requests`` with an ``ally_id``: our one statement (the write count,
+  claim, requester cap, ally slot, row, data key, webhook deliveries as data-modifying
+  CTEs), compiled to text by SQLAlchemy once per day from the very function
   our app uses and run with plain asyncpg in autocommit; and the same crypto: a data key per
   request, three AES-GCM seals bound to the row, the data key sealed under the ring, the
   HMAC references. The comparison is "the same SQL"; encryption and HMACs are part of what
@@ -68,13 +68,6 @@ ORDER BY allies.display_name, allies.id LIMIT $4"""
 DIRECTORY_ALL = f"""SELECT {PUBLIC} FROM allies
 WHERE allies.org_id = $2 AND {LISTED_PAGE}
 ORDER BY allies.display_name, allies.id LIMIT $3"""
-# The same count as ours (core/http/ratelimit.py): per policy, the window on the database's clock.
-RATE = (
-    "INSERT INTO rate_limit_buckets (key, policy, window_start, count) VALUES ($1, $2, "
-    "CAST(floor(extract(epoch FROM now())) AS BIGINT) / 60 * 60, 1) "
-    "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
-    "RETURNING count"
-)
 # The create is our one statement (contact_requests/fast_create_repository.py), compiled to
 # text once per day by SQLAlchemy for the asyncpg dialect, then run here with plain asyncpg.
 COLUMNS = (
@@ -90,6 +83,7 @@ settings = load_settings()
 cipher = Cipher(settings.data_key_ring)
 KEY = settings.pseudonym_key_bytes
 MAX_OPEN = settings.max_open_requests
+LIMIT = settings.rate_limit_writes_per_minute
 pool: asyncpg.Pool | None = None
 
 
@@ -144,14 +138,13 @@ async def create(request: Request) -> Response:
     assert pool is not None
     now = datetime.now(UTC)
     async with pool.acquire() as conn:
-        await conn.fetchval(RATE, subject_ref(KEY, "rate", Subject(org, sub, None)), "writes")
         return await _create(conn, org, sub, key, body, raw, now)  # one statement, autocommit
 
 
 @lru_cache(maxsize=2)
 def statement(today: date) -> DriverStatement:
     return DriverStatement.compile(
-        create_statement(today, True, tuple(sorted(COLUMNS))), asyncpg_dialect.dialect()
+        create_statement(today, True, True, tuple(sorted(COLUMNS))), asyncpg_dialect.dialect()
     )
 
 
@@ -192,6 +185,7 @@ async def _create(
         k_org_id=org, k_caller_ref=caller, k_key=key, k_operation="contact_requests.create",
         k_request_hash=digest, k_resource_id=row_id, k_status_code=201, k_created_at=now,
         k_expires_at=now + timedelta(hours=24),
+        rate_key=subject_ref(KEY, "rate", person), rate_limit=LIMIT,
     )  # fmt: skip
     compiled = statement(today)
     try:

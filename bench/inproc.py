@@ -11,8 +11,8 @@ and the wall-clock rate. A quick, repeatable A/B while changing a hot path; benc
 the measurement of record (real uvicorn, wrk, the baseline beside it).
 
 ``--phases`` times named phases in process, one request at a time (so a phase's CPU is
-its own): the token check, the rate-limit count, body validation, the service call, the
-statements run on the driver, response serialisation, and the whole ASGI call; the rest
+its own): the token check, the rate-limit count (absent from a create on PostgreSQL: its
+statement takes it), body validation, the service call, the statements run on the driver, response serialisation, and the whole ASGI call; the rest
 of the total is routing, dependency solving and middleware. Timers (``time.thread_time``
 deltas) wrap those functions; cProfile is not used, so the figures carry little overhead.
 """

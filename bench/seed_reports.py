@@ -28,10 +28,10 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from allyapi.aggregates.calendar import TopicCalendar
 from allyapi.aggregates.marks import Arrival, CellHistory, mark
 from allyapi.aggregates.sources import FeedbackSource, Row, cohort_cells
 from allyapi.core.db.migrations import upgrade
-from allyapi.aggregates.calendar import TopicCalendar
 
 CALENDAR = TopicCalendar.defaults()
 

@@ -17,6 +17,11 @@ refusal in its order (404, 409 with alternatives, 429) or replays the key:
   422/409 to decide) → the statement answers no profile;
 - something written but no request (the key claimed or the cap taken, then the slot
   refused) → the statement divides by zero, which undoes all of it (one transaction).
+
+Given a ``PendingWrite``, the statement also takes the caller's write count first
+(core/http/ratelimit.py) and gates the claim and the cap on it: over the limit it writes
+nothing else. Its count stands unless the statement divides by zero (then the transactional
+path counts).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from allyapi.contact_requests.repository import KEYS, LOADS, PUBLIC_PROFILE, REQ
 from allyapi.core.db.driver import DriverStatement, sqlstate_of
 from allyapi.core.db.models import json_array_contains, table_of
 from allyapi.core.http.idempotency import KEY_TTL, IdempotencyScope, claim_upsert
+from allyapi.core.http.ratelimit import PendingWrite, counting_cte, within_limit
 from allyapi.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSubscription
 
 DELIVERIES = table_of(WebhookDelivery)
@@ -61,24 +67,31 @@ def _count(cte: sa.CTE) -> sa.ScalarSelect[int]:
 
 @lru_cache(maxsize=16)
 def driver_statement(
-    today: date, claimed: bool, columns: tuple[str, ...], dialect: Dialect
+    today: date, claimed: bool, counted: bool, columns: tuple[str, ...], dialect: Dialect
 ) -> DriverStatement:
-    """The statement compiled once per day, key or not, set of columns and engine."""
-    return DriverStatement.compile(create_statement(today, claimed, columns), dialect)
+    """The statement compiled once per day, key or not, count or not, set of columns and
+    engine."""
+    return DriverStatement.compile(create_statement(today, claimed, counted, columns), dialect)
 
 
-def create_statement(today: date, claimed: bool, columns: tuple[str, ...]) -> sa.Select[Any]:
-    """The statement for ``today`` (``listed`` is in it), with a key claim or not, inserting
-    ``columns``; compiled and cached by ``driver_statement``."""
+def create_statement(
+    today: date, claimed: bool, counted: bool, columns: tuple[str, ...]
+) -> sa.Select[Any]:
+    """The statement for ``today`` (``listed`` is in it), with a key claim or not, the write
+    count or not, inserting ``columns``; compiled and cached by ``driver_statement``."""
+    count = counting_cte() if counted else None
+    allowed = within_limit(count) if count is not None else None
     gate: sa.CTE | None = None
     if claimed:
-        gate = claim_upsert("postgresql", prefix="k_").cte("claimed")
+        gate = claim_upsert("postgresql", prefix="k_", where=allowed).cte("claimed")
 
     load_values = sa.select(
         _p("load_org", LOADS.c.org_id), _p("load_ref", LOADS.c.requester_ref), ONE
     )
     if gate is not None:
         load_values = load_values.where(sa.exists(sa.select(1).select_from(gate)))
+    elif allowed is not None:
+        load_values = load_values.where(allowed)
     load = pg_insert(LOADS).from_select(
         ["org_id", "requester_ref", "open_requests"], load_values, include_defaults=False
     )
@@ -178,11 +191,18 @@ def create_statement(today: date, claimed: bool, columns: tuple[str, ...]) -> sa
         wrote = sa.or_(wrote, _count(gate) > ZERO)
     guard = ONE / sa.case((sa.and_(wrote, _count(inserted) == ZERO), ZERO), else_=ONE)
     one = sa.select(ONE.label("one")).subquery("one")
+    rate: tuple[Any, ...] = ()
+    if count is not None:  # after the profile: (count, window, now)
+        rate = tuple(
+            sa.select(count.c[name]).scalar_subquery().label(f"rate_{name}")
+            for name in ("count", "window_start", "now")
+        )
     return sa.select(
         guard.label("guard"),
         _count(keyed).label("keyed"),
         _count(hooked).label("hooked"),
         *(slot.c[name] for name in PUBLIC_PROFILE),
+        *rate,
     ).select_from(one.outerjoin(slot, sa.true()))
 
 
@@ -196,10 +216,12 @@ async def create_in_one_statement(
     key_sealed: str,
     event: tuple[uuid.UUID, str, str],
     scope: IdempotencyScope | None,
+    write: PendingWrite | None,
 ) -> dict[str, Any] | None:
     """The named ally's public profile when the request was stored; None when the
     transactional path must decide (a refusal or a replay). ``request``: every column of
-    the new row; ``event``: the webhook event's id, type and body."""
+    the new row; ``event``: the webhook event's id, type and body; ``write``: the write
+    count to take first (its ``counted`` is called, and raises 429 over the limit)."""
     columns = tuple(sorted(request))
     params: dict[str, Any] = {f"r_{name}": value for name, value in request.items()}
     event_id, event_type, body = event
@@ -227,12 +249,20 @@ async def create_in_one_statement(
             k_created_at=now,
             k_expires_at=now + KEY_TTL,
         )
-    statement = driver_statement(today, scope is not None, columns, connection.dialect)
+    if write is not None:
+        params.update(write.params)
+    statement = driver_statement(
+        today, scope is not None, write is not None, columns, connection.dialect
+    )
     try:
         row = await statement.fetchrow(connection, params)
     except asyncpg.PostgresError as exc:  # the driver's own errors (core/db/driver.py)
         if sqlstate_of(exc) == DIVISION_BY_ZERO:
-            return None
+            return None  # nothing stands, the count neither
         raise
-    profile = dict(zip(PUBLIC_PROFILE, tuple(row.values())[3:], strict=True))
+    values: tuple[Any, ...] = tuple(row.values())
+    if write is not None:
+        count, window, clock = values[-3:]  # the database's clock
+        await write.counted(connection, int(count), int(window), int(clock))
+    profile = dict(zip(PUBLIC_PROFILE, values[3 : 3 + len(PUBLIC_PROFILE)], strict=True))
     return None if profile["id"] is None else profile

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from allyapi.contact_requests.deps import (
     ContactRequests,
@@ -34,6 +34,7 @@ from allyapi.contact_requests.schemas import (
 from allyapi.core.http.idempotency import IdempotencyKeyHeader
 from allyapi.core.http.openapi import headers_on, problem_responses
 from allyapi.core.http.pagination import PageQuery
+from allyapi.core.http.ratelimit import counted_by_its_statement, pending_write
 from allyapi.core.http.schemas import Page
 
 router = APIRouter(prefix="/contact-requests", tags=["contact requests"])
@@ -62,14 +63,16 @@ StatusFilter = Annotated[RequestStatus | None, Query(description="Only requests 
     summary="Ask an ally for contact (confidential)",
     responses=CREATE_RESPONSES,
 )
+@counted_by_its_statement
 async def create_contact_request(
     person: EmployeeWithoutOversight,
     service: ContactRequests,
     body: ContactRequestCreate,
+    request: Request,
     response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> ContactRequestRequesterView:
-    created = await service.create(person, body.root, idempotency_key)
+    created = await service.create(person, body.root, idempotency_key, pending_write(request))
     response.status_code = created.status_code
     response.headers["Location"] = f"/v1/contact-requests/{created.view.id}"
     if created.replayed:

@@ -45,11 +45,12 @@ from allyapi.contact_requests.schemas import (
     Urgency,
 )
 from allyapi.contact_requests.sealing import RequestKeys
-from allyapi.contact_requests.views import NewRequest, Views
+from allyapi.contact_requests.views import SEALED_FIELDS, NewRequest, Views
 from allyapi.core.db.models import today, utcnow
 from allyapi.core.http.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests
 from allyapi.core.http.idempotency import Idempotency, IdempotencyScope, body_hash
 from allyapi.core.http.pagination import PageRequest
+from allyapi.core.http.ratelimit import PendingWrite
 from allyapi.core.http.schemas import Page
 from allyapi.core.privacy.crypto import Cipher, DataKey
 from allyapi.core.settings import Settings
@@ -84,6 +85,11 @@ def _created(row: Any) -> tuple[datetime, uuid.UUID]:
     return row.created_at, row.id
 
 
+def _sent(body: ContactRequestBody) -> dict[str, str | None]:
+    """The free text as sent, for the create's answer (views.py, ``for_requester``)."""
+    return {field: getattr(body, field) for field in SEALED_FIELDS}
+
+
 def cipher_of(settings: Settings) -> Cipher:
     return _cipher(tuple(settings.data_key_ring))
 
@@ -116,8 +122,14 @@ class ContactRequestService:
     # Create -------------------------------------------------------------------------------
 
     async def create(
-        self, person: Person, body: ContactRequestBody, idempotency_key: str | None
+        self,
+        person: Person,
+        body: ContactRequestBody,
+        idempotency_key: str | None,
+        write: PendingWrite | None = None,
     ) -> Created:
+        """``write``: the caller's write count when this create is to take it (PostgreSQL,
+        core/http/ratelimit.py): in the one statement, else before anything is written."""
         request_id = uuid.uuid4()  # first: the key's claim and the seals are bound to it
         scope = None
         if idempotency_key is not None:
@@ -126,9 +138,11 @@ class ContactRequestService:
                 body_hash(body, self.settings.pseudonym_key_bytes),
             )  # fmt: skip
         if self.fast is not None and body.ally_id is not None:
-            created = await self._create_at_once(person, body, request_id, scope)
+            created = await self._create_at_once(person, body, request_id, scope, write)
             if created is not None:
                 return created
+        if write is not None:
+            await write.settle()  # 429 first, as when the rate-limit dependency counts
         if scope is not None:
             replay = await Idempotency(self.session).claim(scope, resource=(request_id, 201))
             if replay is not None:
@@ -139,7 +153,7 @@ class ContactRequestService:
                 return Created(view, replay.status_code, replayed=True)
         new, ally, key = await self._create(person, body, request_id)
         resources = await self._urgent_resources(new.urgency, new.org_id, person)
-        view = self.views.for_requester(new, ally, resources, key)
+        view = self.views.for_requester(new, ally, resources, key, _sent(body))
         return Created(view, 201, replayed=False)
 
     async def _create_at_once(
@@ -148,6 +162,7 @@ class ContactRequestService:
         body: ContactRequestBody,
         request_id: uuid.UUID,
         scope: IdempotencyScope | None,
+        write: PendingWrite | None,
     ) -> Created | None:
         """The hot path on PostgreSQL: every rule in one statement (fastcreate.py). None when
         it stored nothing: the transactional path then decides the refusal or the replay."""
@@ -170,11 +185,13 @@ class ContactRequestService:
                 key_sealed=self.keys.seal(key, request_id),
                 event=(event_id, event[0], event_body),
                 scope=scope,
+                write=write,
             )
         if profile is None:
             return None
         resources = await self._urgent_resources(new.urgency, new.org_id, person)
-        return Created(self.views.for_requester(new, profile, resources, key), 201, replayed=False)
+        view = self.views.for_requester(new, profile, resources, key, _sent(body))
+        return Created(view, 201, replayed=False)
 
     def _new_request(
         self, person: Person, body: ContactRequestBody, request_id: uuid.UUID, ally_id: uuid.UUID

@@ -8,7 +8,7 @@ accepted and never when the request is anonymous. No view has ``requester_ref`` 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -30,6 +30,7 @@ from allyapi.resources.schemas import ResourcePublic
 REQUESTS = "contact_requests"
 MESSAGES = "contact_messages"
 _COMMON = ("id", "status", "topic", "urgency", "created_at", "expires_at", "accepted_at")
+SEALED_FIELDS = ("message", "contact_detail", "alias")  # a request's free text, sealed
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,15 @@ class Views:
         ally: Ally | dict[str, Any] | None,
         resources: Sequence[Resource] | None,
         key: DataKey | None,
+        sent: Mapping[str, str | None] | None = None,
     ) -> ContactRequestRequesterView:
+        """``sent``: a new request's free text as its requester sent it this very request
+        (``SEALED_FIELDS``), answered as is: opening what was sealed a moment ago is work
+        the create need not do."""
+
+        def free_text(field: str) -> str | None:
+            return sent[field] if sent is not None else self.open(request, field, key)
+
         return ContactRequestRequesterView.model_validate(
             {
                 **{name: getattr(request, name) for name in _COMMON},
@@ -114,9 +123,9 @@ class Views:
                 "language": request.language,
                 "preferred_channel": request.preferred_channel,
                 "anonymous": request.anonymous,
-                "message": self.open(request, "message", key),
-                "contact_detail": self.open(request, "contact_detail", key),
-                "alias": self.open(request, "alias", key),
+                "message": free_text("message"),
+                "contact_detail": free_text("contact_detail"),
+                "alias": free_text("alias"),
                 "resources": None
                 if resources is None
                 else [ResourcePublic.model_validate(r) for r in resources],

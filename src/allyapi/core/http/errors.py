@@ -170,16 +170,7 @@ def _clean_validation_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    errors = getattr(exc, "errors", None)
-    return problem_response(
-        exc.status,
-        slug=exc.slug,
-        title=exc.title,
-        detail=exc.detail,
-        errors=errors,
-        headers=exc.headers,
-        extensions=getattr(exc, "extensions", None),
-    )
+    return error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -196,26 +187,21 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    return _internal(exc)
+
+
+def _internal(exc: Exception) -> JSONResponse:
     # The exception type only: an exception's text may carry request data.
     log.error("unhandled error: %s", type(exc).__name__)
     return problem_response(500, slug="internal", title="Internal error")
 
 
-async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+async def _database_error(_: Request, exc: Exception) -> JSONResponse:
     """A lost or unreachable database is a 503 the client may retry, not a 500 (dbfaults.py).
 
     Only the exception type is logged, and the body says nothing about the database.
     """
-    if not dbfaults.unavailable(exc):
-        return await _unhandled(request, exc)
-    log.warning("database unavailable: %s", type(exc).__name__)
-    return problem_response(
-        503,
-        slug=ServiceUnavailable.slug,
-        title=ServiceUnavailable.title,
-        detail="The service is briefly unavailable; retry shortly",
-        headers={"Retry-After": str(dbfaults.RETRY_AFTER_SECONDS)},
-    )
+    return error_response(exc)
 
 
 async def _unknown_data_key(_: Request, exc: Exception) -> JSONResponse:
@@ -229,6 +215,35 @@ async def _unknown_data_key(_: Request, exc: Exception) -> JSONResponse:
         title="Data key unavailable",
         detail="This server does not hold the data key for this record yet; retry shortly",
         headers={"Retry-After": str(KEY_RETRY_AFTER_SECONDS)},
+    )
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The answer the handlers below give to ``exc``, for code outside the routes (a
+    middleware): an ``AppError`` as itself, an unreachable database as 503, else 500."""
+    if isinstance(exc, AppError):
+        return problem_response(
+            exc.status,
+            slug=exc.slug,
+            title=exc.title,
+            detail=exc.detail,
+            errors=getattr(exc, "errors", None),
+            headers=exc.headers,
+            extensions=getattr(exc, "extensions", None),
+        )
+    if dbfaults.unavailable(exc):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return _unavailable()
+    return _internal(exc)
+
+
+def _unavailable() -> JSONResponse:
+    return problem_response(
+        503,
+        slug=ServiceUnavailable.slug,
+        title=ServiceUnavailable.title,
+        detail="The service is briefly unavailable; retry shortly",
+        headers={"Retry-After": str(dbfaults.RETRY_AFTER_SECONDS)},
     )
 
 

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 import sqlalchemy as sa
 from fastapi import Header, Response
 from pydantic import BaseModel
@@ -96,10 +96,15 @@ def body_hash(body: BaseModel, key: bytes) -> str:
     Keyed, not a bare sha256: the body holds a message and a contact detail, and an unkeyed
     hash in a database dump would let anyone confirm a guessed message.
     """
-    canonical = json.dumps(
-        body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, canonical_json(body.model_dump(mode="json")), hashlib.sha256).hexdigest()
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8 as is: byte for byte what the standard library writes
+    with ``sort_keys=True, separators=(",", ":"), ensure_ascii=False`` for validated bodies
+    (strings, bounded integers, booleans, nulls, lists, objects), so hashes stored before
+    stay comparable; orjson, because it is on the create's hot path."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -235,14 +240,20 @@ _TAKEN_OVER = (
 )
 
 
-def claim_upsert(dialect: str, prefix: str = "") -> Any:
+def claim_upsert(dialect: str, prefix: str = "", where: Any = None) -> Any:
     """The claim: insert the key, or take over one that has expired; it returns the key only
     when this statement claimed it. Its parameters are the columns' names after ``prefix``
-    (the create's single statement binds them as ``k_*``, beside other tables' values)."""
+    (the create's single statement binds them as ``k_*``, beside other tables' values);
+    ``where``: a condition the claim is made under (the create's write count)."""
     keys = table_of(IdempotencyKey)
-    insert = dialect_insert(dialect, keys).values(
-        {column.name: sa.bindparam(prefix + column.name, type_=column.type) for column in keys.c}
-    )
+    values = {
+        column.name: sa.bindparam(prefix + column.name, type_=column.type) for column in keys.c
+    }
+    insert = dialect_insert(dialect, keys)
+    if where is None:
+        insert = insert.values(values)
+    else:
+        insert = insert.from_select(list(values), sa.select(*values.values()).where(where))
     return insert.on_conflict_do_update(
         index_elements=[keys.c.org_id, keys.c.caller_ref, keys.c.key],
         set_={name: insert.excluded[name] for name in _TAKEN_OVER},

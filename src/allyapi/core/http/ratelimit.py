@@ -20,16 +20,34 @@ alternating between replicas was never limited).
 The bucket key is subject_ref(pseudonym key, "rate", caller): a keyed hash of org, sub and
 issuer, never the raw ``sub``, and not joinable with any other reference. Attempts count whatever their outcome
 (403, 404, 422 included): a limit on attempts is what slows down probing.
+
+A route marked ``@counted_by_its_statement`` (the create of a contact request) counts its own
+write on PostgreSQL: the upsert is the first CTE of the route's one statement, which writes
+nothing else when the count is over the limit (one round trip and one pooled connection fewer
+on the hot path). The dependency then leaves a ``PendingWrite`` in the request's state, and the
+count is still taken exactly once, before anything else is decided:
+
+- by the statement, which hands its count to ``PendingWrite.counted`` (429 when over);
+- by ``PendingWrite.settle`` before the route's other paths write anything (a statement that
+  rolled back took no count);
+- by ``RateLimitHeaders`` when a response starts with the count still pending (a 403 or 422
+  decided before the route ran): over the limit, that response is replaced by the 429, so the
+  refusal order is the same as when the dependency counts;
+- by ``RateLimitHeaders`` again if the route failed without answering (the count is kept).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -40,14 +58,17 @@ from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import Caller
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.driver import ConnectionLost, DriverStatement
+from allyapi.core.db.models import table_of
 from allyapi.core.db.session import Database, is_sqlite
-from allyapi.core.http.errors import TooManyRequests
+from allyapi.core.http.errors import TooManyRequests, error_response
 from allyapi.core.settings import Settings
 
 WINDOW_SECONDS = 60
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READ_METHODS = frozenset({"GET"})
 STATE_KEY = "rate_limit_headers"
+PENDING_KEY = "rate_limit_pending"  # a PendingWrite: the route's statement counts the write
+COUNTED_BY_STATEMENT = "__allyapi_counted_by_its_statement__"
 Policy = Literal["writes", "reads"]
 
 # The database's own "now" in whole Unix seconds, evaluated once per statement (an
@@ -136,9 +157,7 @@ async def count_request_at(database: Database, key: str, policy: str) -> tuple[i
             async with database.autocommit.connect() as connection:
                 row = await _increment(database, connection, {"key": key, "policy": policy})
                 count, window, now = int(row[0]), int(row[1]), int(row[2])
-                if count == 1 and SWEPT_WINDOWS.get(database.url, 0) < window:
-                    SWEPT_WINDOWS[database.url] = window
-                    await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
+                await sweep_if_new(connection, database.url, count, window)
             return count, window, now
         except (DBAPIError, ConnectionLost) as exc:
             # The first statement of most requests: a connection the server closed a moment
@@ -149,6 +168,113 @@ async def count_request_at(database: Database, key: str, policy: str) -> tuple[i
             if attempt or not lost:
                 raise
     raise AssertionError("unreachable")
+
+
+async def sweep_if_new(
+    connection: AsyncConnection, database_url: str, count: int, window: int
+) -> None:
+    """After a count: the first new bucket this process sees in a window sweeps old ones."""
+    if count == 1 and SWEPT_WINDOWS.get(database_url, 0) < window:
+        SWEPT_WINDOWS[database_url] = window
+        await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
+
+
+def counting_cte(prefix: str = "rate_") -> sa.CTE:
+    """PostgreSQL: the write count as the first CTE of a route's one statement, named
+    ``counted``, with ``count``, ``window_start`` and ``now`` (its parameter:
+    ``<prefix>key``). The statement gates its writes on ``within_limit``."""
+    buckets = table_of(RateLimitBucket)
+    now = sa.literal_column(_NOW["postgresql"], sa.BigInteger())
+    window = f"{_NOW['postgresql']} / {WINDOW_SECONDS} * {WINDOW_SECONDS}"  # integer division
+    insert = pg_insert(buckets).values(
+        key=sa.bindparam(prefix + "key", type_=buckets.c.key.type),
+        policy=sa.literal_column("'writes'", sa.String()),
+        window_start=sa.literal_column(window, sa.BigInteger()),
+        count=sa.literal_column("1", sa.Integer()),
+    )
+    return (
+        insert.on_conflict_do_update(
+            index_elements=[buckets.c.key, buckets.c.policy, buckets.c.window_start],
+            set_={"count": buckets.c.count + sa.literal_column("1", sa.Integer())},
+        )
+        .returning(buckets.c.count, buckets.c.window_start, now.label("now"))
+        .cte("counted")
+    )
+
+
+def within_limit(counted: sa.CTE, prefix: str = "rate_") -> sa.Exists:
+    """The gate on every other write of the statement: the count is within ``<prefix>limit``."""
+    limit = sa.bindparam(prefix + "limit", type_=sa.Integer())
+    return sa.exists(sa.select(1).select_from(counted).where(counted.c.count <= limit))
+
+
+@dataclass
+class PendingWrite:
+    """A write whose count its route's statement takes (the module's docstring).
+
+    ``params`` go into that statement; ``counted`` takes the count it returned; ``settle``
+    counts now on any other path. Either way the count happens once (``done``)."""
+
+    database: Database
+    key: str
+    limit: int
+    state: dict[str, Any]  # the request's state: the headers go there
+    done: bool = False
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"rate_key": self.key, "rate_limit": self.limit}
+
+    async def counted(self, connection: AsyncConnection, count: int, window: int, now: int) -> None:
+        """The statement counted: its headers, the sweep, and 429 when over the limit."""
+        self.done = True
+        await sweep_if_new(connection, self.database.url, count, window)
+        _apply(self.state, self.limit, count, max(window + WINDOW_SECONDS - now, 1))
+
+    async def settle(self) -> None:
+        """Count now, unless counted already (429 when over the limit)."""
+        if self.done:
+            return
+        self.done = True
+        count, reset_in = await count_request(self.database, self.key, "writes")
+        _apply(self.state, self.limit, count, reset_in)
+
+
+def pending_write(request: Request) -> PendingWrite | None:
+    """The request's write count, when its route's statement is to take it."""
+    pending: PendingWrite | None = request.scope.get("state", {}).get(PENDING_KEY)
+    return pending
+
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def counted_by_its_statement(endpoint: Endpoint) -> Endpoint:
+    """Marks a route whose service counts the write in its own statement on PostgreSQL,
+    taking ``pending_write(request)``."""
+    setattr(endpoint, COUNTED_BY_STATEMENT, True)
+    return endpoint
+
+
+def _counted_by_statement(request: Request, database: Database) -> bool:
+    route = request.scope.get("route")
+    endpoint = getattr(route, "endpoint", None)
+    return database.dialect == "postgresql" and getattr(endpoint, COUNTED_BY_STATEMENT, False)
+
+
+def _apply(state: dict[str, Any], limit: int, count: int, reset_in: int) -> None:
+    headers = headers_for("writes", limit, count, reset_in)
+    if count > limit:
+        raise _refusal("writes", limit, reset_in, headers)
+    state[STATE_KEY] = headers
+
+
+def _refusal(policy: str, limit: int, reset_in: int, headers: dict[str, str]) -> TooManyRequests:
+    error = TooManyRequests(
+        f"at most {limit} {policy} per minute; retry after {reset_in} s", retry_after=reset_in
+    )
+    error.headers.update(headers)
+    return error
 
 
 def _policy(method: str, settings: Settings) -> tuple[Policy, int] | None:
@@ -170,21 +296,22 @@ async def caller_rate_limit(request: Request, caller: Caller) -> Principal:
     database: Database = request.app.state.database
     if policy == "reads":  # counted in process, flushed in batches (core/http/readcount.py)
         count, reset_in = await database.read_counter.count(key, policy)
+    elif _counted_by_statement(request, database):
+        state = request.scope.setdefault("state", {})
+        state[PENDING_KEY] = PendingWrite(database, key, limit, state)
+        return caller
     else:
         count, reset_in = await count_request(database, key, policy)
     headers = headers_for(policy, limit, count, reset_in)
     if count > limit:
-        error = TooManyRequests(
-            f"at most {limit} {policy} per minute; retry after {reset_in} s", retry_after=reset_in
-        )
-        error.headers.update(headers)
-        raise error
+        raise _refusal(policy, limit, reset_in, headers)
     setattr(request.state, STATE_KEY, headers)
     return caller
 
 
 class RateLimitHeaders:
-    """Puts the dependency's headers on the response, whatever the route returns.
+    """Puts the dependency's headers on the response, whatever the route returns, and takes a
+    write count still pending when the response starts (the module's docstring).
 
     (A dependency's injected ``Response`` is dropped when a route returns a ``Response``.)
     """
@@ -196,8 +323,20 @@ class RateLimitHeaders:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS | READ_METHODS:
             await self.app(scope, receive, send)
             return
+        replaced = False
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal replaced
+            if replaced:  # the 429 (or 503) went instead: the route's answer is dropped
+                return
+            pending = scope.get("state", {}).get(PENDING_KEY)
+            if message["type"] == "http.response.start" and pending and not pending.done:
+                try:
+                    await pending.settle()
+                except Exception as exc:  # over the limit, or the database failed
+                    replaced = True
+                    await error_response(exc)(scope, receive, send)
+                    return
             headers = scope.get("state", {}).get(STATE_KEY)
             if message["type"] == "http.response.start" and headers:
                 present = {name.lower() for name, _ in message.get("headers", [])}
@@ -211,4 +350,10 @@ class RateLimitHeaders:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            pending = scope.get("state", {}).get(PENDING_KEY)
+            if pending is not None and not pending.done:  # failed before answering
+                with contextlib.suppress(Exception):
+                    await pending.settle()
