@@ -9,12 +9,15 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
+import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 
 from allyapi.core.db import session as database_module
 from allyapi.core.db.driver import ConnectionLost, DriverStatement, sqlstate_of
 from allyapi.core.db.session import Database
+from allyapi.core.http.errors import install_error_handlers
 from allyapi.core.http.ratelimit import count_request
 from allyapi.core.settings import Settings
 from tests.helpers import backend_pid, terminate_backend
@@ -93,3 +96,20 @@ async def test_the_write_count_retries_once_on_a_connection_that_died(
     count, _ = await count_request(own_database, "driver-retry", "writes")
     assert count == 1
     assert await backend_pid(own_database.autocommit) != first
+
+
+async def test_a_lost_connection_answers_503_not_500() -> None:
+    """``ConnectionLost`` is no DBAPIError: the handlers must still see it as the database
+    being unreachable (the create's statement is the first of its request)."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/lost")
+    async def lost() -> None:
+        raise ConnectionLost("the database connection failed under the statement")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        response = await http.get("/lost")
+    assert response.status_code == 503
+    assert int(response.headers["retry-after"]) > 0

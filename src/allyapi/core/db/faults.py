@@ -48,6 +48,7 @@ _DRIVER_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 # fault can be raised as. ``unavailable`` decides per instance.
 HANDLED: tuple[type[Exception], ...] = (
     sa_exc.DBAPIError,
+    sa_exc.DisconnectionError,  # core/db/driver.py's ConnectionLost: not a DBAPIError
     sa_exc.TimeoutError,
     pg.PostgresError,
     pg.InterfaceError,
