@@ -185,7 +185,7 @@ async def _create(
         k_org_id=org, k_caller_ref=caller, k_key=key, k_operation="contact_requests.create",
         k_request_hash=digest, k_resource_id=row_id, k_status_code=201, k_created_at=now,
         k_expires_at=now + timedelta(hours=24),
-        rate_key=subject_ref(KEY, "rate", person), rate_limit=LIMIT,
+        key=subject_ref(KEY, "rate", person), policy="writes", rate_limit=LIMIT,
     )  # fmt: skip
     compiled = statement(today)
     try:

@@ -47,7 +47,6 @@ from typing import Any, Literal, TypeVar
 import sqlalchemy as sa
 from fastapi import Request
 from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -58,7 +57,6 @@ from allyapi.core.auth.pseudonym import subject_ref
 from allyapi.core.auth.security import Caller
 from allyapi.core.auth.tokens import Principal
 from allyapi.core.db.driver import ConnectionLost, DriverStatement
-from allyapi.core.db.models import table_of
 from allyapi.core.db.session import Database, is_sqlite
 from allyapi.core.http.errors import TooManyRequests, error_response
 from allyapi.core.settings import Settings
@@ -81,7 +79,7 @@ _INCREMENT = (
     "INSERT INTO rate_limit_buckets (key, policy, window_start, count) "
     "VALUES (:key, :policy, {now} / {width} * {width}, 1) "
     "ON CONFLICT (key, policy, window_start) DO UPDATE SET count = rate_limit_buckets.count + 1 "
-    "RETURNING count, window_start, {now}"
+    "RETURNING count, window_start, {now} AS now"
 )
 # Old windows are useless: the first new bucket a process makes in a window sweeps them
 # (indexed), once per process and window. (Once per caller was one more round trip on most
@@ -179,32 +177,23 @@ async def sweep_if_new(
         await connection.execute(_SWEEP, {"window": window - WINDOW_SECONDS})
 
 
-def counting_cte(prefix: str = "rate_") -> sa.CTE:
-    """PostgreSQL: the write count as the first CTE of a route's one statement, named
-    ``counted``, with ``count``, ``window_start`` and ``now`` (its parameter:
-    ``<prefix>key``). The statement gates its writes on ``within_limit``."""
-    buckets = table_of(RateLimitBucket)
-    now = sa.literal_column(_NOW["postgresql"], sa.BigInteger())
-    window = f"{_NOW['postgresql']} / {WINDOW_SECONDS} * {WINDOW_SECONDS}"  # integer division
-    insert = pg_insert(buckets).values(
-        key=sa.bindparam(prefix + "key", type_=buckets.c.key.type),
-        policy=sa.literal_column("'writes'", sa.String()),
-        window_start=sa.literal_column(window, sa.BigInteger()),
-        count=sa.literal_column("1", sa.Integer()),
+def counting_cte() -> sa.CTE:
+    """PostgreSQL: the write count (the very upsert above) as the first CTE of a route's one
+    statement, named ``counted``, with ``count``, ``window_start`` and ``now``; its
+    parameters are ``PendingWrite.params``. The statement gates its writes on
+    ``within_limit``."""
+    upsert = text(_INCREMENT.format(now=_NOW["postgresql"], width=WINDOW_SECONDS))
+    columns = upsert.columns(
+        sa.column("count", sa.Integer()),
+        sa.column("window_start", sa.BigInteger()),
+        sa.column("now", sa.BigInteger()),
     )
-    return (
-        insert.on_conflict_do_update(
-            index_elements=[buckets.c.key, buckets.c.policy, buckets.c.window_start],
-            set_={"count": buckets.c.count + sa.literal_column("1", sa.Integer())},
-        )
-        .returning(buckets.c.count, buckets.c.window_start, now.label("now"))
-        .cte("counted")
-    )
+    return columns.cte("counted")
 
 
-def within_limit(counted: sa.CTE, prefix: str = "rate_") -> sa.Exists:
-    """The gate on every other write of the statement: the count is within ``<prefix>limit``."""
-    limit = sa.bindparam(prefix + "limit", type_=sa.Integer())
+def within_limit(counted: sa.CTE) -> sa.Exists:
+    """The gate on every other write of the statement: the count is within ``rate_limit``."""
+    limit = sa.bindparam("rate_limit", type_=sa.Integer())
     return sa.exists(sa.select(1).select_from(counted).where(counted.c.count <= limit))
 
 
@@ -223,7 +212,7 @@ class PendingWrite:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"rate_key": self.key, "rate_limit": self.limit}
+        return {"key": self.key, "policy": "writes", "rate_limit": self.limit}
 
     async def counted(self, connection: AsyncConnection, count: int, window: int, now: int) -> None:
         """The statement counted: its headers, the sweep, and 429 when over the limit."""
